@@ -1,0 +1,62 @@
+# flexnas_add_gtest(NAME name SOURCES a.cpp ... LIBS lib ... [LABELS l ...] [DISCOVER])
+#
+# One GoogleTest binary per folder. A LibTorch binary costs ~0.7 s to start, so by default the
+# binary is registered as ONE ctest case (all its tests in one process); DISCOVER registers each
+# test separately, which is only worth it for the LibTorch-free design_space tests.
+function(flexnas_add_gtest)
+  cmake_parse_arguments(T "DISCOVER" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${T_NAME} ${T_SOURCES})
+  target_link_libraries(${T_NAME} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main flexnas_warnings)
+  target_compile_definitions(${T_NAME} PRIVATE
+    FLEXNAS_TEST_DATA="${PROJECT_SOURCE_DIR}/tests/data"
+    FLEXNAS_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 900)
+  endif()
+  if(T_DISCOVER)
+    include(GoogleTest)
+    gtest_discover_tests(${T_NAME} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT})
+  else()
+    add_test(NAME ${T_NAME} COMMAND ${T_NAME} --gtest_brief=1)
+    set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT})
+  endif()
+endfunction()
+
+# flexnas_torch_pch(target): share one precompiled <torch/torch.h> across LibTorch targets.
+# The first target that asks builds it; the rest reuse it (PLATFORM.md: halves compile cost).
+function(flexnas_torch_pch target)
+  get_property(owner GLOBAL PROPERTY FLEXNAS_TORCH_PCH_OWNER)
+  if(NOT owner)
+    target_precompile_headers(${target} PRIVATE <torch/torch.h>)
+    set_property(GLOBAL PROPERTY FLEXNAS_TORCH_PCH_OWNER ${target})
+  else()
+    target_precompile_headers(${target} REUSE_FROM ${owner})
+  endif()
+endfunction()
+
+# flexnas_folder_library(folder LIBS dep ...): the static library of one top-level folder,
+# flexnas_<folder> with alias flexnas::<folder>, from every .cpp in the folder (and its ops/
+# subfolder, if any). LibTorch folders get the shared precompiled header.
+function(flexnas_folder_library folder)
+  cmake_parse_arguments(F "TORCH" "" "LIBS;EXCLUDE" ${ARGN})
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp ${CMAKE_CURRENT_SOURCE_DIR}/ops/*.cpp)
+  foreach(ex ${F_EXCLUDE})
+    list(FILTER sources EXCLUDE REGEX "/${ex}$")
+  endforeach()
+  if(NOT sources)  # a folder whose code has not arrived yet passes its dependencies through
+    add_library(flexnas_${folder} INTERFACE)
+    target_link_libraries(flexnas_${folder} INTERFACE flexnas_warnings ${F_LIBS})
+    if(F_TORCH)
+      target_link_libraries(flexnas_${folder} INTERFACE ${TORCH_LIBRARIES})
+    endif()
+    add_library(flexnas::${folder} ALIAS flexnas_${folder})
+    return()
+  endif()
+  add_library(flexnas_${folder} STATIC ${sources})
+  target_link_libraries(flexnas_${folder} PUBLIC flexnas_warnings ${F_LIBS})
+  if(F_TORCH)
+    target_link_libraries(flexnas_${folder} PUBLIC ${TORCH_LIBRARIES})
+    flexnas_torch_pch(flexnas_${folder})
+  endif()
+  add_library(flexnas::${folder} ALIAS flexnas_${folder})
+endfunction()

@@ -1,0 +1,139 @@
+#include "design_space/arch_graph.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+
+#include "design_space/error.h"
+
+namespace flexnas {
+namespace {
+
+std::string hex_digest(const std::string& data, const EVP_MD* md) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  FLEXNAS_CHECK(EVP_Digest(data.data(), data.size(), digest, &size, md, nullptr) == 1, "EVP_Digest failed");
+  static const char* kHex = "0123456789abcdef";
+  std::string out(size * 2, '0');
+  for (unsigned int i = 0; i < size; ++i) {
+    out[2 * i] = kHex[digest[i] >> 4];
+    out[2 * i + 1] = kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string digest(const std::string& data, HashAlgorithm algorithm) {
+  return algorithm == HashAlgorithm::kSha256 ? sha256_hex(data) : md5_hex(data);
+}
+
+}  // namespace
+
+std::string sha256_hex(const std::string& data) { return hex_digest(data, EVP_sha256()); }
+std::string md5_hex(const std::string& data) { return hex_digest(data, EVP_md5()); }
+
+std::vector<std::string> head_labels(const LayerSpec& layer, ArchFormat format) {
+  std::vector<std::string> labels;
+  if (format == ArchFormat::kHetero) {
+    for (const auto& head : layer.head_list) labels.push_back(head.to_string());
+  } else {
+    const std::string label = layer.op + "_h" + std::to_string(layer.hidden) + "_p-" + layer.param;
+    labels.assign(size_t(layer.heads), label);
+  }
+  return labels;
+}
+
+ArchGraph ArchGraph::from_architecture(const Architecture& arch) {
+  ArchGraph g;
+  auto add = [&](const std::string& label) { return boost::add_vertex(ArchVertex{label}, g.graph_); };
+  auto input = add("input");
+  for (const auto& layer : arch.layers) {
+    std::vector<ArchGraphBase::vertex_descriptor> heads;
+    for (const auto& label : head_labels(layer, arch.format)) heads.push_back(add(label));
+    auto norm1 = add("add_norm");
+    std::vector<ArchGraphBase::vertex_descriptor> ffn;
+    for (int64_t width : layer.ffn) ffn.push_back(add("f" + std::to_string(width)));
+    auto norm2 = add("add_norm");
+    for (auto head : heads) {
+      boost::add_edge(input, head, g.graph_);
+      boost::add_edge(head, norm1, g.graph_);
+    }
+    boost::add_edge(input, norm1, g.graph_);
+    auto previous = norm1;
+    for (auto f : ffn) {
+      boost::add_edge(previous, f, g.graph_);
+      previous = f;
+    }
+    boost::add_edge(previous, norm2, g.graph_);
+    if (!ffn.empty()) boost::add_edge(norm1, norm2, g.graph_);
+    input = norm2;
+  }
+  auto output = add("output");
+  boost::add_edge(input, output, g.graph_);
+  return g;
+}
+
+std::vector<std::string> ArchGraph::labels() const {
+  std::vector<std::string> out;
+  for (auto v : boost::make_iterator_range(boost::vertices(graph_))) out.push_back(graph_[v].label);
+  return out;
+}
+
+std::vector<std::pair<int, int>> ArchGraph::edges() const {
+  std::vector<std::pair<int, int>> out;
+  for (auto e : boost::make_iterator_range(boost::edges(graph_)))
+    out.emplace_back(int(boost::source(e, graph_)), int(boost::target(e, graph_)));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string ArchGraph::hash(HashAlgorithm algorithm) const {
+  const size_t n = num_vertices();
+  std::vector<std::string> hashes(n), next(n);
+  for (size_t v = 0; v < n; ++v) {
+    // Python: str((out_degree, in_degree, label)).
+    hashes[v] = digest("(" + std::to_string(boost::out_degree(v, graph_)) + ", " +
+                           std::to_string(boost::in_degree(v, graph_)) + ", '" + graph_[v].label + "')",
+                       algorithm);
+  }
+  std::vector<std::string> in, out;
+  for (int round = 0; round < 5; ++round) {
+    for (size_t v = 0; v < n; ++v) {
+      in.clear();
+      out.clear();
+      for (auto e : boost::make_iterator_range(boost::in_edges(v, graph_))) in.push_back(hashes[boost::source(e, graph_)]);
+      for (auto e : boost::make_iterator_range(boost::out_edges(v, graph_))) out.push_back(hashes[boost::target(e, graph_)]);
+      std::sort(in.begin(), in.end());
+      std::sort(out.begin(), out.end());
+      std::string text;
+      text.reserve((in.size() + out.size() + 1) * 64 + 2);
+      for (const auto& h : in) text += h;
+      text += '|';
+      for (const auto& h : out) text += h;
+      text += '|';
+      text += hashes[v];
+      next[v] = digest(text, algorithm);
+    }
+    hashes.swap(next);
+  }
+  std::sort(hashes.begin(), hashes.end());
+  // Python: str(sorted(hashes)) -> "['a', 'b']".
+  std::string text = "[";
+  for (size_t v = 0; v < n; ++v) text += (v ? ", '" : "'") + hashes[v] + "'";
+  text += "]";
+  return digest(text, algorithm);
+}
+
+std::string architecture_hash(const Architecture& arch) { return ArchGraph::from_architecture(arch).hash(); }
+
+std::string architecture_hash_salted(const Architecture& arch, HashAlgorithm algorithm) {
+  std::vector<int64_t> h;
+  std::vector<std::vector<int64_t>> f;
+  for (const auto& layer : arch.layers) {
+    h.push_back(layer.hidden);
+    f.push_back(layer.ffn);
+  }
+  const std::string fingerprint = ArchGraph::from_architecture(arch).hash(algorithm);
+  return digest(fingerprint + python_list_repr(h) + python_list_repr(f), algorithm);
+}
+
+}  // namespace flexnas

@@ -1,0 +1,80 @@
+#pragma once
+// An architecture ("model dict") of a heterogeneous transformer encoder, in the reference's two
+// JSON formats (spec §1.3-1.4):
+//   standard: {"l": L, "h": [..], "n": [..], "o": ["sa"|"l"|"c", ..], "f": [[..], ..], "p": [..]}
+//   hetero:   {"l": L, "h": [..], "f": [[..], ..], "o": [["sa_sdp_64", "l_dft_64", ..], ..]}
+// and NAS-Bench-BERT's "nas_config" (read only). Canonical JSON keeps the reference's key order
+// (standard l,h,n,o,f,p; hetero l,h,f,o) and writes all-digit parameters as integers (conv kernels).
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "design_space/config_node.h"
+
+namespace flexnas {
+
+/// One head of a hetero layer: "<type>_<param>_<dim>", e.g. "sa_wma_32", "c_9_64".
+struct HeadSpec {
+  std::string type;   // "sa" | "l" | "c" (any registered operation type)
+  std::string param;  // "sdp" | "wma" | "dft" | "dct" | kernel size "5" ...
+  int64_t dim = 0;    // per-head dimension D
+
+  std::string to_string() const;  // "sa_wma_32"
+  bool operator==(const HeadSpec& o) const { return type == o.type && param == o.param && dim == o.dim; }
+};
+
+/// One encoder layer.
+struct LayerSpec {
+  int64_t hidden = 0;          // h_i: width of the layer's input/output
+  std::vector<int64_t> ffn;    // f_i: widths of the feed-forward stack (its length = nff_i)
+  // Standard format (all heads share one operation):
+  std::string op;              // "sa" | "l" | "c"
+  std::string param;           // "sdp" | "wma" | "dft" | "dct" | "5" | "9" | "13"
+  int64_t heads = 0;           // n_i
+  // Hetero format (one entry per head; empty in the standard format):
+  std::vector<HeadSpec> head_list;
+
+  int64_t num_heads() const { return head_list.empty() ? heads : int64_t(head_list.size()); }
+  bool operator==(const LayerSpec& o) const {
+    return hidden == o.hidden && ffn == o.ffn && op == o.op && param == o.param && heads == o.heads &&
+           head_list == o.head_list;
+  }
+};
+
+enum class ArchFormat { kStandard, kHetero };
+
+struct Architecture {
+  ArchFormat format = ArchFormat::kStandard;
+  std::vector<LayerSpec> layers;
+
+  int64_t num_layers() const { return int64_t(layers.size()); }
+  bool is_hetero() const { return format == ArchFormat::kHetero; }
+
+  /// Canonical JSON (ordered keys as the reference writes them).
+  nlohmann::ordered_json to_json() const;
+  /// Canonical JSON text, compact ("{"l":2,...}") — stable, usable as a key.
+  std::string to_canonical_string() const;
+
+  bool operator==(const Architecture& o) const { return format == o.format && layers == o.layers; }
+  bool operator!=(const Architecture& o) const { return !(*this == o); }
+};
+
+/// Reads a model dict in either format, or a NAS-Bench-BERT record / nas_config (detected by keys),
+/// with located errors for every wrong key, type, length or value.
+Architecture architecture_from_config(const ConfigNode& node);
+/// Same, from JSON already parsed (e.g. library files); `where` names the source in messages.
+Architecture architecture_from_json(const nlohmann::json& json, const std::string& where = "<json>");
+/// Reads a file holding one model dict.
+Architecture load_architecture(const std::string& path);
+
+/// NAS-Bench-BERT nas_config ({"hidden_size": H, "nas_config": {"encoder_layers": [...]}}) →
+/// standard model dict: op SA/LT/DSC → sa/l/c, SDP/WMA/DFT/DCT → lower case, kernels as digits,
+/// every layer of width H, nff copies of feed_forward_dimension.
+Architecture architecture_from_nas_config(const ConfigNode& model_hparam_overrides);
+
+/// Python-repr helpers used by the hash salt (spec §2.2 step 4): "[128, 128]", "[[512], [512, 512]]".
+std::string python_list_repr(const std::vector<int64_t>& values);
+std::string python_list_repr(const std::vector<std::vector<int64_t>>& values);
+
+}  // namespace flexnas

@@ -1,0 +1,73 @@
+#pragma once
+// A design space, read from the reference YAML schema unchanged (spec §1.1) plus two optional
+// flexnas blocks:
+//   enumeration: {layers_per_stack: 2, heterogeneous_feed_forward: false, increasing: false}
+//   constraints: {max_parameters: N, max_flops: N, h_divisible_by_n: true}
+// Every key and value is validated with located errors before anything else runs.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "design_space/config_node.h"
+
+namespace flexnas {
+
+/// How a design space is expanded into architectures (spec §1.5). The defaults are flexnas's
+/// (and the reference CLI's): two identical layers per stack.
+struct EnumerationSettings {
+  int64_t layers_per_stack = 2;            // lps: a stack is lps identical consecutive layers
+  bool heterogeneous_feed_forward = false; // widths may differ inside one feed-forward stack
+  bool increasing = false;                 // heads, hidden sizes and nff never decrease with depth
+
+  nlohmann::ordered_json to_json() const;
+  bool operator==(const EnumerationSettings& o) const {
+    return layers_per_stack == o.layers_per_stack && heterogeneous_feed_forward == o.heterogeneous_feed_forward &&
+           increasing == o.increasing;
+  }
+};
+
+/// Limits on architectures that need no training to check (0 = no limit).
+struct Constraints {
+  int64_t max_parameters = 0;
+  int64_t max_flops = 0;
+  bool h_divisible_by_n = true;  // every hidden size divisible by every head count it meets
+};
+
+struct DesignSpace {
+  std::string path;                       // the file it came from ("" if built in code)
+  std::vector<std::string> datasets;      // optional reference key, kept for the library file
+  std::vector<int64_t> hidden_sizes;      // architecture.hidden_size, file order
+  std::vector<int64_t> num_heads;         // architecture.num_heads
+  std::vector<int64_t> encoder_layers;    // architecture.encoder_layers
+  std::vector<std::string> op_types;      // architecture.operation_types
+  std::vector<int64_t> nff;               // architecture.number_of_feed-forward_stacks
+  std::vector<int64_t> ffn_widths;        // architecture.feed-forward_hidden
+  std::vector<std::vector<std::string>> op_params;  // parameters per op type, aligned with op_types
+  EnumerationSettings enumeration;        // from the optional `enumeration:` block
+  Constraints constraints;                // from the optional `constraints:` block
+  nlohmann::ordered_json architecture_json;  // the YAML `architecture` map, as the library stores it
+  std::vector<Location> encoder_layers_at;   // where each encoder_layers value stands (for messages)
+
+  /// Parameters of one operation type (empty if the type is not in the space).
+  const std::vector<std::string>& params_of(const std::string& op) const;
+  /// The operation vocabulary of spec §1.2: input, "{o}_h{h}_p-{p}"..., "f{w}"..., add_norm, output.
+  std::vector<std::string> ops_list() const;
+  /// Checks `settings` against the space (encoder_layers divisible by lps, ...), located errors.
+  void check_settings(const EnumerationSettings& settings) const;
+};
+
+/// Loads and validates a design-space YAML file.
+DesignSpace load_design_space(const std::string& path);
+/// Same, from text (`name` stands for the file in messages).
+DesignSpace parse_design_space(const std::string& text, const std::string& name);
+DesignSpace design_space_from_config(const ConfigNode& root);
+
+/// Re-creates a design space from the `design_space` object of a library file.
+DesignSpace design_space_from_json(const nlohmann::json& architecture, const std::string& where);
+
+/// YAML node → JSON (integers stay integers, other scalars are strings), map order kept.
+nlohmann::ordered_json yaml_to_json(const YAML::Node& node);
+
+}  // namespace flexnas
