@@ -1,0 +1,72 @@
+#pragma once
+// The task registry: every task a model can be fine-tuned and scored on, and its loader.
+//   spam          SpamAssassin e-mails, spam (1) vs ham (0)            sequence classification, 2 labels
+//   brown-genre   Brown text chunks -> one of 15 genres                sequence classification, 15 labels
+//   brown-pos     Brown sentences, one coarse POS tag per word         token classification, 12 labels
+//   glue:<task>   cola mnli mrpc qnli qqp rte sst2 stsb wnli from the GLUE TSVs (stsb: regression)
+// Splits: spam and Brown have none, so flexnas makes seeded stratified ones (80/10/10; Brown by whole
+// text, stratified by genre, so the sentences of one text never straddle splits). GLUE: train + dev
+// (mnli: dev_matched + dev_mismatched); GLUE test labels are not public.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "datasets/metrics.h"
+#include "datasets/splits.h"
+
+namespace flexnas::datasets {
+
+enum class TaskKind { kSequenceClassification, kRegression, kTokenClassification };
+const char* task_kind_name(TaskKind kind);  // "sequence_classification" | "regression" | "token_classification"
+
+enum class ScoreRule { kAccuracy, kMcc, kMeanAccuracyF1, kMeanPearsonSpearman };
+
+struct TaskInfo {
+  std::string name;                      // "spam", "brown-genre", "glue:cola", ...
+  TaskKind kind = TaskKind::kSequenceClassification;
+  int64_t num_labels = 2;                // 1 for regression
+  std::vector<std::string> label_names;  // label id -> name (empty for regression)
+  int64_t num_segments = 1;              // texts per example (2: sentence pairs joined with [SEP])
+  std::vector<std::string> metrics;      // reported metrics (metrics.h names)
+  ScoreRule score = ScoreRule::kAccuracy;
+  std::vector<std::string> eval_splits;  // splits whose mean task score is the task's score
+  std::vector<std::string> splits;       // all splits the loader returns
+};
+
+/// Every registered task, in a fixed order.
+const std::vector<TaskInfo>& task_registry();
+/// The task named `name`; ConfigError listing the allowed names otherwise (`flag` names the option).
+const TaskInfo& task_info(const std::string& name, const std::string& flag = "--task");
+
+/// One example. Sequence tasks: `segments` (1 or 2 texts) and `label` or `target`. Token
+/// classification: `words` and one `word_labels` entry per word.
+struct Example {
+  std::vector<std::string> segments;
+  int64_t label = 0;     // class id
+  double target = 0.0;   // regression target
+  std::vector<std::string> words;
+  std::vector<int64_t> word_labels;
+};
+
+struct TaskLoadOptions {
+  std::string data_dir = "data";     // holds brown/, spam-assassin/, glue/
+  uint64_t split_seed = 0;           // seed of the made splits (spam, Brown)
+  SplitFractions fractions;          // dev/test fractions of the made splits
+  int64_t genre_chunk_words = 80;    // brown-genre: an example is consecutive sentences up to this many words
+};
+
+struct TaskData {
+  TaskInfo info;
+  std::map<std::string, std::vector<Example>> splits;  // "train", "dev", "test" / mnli "dev_matched", ...
+};
+
+/// Loads a task's examples from `options.data_dir`. Deterministic in (data, options).
+TaskData load_task(const std::string& name, const TaskLoadOptions& options = {});
+
+/// The document-level split of the Brown corpus used by brown-genre and brown-pos (and available to
+/// keep pretraining off their dev/test texts): one Split per text in cats.txt order.
+std::vector<Split> brown_document_splits(const std::vector<std::string>& genres, uint64_t seed,
+                                         const SplitFractions& fractions = {});
+
+}  // namespace flexnas::datasets
