@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "design_space/arch_graph.h"
 #include "design_space/error.h"
 
 namespace flexnas {
@@ -181,6 +182,48 @@ std::vector<Architecture> interpolate(const Architecture& a, const Architecture&
   std::set<std::string> seen;
   for (auto& arch : raw)
     if (seen.insert(arch.to_canonical_string()).second) out.push_back(std::move(arch));
+  return out;
+}
+
+RefinedArchitectures refine_around(const Library& coarse, const std::vector<int64_t>& top, int64_t neighbors,
+                                   const RefinementSettings& settings) {
+  std::vector<std::pair<int64_t, int64_t>> pairs;
+  std::set<std::pair<int64_t, int64_t>> seen_pairs;
+  auto add_pair = [&](int64_t a, int64_t b) {
+    if (a == b) return;
+    if (seen_pairs.insert({std::min(a, b), std::max(a, b)}).second) pairs.emplace_back(a, b);
+  };
+  for (int64_t t : top) {
+    FLEXNAS_CHECK(t >= 0 && t < int64_t(coarse.size()), "top index out of range");
+    const auto& list = coarse.neighbors.size() > size_t(t) ? coarse.neighbors[size_t(t)] : std::vector<std::string>{};
+    int64_t taken = 0;
+    for (const auto& hash : list) {
+      if (taken == neighbors) break;
+      const int64_t j = coarse.find(hash);
+      if (j < 0) continue;  // a neighbour list may name graphs of another library
+      add_pair(t, j);
+      ++taken;
+    }
+  }
+  for (size_t i = 0; i < top.size(); ++i)
+    for (size_t j = i + 1; j < top.size(); ++j) add_pair(top[i], top[j]);
+
+  RefinedArchitectures out;
+  std::set<std::string> seen;
+  for (const auto& [a, b] : pairs) {
+    PairContribution c;
+    c.a = a;
+    c.b = b;
+    for (auto& arch : interpolate(coarse.archs[size_t(a)], coarse.archs[size_t(b)], settings)) {
+      ++c.produced;
+      std::string hash = architecture_hash(arch);
+      if (!seen.insert(hash).second) continue;
+      ++c.added;
+      out.hashes.push_back(std::move(hash));
+      out.archs.push_back(std::move(arch));
+    }
+    out.pairs.push_back(c);
+  }
   return out;
 }
 

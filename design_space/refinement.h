@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "design_space/architecture.h"
+#include "design_space/library.h"
 
 namespace flexnas {
 
@@ -39,5 +40,24 @@ uint64_t interpolation_count(const Architecture& a, const Architecture& b, const
 
 /// All architectures between a and b (see the header comment), duplicates removed, in order.
 std::vector<Architecture> interpolate(const Architecture& a, const Architecture& b, const RefinementSettings& s);
+
+/// What one pair of coarse models contributed to a refined library.
+struct PairContribution {
+  int64_t a = -1, b = -1;   // indices in the coarse library
+  uint64_t produced = 0;    // architectures interpolate() returned for the pair
+  uint64_t added = 0;       // of those, new (not produced by an earlier pair)
+};
+
+struct RefinedArchitectures {
+  std::vector<Architecture> archs;       // de-duplicated by hash, in order of first production
+  std::vector<std::string> hashes;       // architecture_hash of each
+  std::vector<PairContribution> pairs;
+};
+
+/// Spec §7 with defect 39 fixed: each of `top` (coarse-library indices, best first) is
+/// interpolated with each of its first `neighbors` stored neighbours, and every pair of top
+/// models with each other; results are de-duplicated by hash.
+RefinedArchitectures refine_around(const Library& coarse, const std::vector<int64_t>& top, int64_t neighbors,
+                                   const RefinementSettings& settings);
 
 }  // namespace flexnas

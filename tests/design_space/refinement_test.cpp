@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "design_space/arch_graph.h"
 #include "design_space/refinement.h"
 
 namespace flexnas {
@@ -129,6 +130,33 @@ TEST(Refinement, Errors) {
     EXPECT_EQ(std::string(e.what()),
               "error: refine: model a: layer 1 differs from the first layer of its stack (2 identical layers per stack expected)");
   }
+}
+
+}  // namespace
+}  // namespace flexnas
+
+namespace flexnas {
+namespace {
+
+TEST(Refinement, AroundTopModelsUsesNeighboursAndTopPairs) {
+  Library lib;
+  lib.archs = {kTiny128, kTiny256, kFNet, kWide3};
+  for (const auto& a : lib.archs) lib.hashes.push_back(architecture_hash(a));
+  // kTiny128's neighbours: kFNet then kWide3; kTiny256's: kTiny128.
+  lib.neighbors = {{lib.hashes[2], lib.hashes[3]}, {lib.hashes[0]}, {}, {}};
+  lib.rebuild_index();
+  const auto refined = refine_around(lib, {0, 1}, /*neighbors=*/1, settings());
+  // Pairs: (0,2) from 0's first neighbour, (1,0) from 1's first neighbour; the top pair (0,1) is
+  // the same pair and is not repeated.
+  ASSERT_EQ(refined.pairs.size(), 2u);
+  EXPECT_EQ(refined.pairs[0].a, 0);
+  EXPECT_EQ(refined.pairs[0].b, 2);
+  EXPECT_EQ(refined.pairs[0].produced, 4u);
+  EXPECT_EQ(refined.pairs[0].added, 4u);
+  EXPECT_EQ(refined.pairs[1].produced, 4u);
+  EXPECT_EQ(refined.pairs[1].added, 3u);  // kTiny128 itself came from the first pair
+  EXPECT_EQ(refined.archs.size(), 7u);
+  EXPECT_EQ(std::set<std::string>(refined.hashes.begin(), refined.hashes.end()).size(), 7u);
 }
 
 }  // namespace
