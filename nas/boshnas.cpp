@@ -1,0 +1,155 @@
+#include "nas/boshnas.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "design_space/error.h"
+
+namespace flexnas::nas {
+
+BoshnasPolicy::BoshnasPolicy(const Library& library, PolicyOptions options, BoshnasOptions boshnas)
+    : Policy(library, std::move(options)), boshnas_(boshnas), surrogate_([&] {
+        SurrogateOptions s = boshnas.surrogate;
+        s.input_dim = library.embedding_dim();
+        s.seed = derive_seed(options_.seed, 5, 0);  // defect 8 fix: the surrogate's own stream
+        return s;
+      }()) {
+  const int64_t n = int64_t(library.size()), d = library.embedding_dim();
+  if (n == 0) throw ConfigError("error: library: it holds no architectures");
+  if (d == 0 || std::any_of(library.embeddings.begin(), library.embeddings.end(),
+                            [d](const std::vector<float>& e) { return int64_t(e.size()) != d; }))
+    throw ConfigError("error: library: BOSHNAS needs an embedding for every architecture (the library has " +
+                      std::string(d == 0 ? "none" : "some missing") +
+                      "); build it with `flexnas library generate` or `flexnas library import`");
+  if (boshnas_.uncertainty_prob < 0 || boshnas_.diversity_prob < 0 || boshnas_.uncertainty_prob + boshnas_.diversity_prob > 1)
+    throw ConfigError("error: boshnas: uncertainty_prob + diversity_prob must lie in [0, 1]");
+  // Standardise the embeddings per dimension (library-wide statistics: known before any trial).
+  std::vector<float> flat;
+  flat.reserve(size_t(n * d));
+  for (const auto& e : library.embeddings) flat.insert(flat.end(), e.begin(), e.end());
+  at::Tensor raw = at::from_blob(flat.data(), {n, d}, at::kFloat).clone();
+  const at::Tensor mean = raw.mean(0), sd = raw.std(0).clamp_min(1e-6);
+  inputs_ = ((raw - mean) / sd).contiguous();
+  // GOBI bounds: per-dimension min and max over the whole library (spec §3.1).
+  lower_ = std::get<0>(inputs_.min(0));
+  upper_ = std::get<0>(inputs_.max(0));
+  tree_ = KdTree(std::vector<float>(inputs_.data_ptr<float>(), inputs_.data_ptr<float>() + n * d), d);
+  for (int64_t i = 0; i < n; ++i)
+    if (!state_.is_open(i)) tree_.exclude(i);  // e.g. over max_parameters
+}
+
+BoshnasPolicy::~BoshnasPolicy() = default;
+
+bool BoshnasPolicy::converged() const { return boshnas_.stop_on_convergence && convergences_ > 0; }
+
+std::string BoshnasPolicy::describe() const {
+  std::ostringstream out;
+  out << "boshnas: " << state_.num_completed() << " completed, " << state_.num_pending() << " pending; steps";
+  for (const auto& [kind, count] : steps_) out << " " << kind << " " << count;
+  out << "; same_performance " << same_performance_ << (aleatoric_phase() ? " (aleatoric phase)" : "")
+      << "; convergences " << convergences_;
+  return out.str();
+}
+
+void BoshnasPolicy::on_pending(int64_t index) { tree_.exclude(index); }
+
+std::vector<int64_t> BoshnasPolicy::snap(const at::Tensor& x) const {
+  const at::Tensor xf = x.to(at::kFloat).contiguous();
+  std::vector<int64_t> out;
+  for (int64_t k = 0; k < xf.size(0); ++k) out.push_back(tree_.nearest(xf[k].data_ptr<float>()));
+  return out;
+}
+
+void BoshnasPolicy::refit() {
+  // Data: every completed trial in observation order (rows append, so the split stays fixed).
+  std::vector<int64_t> rows;
+  std::vector<double> values;
+  for (const TrialRecord& t : state_.observations())
+    if (t.status == TrialStatus::kCompleted) {
+      rows.push_back(t.index);
+      values.push_back(objective(t.index, t.score));
+    }
+  if (rows.empty()) return;
+  // y = normalised loss in [0.1, 0.9]: 0.1 for the best result so far, 0.9 for the worst. The
+  // normaliser follows the data at every refit (defect 11 fix: the reference froze max_loss after
+  // the initial designs, so later, better results could leave the sigmoid's range).
+  const double best = *std::max_element(values.begin(), values.end());
+  const double worst = *std::min_element(values.begin(), values.end());
+  std::vector<float> y;
+  for (double v : values) y.push_back(best > worst ? float(0.1 + 0.8 * (best - v) / (best - worst)) : 0.5f);
+  const at::Tensor x = inputs_.index_select(0, at::tensor(rows, at::kLong));
+  surrogate_.fit(x, at::tensor(y, at::kFloat), derive_seed(options_.seed, 3, uint64_t(state_.observations().size())));
+}
+
+void BoshnasPolicy::on_observe(int64_t index, std::optional<double> objective, const std::string& kind) {
+  const bool improved = objective && (!best_seen_ || *objective > *best_seen_);
+  if (objective && improved) best_seen_ = objective;
+  // Defect 16 fix: only an improvement resets the count; exploration steps leave it alone.
+  if (improved) same_performance_ = 0;
+  else if (kind == "optimisation") ++same_performance_;
+  if (same_performance_ >= boshnas_.patience + boshnas_.aleatoric_queries) {
+    ++convergences_;
+    if (!boshnas_.stop_on_convergence) same_performance_ = 0;  // restart within the budget
+  }
+  // Defect 10 fix: refit after the new result is part of the data.
+  if (objective) refit();
+}
+
+int64_t BoshnasPolicy::optimisation_step(std::mt19937_64& rng) {
+  const int64_t n = inputs_.size(0), K = boshnas_.gobi.restarts;
+  // Start points: K library embeddings drawn uniformly with replacement (spec §3.4), seeded.
+  std::vector<int64_t> starts;
+  std::uniform_int_distribution<int64_t> pick(0, n - 1);
+  for (int64_t k = 0; k < K; ++k) starts.push_back(pick(rng));
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(rng());
+  AcquisitionSettings acq;
+  acq.k = boshnas_.ucb_k;
+  acq.aleatoric = aleatoric_phase();
+  const GobiResult r = gobi(surrogate_, inputs_.index_select(0, at::tensor(starts, at::kLong)), lower_, upper_, acq,
+                            boshnas_.gobi, gen);
+  // Snap to open architectures; rank the DISTINCT candidates by their own acquisition (defect 9 fix).
+  std::vector<int64_t> snapped = snap(r.x);
+  std::set<int64_t> unique(snapped.begin(), snapped.end());
+  unique.erase(-1);
+  if (unique.empty()) return -1;
+  std::vector<int64_t> candidates(unique.begin(), unique.end());
+  const at::Tensor a = acquisition(surrogate_.predict(inputs_.index_select(0, at::tensor(candidates, at::kLong))), acq);
+  return candidates[size_t(a.argmin().item<int64_t>())];
+}
+
+int64_t BoshnasPolicy::uncertainty_step() {
+  const std::vector<int64_t> open = state_.open_indices();
+  if (open.empty()) return -1;
+  const at::Tensor u = uncertainty(surrogate_.predict(inputs_.index_select(0, at::tensor(open, at::kLong))), aleatoric_phase());
+  return open[size_t(u.argmax().item<int64_t>())];  // open by construction (defect 22 cannot happen)
+}
+
+Proposal BoshnasPolicy::choose(std::mt19937_64& rng) {
+  Proposal p;
+  if (state_.proposals() < boshnas_.num_init || !surrogate_.fitted()) {
+    p = {random_open(rng), "init"};
+  } else {
+    const double u = std::uniform_real_distribution<double>(0, 1)(rng);
+    if (u < 1 - boshnas_.uncertainty_prob - boshnas_.diversity_prob) p = {optimisation_step(rng), "optimisation"};
+    else if (u < 1 - boshnas_.diversity_prob) p = {uncertainty_step(), "uncertainty"};
+    else p = {random_open(rng), "diversity"};
+  }
+  if (p.index >= 0) ++steps_[p.kind];
+  return p;
+}
+
+std::unique_ptr<Policy> make_policy(const std::string& name, const Library& library, const PolicyOptions& options,
+                                    const BoshnasOptions& boshnas, const EvolutionOptions& evolution,
+                                    const std::string& flag) {
+  if (name == "boshnas") return std::make_unique<BoshnasPolicy>(library, options, boshnas);
+  if (name == "random") return std::make_unique<RandomPolicy>(library, options);
+  if (name == "evolution") return std::make_unique<EvolutionPolicy>(library, options, evolution);
+  std::string allowed;
+  for (const auto& n : policy_names()) allowed += (allowed.empty() ? "" : ", ") + n;
+  throw ConfigError("error: " + flag + ": unknown policy '" + name + "' (allowed: " + allowed + ")");
+}
+
+}  // namespace flexnas::nas

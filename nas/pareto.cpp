@@ -1,0 +1,73 @@
+#include "nas/pareto.h"
+
+#include <algorithm>
+
+#include "design_space/error.h"
+
+namespace flexnas::nas {
+
+bool dominates(const std::vector<double>& a, const std::vector<double>& b) {
+  FLEXNAS_CHECK(a.size() == b.size(), "objective counts differ: ", a.size(), " vs ", b.size());
+  bool strictly = false;
+  for (size_t k = 0; k < a.size(); ++k) {
+    if (a[k] > b[k]) return false;
+    if (a[k] < b[k]) strictly = true;
+  }
+  return strictly;
+}
+
+std::vector<std::vector<int64_t>> non_dominated_sort(const std::vector<std::vector<double>>& points) {
+  const int64_t n = int64_t(points.size());
+  std::vector<std::vector<int64_t>> dominated_by_me(n);  // S_p
+  std::vector<int64_t> domination_count(n, 0);           // n_p
+  for (int64_t p = 0; p < n; ++p)
+    for (int64_t q = p + 1; q < n; ++q) {
+      if (dominates(points[p], points[q])) {
+        dominated_by_me[p].push_back(q);
+        ++domination_count[q];
+      } else if (dominates(points[q], points[p])) {
+        dominated_by_me[q].push_back(p);
+        ++domination_count[p];
+      }
+    }
+  std::vector<std::vector<int64_t>> fronts;
+  std::vector<int64_t> current;
+  for (int64_t p = 0; p < n; ++p)
+    if (domination_count[p] == 0) current.push_back(p);
+  while (!current.empty()) {
+    fronts.push_back(current);
+    std::vector<int64_t> next;
+    for (int64_t p : current)
+      for (int64_t q : dominated_by_me[p])
+        if (--domination_count[q] == 0) next.push_back(q);
+    std::sort(next.begin(), next.end());
+    current = std::move(next);
+  }
+  return fronts;
+}
+
+std::vector<int64_t> pareto_front(const std::vector<std::vector<double>>& points) {
+  auto fronts = non_dominated_sort(points);
+  return fronts.empty() ? std::vector<int64_t>{} : fronts.front();
+}
+
+double hypervolume_2d(const std::vector<Point2>& points, const Point2& reference) {
+  std::vector<Point2> inside;
+  for (const auto& p : points)
+    if (p[0] < reference[0] && p[1] < reference[1]) inside.push_back(p);
+  // Sweep by the first objective; keep the running minimum of the second: each point that lowers
+  // it adds the slab between its own x and the reference's x.
+  std::sort(inside.begin(), inside.end());
+  double volume = 0.0;
+  double best_y = reference[1];
+  for (size_t i = 0; i < inside.size(); ++i) {
+    if (inside[i][1] >= best_y) continue;  // dominated (or equal) by an earlier point
+    const double next_x = reference[0];
+    // Area of the rectangle [x_i, ref_x] x [y_i, best_y] not covered yet.
+    volume += (next_x - inside[i][0]) * (best_y - inside[i][1]);
+    best_y = inside[i][1];
+  }
+  return volume;
+}
+
+}  // namespace flexnas::nas

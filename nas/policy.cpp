@@ -1,0 +1,233 @@
+#include "nas/policy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "design_space/error.h"
+
+namespace flexnas::nas {
+
+uint64_t derive_seed(uint64_t seed, uint64_t stream, uint64_t counter) {
+  // splitmix64 over a mix of the three words: independent, reproducible streams.
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + stream * 0xD1B54A32D192ED03ull + counter * 0x8CB92BA72F3D8DD7ull + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// ---- SearchState ----
+
+SearchState::SearchState(int64_t library_size)
+    : status_(size_t(library_size), TrialStatus::kOpen), kinds_(size_t(library_size)), num_open_(library_size) {}
+
+std::vector<int64_t> SearchState::open_indices() const {
+  std::vector<int64_t> out;
+  out.reserve(size_t(num_open_));
+  for (int64_t i = 0; i < size(); ++i)
+    if (status_[size_t(i)] == TrialStatus::kOpen) out.push_back(i);
+  return out;
+}
+
+std::vector<int64_t> SearchState::pending() const {
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < size(); ++i)
+    if (status_[size_t(i)] == TrialStatus::kPending) out.push_back(i);
+  return out;
+}
+
+void SearchState::set_status(int64_t index, TrialStatus status) {
+  FLEXNAS_CHECK(index >= 0 && index < size(), "library index ", index, " out of range 0..", size() - 1);
+  auto count = [this](TrialStatus s, int64_t delta) {
+    if (s == TrialStatus::kOpen) num_open_ += delta;
+    if (s == TrialStatus::kPending) num_pending_ += delta;
+    if (s == TrialStatus::kCompleted) num_completed_ += delta;
+  };
+  count(status_[size_t(index)], -1);
+  status_[size_t(index)] = status;
+  count(status, +1);
+}
+
+// ---- Policy ----
+
+Policy::Policy(const Library& library, PolicyOptions options)
+    : library_(library), options_(std::move(options)), state_(int64_t(library.size())),
+      start_(std::chrono::steady_clock::now()) {
+  parameters_.reserve(library.size());
+  for (const Architecture& arch : library.archs) parameters_.push_back(estimate_cost(arch, options_.cost).parameters);
+  if (options_.max_parameters > 0)
+    for (int64_t i = 0; i < int64_t(library.size()); ++i)
+      if (parameters_[size_t(i)] > options_.max_parameters) state_.set_status(i, TrialStatus::kExcluded);
+}
+
+double Policy::objective(int64_t index, double score) const {
+  if (options_.cost_weight == 0) return score;
+  return score - options_.cost_weight * std::log2(double(parameters_[size_t(index)]) / 1e6);
+}
+
+int64_t Policy::random_open(std::mt19937_64& rng) const {
+  if (state_.num_open() == 0) return -1;
+  // Draw the k-th open index (one pass; the library is at most a few hundred thousand entries).
+  int64_t k = int64_t(std::uniform_int_distribution<int64_t>(0, state_.num_open() - 1)(rng));
+  for (int64_t i = 0; i < state_.size(); ++i)
+    if (state_.is_open(i) && k-- == 0) return i;
+  FLEXNAS_CHECK(false, "open count out of sync");
+  return -1;
+}
+
+std::optional<Proposal> Policy::propose() {
+  if (options_.max_trials > 0 && state_.proposals_ >= options_.max_trials) return std::nullopt;
+  if (options_.max_seconds > 0 &&
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count() >= options_.max_seconds)
+    return std::nullopt;
+  if (state_.num_open() == 0 || converged()) return std::nullopt;
+  std::mt19937_64 rng(derive_seed(options_.seed, 1, uint64_t(state_.proposals_)));
+  Proposal p = choose(rng);
+  if (p.index < 0) return std::nullopt;
+  FLEXNAS_CHECK(state_.is_open(p.index), name(), " proposed architecture ", p.index, " which is not open");
+  state_.set_status(p.index, TrialStatus::kPending);
+  state_.kinds_[size_t(p.index)] = p.kind;
+  ++state_.proposals_;
+  on_pending(p.index);
+  return p;
+}
+
+void Policy::mark_pending(int64_t index, const std::string& kind) {
+  FLEXNAS_CHECK(index >= 0 && index < state_.size(), "library index ", index, " out of range");
+  if (state_.status(index) == TrialStatus::kPending) return;
+  FLEXNAS_CHECK(state_.status(index) == TrialStatus::kOpen || state_.status(index) == TrialStatus::kExcluded,
+                "architecture ", index, " is already completed or failed");
+  state_.set_status(index, TrialStatus::kPending);
+  state_.kinds_[size_t(index)] = kind;
+  ++state_.proposals_;
+  on_pending(index);
+}
+
+void Policy::observe(int64_t index, std::optional<double> score) {
+  FLEXNAS_CHECK(index >= 0 && index < state_.size(), "library index ", index, " out of range");
+  FLEXNAS_CHECK(state_.status(index) == TrialStatus::kPending, "observe(", index, "): the trial is not pending");
+  TrialRecord record;
+  record.index = index;
+  record.kind = state_.kinds_[size_t(index)];
+  std::optional<double> value;
+  if (score) {
+    FLEXNAS_CHECK(std::isfinite(*score), "observe(", index, "): score is not finite");
+    record.status = TrialStatus::kCompleted;
+    record.score = *score;
+    value = objective(index, *score);
+    // Defect 11 fix: a score of 0.0 is a real result (no truthiness test anywhere).
+    if (!state_.best_ || *value > *state_.best_) {
+      state_.best_ = value;
+      state_.best_index_ = index;
+    }
+  } else {
+    record.status = TrialStatus::kFailed;
+  }
+  state_.set_status(index, record.status);
+  state_.observations_.push_back(record);
+  on_observe(index, value, record.kind);
+}
+
+void Policy::restore(const std::vector<TrialRecord>& history) {
+  FLEXNAS_CHECK(state_.proposals_ == 0 && state_.observations_.empty(), "restore() needs a fresh policy");
+  for (const TrialRecord& t : history) {
+    mark_pending(t.index, t.kind);
+    if (t.status == TrialStatus::kCompleted) observe(t.index, t.score);
+    else if (t.status == TrialStatus::kFailed) observe(t.index, std::nullopt);
+  }
+}
+
+// ---- random search ----
+
+Proposal RandomPolicy::choose(std::mt19937_64& rng) { return {random_open(rng), "random"}; }
+
+// ---- regularized evolution ----
+
+int64_t field_distance(const Architecture& a, const Architecture& b) {
+  const size_t common = std::min(a.layers.size(), b.layers.size());
+  int64_t d = 4 * int64_t(std::max(a.layers.size(), b.layers.size()) - common);
+  for (size_t i = 0; i < common; ++i) {
+    const LayerSpec& x = a.layers[i];
+    const LayerSpec& y = b.layers[i];
+    d += x.hidden != y.hidden;
+    if (!x.head_list.empty() || !y.head_list.empty()) {
+      d += !(x.head_list == y.head_list);
+    } else {
+      d += (x.op != y.op || x.param != y.param);
+      d += x.heads != y.heads;
+    }
+    d += x.ffn != y.ffn;
+  }
+  return d;
+}
+
+EvolutionPolicy::EvolutionPolicy(const Library& library, PolicyOptions options, EvolutionOptions evolution)
+    : Policy(library, std::move(options)), evolution_(evolution) {
+  if (evolution_.population < 1) throw ConfigError("error: evolution.population: must be at least 1, got " + std::to_string(evolution_.population));
+  if (evolution_.sample_size < 1 || evolution_.sample_size > evolution_.population)
+    throw ConfigError("error: evolution.sample_size: must be in 1.." + std::to_string(evolution_.population) + ", got " +
+                      std::to_string(evolution_.sample_size));
+}
+
+Proposal EvolutionPolicy::choose(std::mt19937_64& rng) {
+  // Population: the last `population` completed trials, in observation order (oldest first).
+  std::vector<const TrialRecord*> population;
+  const auto& obs = state_.observations();
+  for (auto it = obs.rbegin(); it != obs.rend() && int64_t(population.size()) < evolution_.population; ++it)
+    if (it->status == TrialStatus::kCompleted) population.push_back(&*it);
+  // Until the population is full, and as long as proposals outnumber it, sample at random.
+  if (int64_t(population.size()) < evolution_.population &&
+      state_.proposals() < evolution_.population)
+    return {random_open(rng), "init"};
+  if (population.empty()) return {random_open(rng), "init"};
+  // Tournament: best of `sample_size` members drawn with replacement.
+  const TrialRecord* parent = nullptr;
+  double parent_value = -std::numeric_limits<double>::infinity();
+  std::uniform_int_distribution<size_t> pick(0, population.size() - 1);
+  for (int64_t s = 0; s < evolution_.sample_size; ++s) {
+    const TrialRecord* member = population[pick(rng)];
+    const double v = objective(member->index, member->score);
+    if (!parent || v > parent_value) {
+      parent = member;
+      parent_value = v;
+    }
+  }
+  // Mutation snapped to the library: open architectures at the smallest field distance from the
+  // parent (exactly one field when such exist), chosen uniformly; embedding distance breaks ties
+  // only when no one-field mutant is left.
+  const Architecture& p = library_.archs[size_t(parent->index)];
+  int64_t best_d = std::numeric_limits<int64_t>::max();
+  std::vector<int64_t> best;
+  for (int64_t i = 0; i < state_.size(); ++i) {
+    if (!state_.is_open(i)) continue;
+    const int64_t d = field_distance(p, library_.archs[size_t(i)]);
+    if (d < best_d) {
+      best_d = d;
+      best.clear();
+    }
+    if (d == best_d) best.push_back(i);
+  }
+  if (best.empty()) return {-1, "mutation"};
+  if (best_d == 1 || best.size() == 1 || library_.embedding_dim() == 0)
+    return {best[std::uniform_int_distribution<size_t>(0, best.size() - 1)(rng)], "mutation"};
+  const auto& e = library_.embeddings[size_t(parent->index)];
+  int64_t choice = -1;
+  double choice_d = std::numeric_limits<double>::infinity();
+  for (int64_t i : best) {
+    const auto& x = library_.embeddings[size_t(i)];
+    double d2 = 0;
+    for (size_t k = 0; k < e.size() && k < x.size(); ++k) d2 += double(x[k] - e[k]) * double(x[k] - e[k]);
+    if (d2 < choice_d) {
+      choice_d = d2;
+      choice = i;
+    }
+  }
+  return {choice, "mutation"};
+}
+
+const std::vector<std::string>& policy_names() {
+  static const std::vector<std::string> names{"boshnas", "random", "evolution"};
+  return names;
+}
+
+}  // namespace flexnas::nas

@@ -1,0 +1,64 @@
+#pragma once
+// Replaying a search policy on a tabular benchmark: each proposal is "trained" by looking its
+// score up, so a whole search takes seconds. Used by `flexnas replay` and the acceptance runs.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "design_space/library.h"
+#include "nas/boshnas.h"
+#include "nas/policy.h"
+
+namespace flexnas::nas {
+
+struct ReplayOptions {
+  std::string policy = "boshnas";
+  int64_t budget = 100;                          // trials per seed
+  int64_t seeds = 1;                             // seeds seed, seed+1, ...
+  uint64_t seed = 0;
+  std::vector<int64_t> checkpoints{10, 25, 50, 100};  // "best score found at budget B"
+  PolicyOptions policy_options;                  // its seed and max_trials are set per run
+  BoshnasOptions boshnas;
+  EvolutionOptions evolution;
+};
+
+/// Targets derived from the table's scores of the library entries.
+struct ReplayTargets {
+  double best = 0;        // the best score in the library
+  double top1 = 0;        // score of the ceil(1%)-th best: reaching >= it = a top-1% architecture
+  double top5 = 0;        // likewise for 5%
+  int64_t scored = 0;     // library entries with a score
+};
+ReplayTargets replay_targets(const std::vector<std::optional<double>>& scores);
+
+struct SeedResult {
+  uint64_t seed = 0;
+  int64_t trials = 0;
+  double best = 0;                       // best score found
+  int64_t best_index = -1;
+  int64_t to_best = -1, to_top1 = -1, to_top5 = -1;  // trial (1-based) of first reaching, -1 = never
+  std::vector<double> best_at;           // best score after checkpoints[i] trials (NaN if fewer trials)
+  std::vector<double> trace;             // best score after each trial
+  double seconds = 0;
+  std::string description;               // the policy's final state line
+};
+
+/// One sequential replay: propose, look up, observe, until the budget or the library is used up.
+/// Entries without a score are observed as failures.
+SeedResult replay_seed(const Library& library, const std::vector<std::optional<double>>& scores,
+                       const ReplayTargets& targets, const ReplayOptions& options, uint64_t seed);
+
+struct ReplaySummary {
+  std::vector<SeedResult> seeds;
+  // Medians over seeds; "not reached" counts as +infinity (printed as "> budget").
+  double median_to_best = 0, median_to_top1 = 0, median_to_top5 = 0;
+  double reached_best = 0, reached_top1 = 0, reached_top5 = 0;  // fractions of seeds
+  std::vector<double> median_best_at, mean_best_at;
+};
+ReplaySummary summarise(std::vector<SeedResult> seeds, const ReplayOptions& options);
+
+/// Median with +inf for values < 0 (not reached).
+double median_trials(std::vector<int64_t> values);
+
+}  // namespace flexnas::nas
