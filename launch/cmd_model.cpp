@@ -1,0 +1,110 @@
+// flexnas model info: parameters per block and in total, forward FLOPs per token, for a model dict
+// — computed from the model dict alone (no model is built).
+#include <cstdio>
+#include <iostream>
+
+#include "design_space/architecture.h"
+#include "design_space/error.h"
+#include "launch/command.h"
+#include "models/flex_model.h"
+
+namespace flexnas::launch {
+namespace {
+
+struct ModelInfoOptions {
+  std::string arch;                 // model-dict JSON file
+  int64_t vocab_size = 30522;       // tokenizer vocabulary
+  std::string head = "mlm";         // mlm | cls | token
+  int64_t num_labels = 2;           // cls/token heads
+  int64_t max_positions = 514;      // relative distance tables: 2P-1 rows
+  int64_t seq_len = 128;            // sequence length the FLOPs assume
+  bool json = false;                // machine-readable output
+};
+
+std::string with_commas(int64_t v) {
+  std::string digits = std::to_string(v < 0 ? -v : v), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return (v < 0 ? "-" : "") + out;
+}
+
+std::string layer_label(const LayerSpec& layer) {
+  if (layer.head_list.empty())
+    return layer.op + "/" + layer.param + " h" + std::to_string(layer.hidden) + " n" + std::to_string(layer.heads);
+  return "hetero h" + std::to_string(layer.hidden) + " " + std::to_string(layer.num_heads()) + " heads";
+}
+
+void check_positive(const char* flag, int64_t v) {
+  if (v <= 0) throw ConfigError(std::string("error: ") + flag + ": expected a positive integer, got " + std::to_string(v));
+}
+
+void run_model_info(const ModelInfoOptions& o) {
+  check_positive("--vocab-size", o.vocab_size);
+  check_positive("--num-labels", o.num_labels);
+  check_positive("--max-positions", o.max_positions);
+  check_positive("--seq-len", o.seq_len);
+  if (o.seq_len > o.max_positions)
+    throw ConfigError("error: --seq-len: " + std::to_string(o.seq_len) + " exceeds --max-positions " +
+                      std::to_string(o.max_positions));
+  models::ModelOptions options;
+  options.vocab_size = o.vocab_size;
+  options.head = models::parse_head_type(o.head, "--head");
+  options.num_labels = o.num_labels;
+  options.max_positions = o.max_positions;
+  if (options.pad_id >= options.vocab_size) options.pad_id = 0;
+  const Architecture arch = load_architecture(o.arch);
+  models::validate_architecture(arch, options, o.arch);
+  const models::ModelCost cost = models::model_cost(arch, options, o.seq_len);
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["architecture"] = arch.to_json();
+    j["model"] = options.to_json();
+    j["seq_len"] = cost.seq_len;
+    auto blocks = nlohmann::ordered_json::array();
+    for (const auto& b : cost.blocks) blocks.push_back({{"name", b.name}, {"params", b.params}, {"flops_per_token", b.flops_per_token}});
+    j["blocks"] = blocks;
+    j["total_params"] = cost.total_params;
+    j["total_flops_per_token"] = cost.total_flops_per_token;
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::cout << "architecture: " << o.arch << " (" << (arch.is_hetero() ? "hetero" : "standard") << " format, "
+            << arch.num_layers() << " layers)\n"
+            << "model: head " << o.head << ", vocabulary " << o.vocab_size << ", max positions " << o.max_positions
+            << (options.head == models::HeadType::kMlm ? "" : ", labels " + std::to_string(o.num_labels)) << "\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%-34s %14s %16s\n", "block", "parameters", "MFLOPs/token");
+  std::cout << line;
+  for (size_t i = 0; i < cost.blocks.size(); ++i) {
+    std::string name = cost.blocks[i].name;
+    if (i > 0 && i <= arch.layers.size()) name += " (" + layer_label(arch.layers[i - 1]) + ")";
+    std::snprintf(line, sizeof line, "%-34s %14s %16.3f\n", name.c_str(), with_commas(cost.blocks[i].params).c_str(),
+                  cost.blocks[i].flops_per_token / 1e6);
+    std::cout << line;
+  }
+  std::snprintf(line, sizeof line, "%-34s %14s %16.3f\n", "total", with_commas(cost.total_params).c_str(),
+                cost.total_flops_per_token / 1e6);
+  std::cout << line << "(FLOPs: 2 per multiply-add of the matrix products, sequences of " << o.seq_len << " tokens)\n";
+}
+
+void add_model_command(CLI::App& app) {
+  auto* model = app.add_subcommand("model", "inspect models built from model dicts");
+  model->require_subcommand(1);
+  auto options = std::make_shared<ModelInfoOptions>();
+  auto* info = model->add_subcommand("info", "parameters per block and in total, forward FLOPs per token");
+  info->add_option("--arch", options->arch, "model-dict JSON file (standard or hetero format)")->required();
+  info->add_option("--vocab-size", options->vocab_size, "vocabulary size (default 30522)");
+  info->add_option("--head", options->head, "head on top: mlm | cls | token (default mlm)");
+  info->add_option("--num-labels", options->num_labels, "labels of a cls/token head (default 2; 1 = regression)");
+  info->add_option("--max-positions", options->max_positions, "longest sequence (default 514)");
+  info->add_option("--seq-len", options->seq_len, "sequence length for the FLOPs (default 128)");
+  info->add_flag("--json", options->json, "print JSON");
+  info->callback([options] { run_model_info(*options); });
+}
+
+FLEXNAS_REGISTER_COMMAND("model", add_model_command);
+
+}  // namespace
+}  // namespace flexnas::launch

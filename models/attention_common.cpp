@@ -1,0 +1,105 @@
+#include "models/attention_common.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "design_space/error.h"
+
+namespace flexnas::models {
+
+torch::Tensor additive_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype) {
+  // [B,T] -> [B,1,1,T]; exp(-10000 + s) underflows to exactly 0 in float32, so padding gets no weight.
+  return ((1.0 - attention_mask.to(dtype)) * -10000.0).unsqueeze(1).unsqueeze(1);
+}
+
+torch::Tensor relative_key_scores(const torch::Tensor& q, const torch::Tensor& table, int64_t max_positions) {
+  const int64_t T = q.size(-2);
+  if (T > max_positions)
+    throw Error("sequence length " + std::to_string(T) + " exceeds the model's max positions " +
+                std::to_string(max_positions));
+  // Only distances -(T-1)..T-1 occur: rows P-T .. P+T-2; row r of `sub` is distance r-(T-1).
+  auto sub = table.narrow(0, max_positions - T, 2 * T - 1);
+  auto qe = torch::matmul(q, sub.t());  // [..., T, 2T-1]
+  auto opts = torch::TensorOptions().dtype(torch::kLong).device(q.device());
+  auto idx = torch::arange(T, opts).unsqueeze(1) - torch::arange(T, opts).unsqueeze(0) + (T - 1);  // [T,T]
+  std::vector<int64_t> sizes = qe.sizes().vec();
+  sizes.back() = T;
+  return qe.gather(-1, idx.expand(sizes));
+}
+
+torch::Tensor attend(const torch::Tensor& scores, double scale_dim, const torch::Tensor& mask_add,
+                     const torch::Tensor& v, double dropout, bool training) {
+  auto probs = torch::softmax(scores / std::sqrt(scale_dim) + mask_add, -1);
+  probs = torch::dropout(probs, dropout, training);
+  return torch::matmul(probs, v);
+}
+
+namespace {
+
+// Token-axis matrices of one transform for every sequence: [B,T,T] (double), zero outside the
+// valid tokens. `which` 0 = cos part, 1 = sin part (DFT only).
+torch::Tensor token_matrix(const torch::Tensor& valid, Transform transform, int which) {
+  auto v = valid.to(torch::kLong);
+  auto rank = (v.cumsum(1) - 1).clamp_min(0);               // position among the valid tokens
+  auto n_valid = v.sum(1).clamp_min(1).view({-1, 1, 1});    // [B,1,1]
+  auto k = rank.unsqueeze(2), n = rank.unsqueeze(1);         // [B,T,1], [B,1,T]
+  auto both = (v.unsqueeze(2) * v.unsqueeze(1)).to(torch::kDouble);
+  if (transform == Transform::kDft) {
+    auto angle = (k * n).remainder(n_valid).to(torch::kDouble) * (2.0 * M_PI) / n_valid.to(torch::kDouble);
+    return (which == 0 ? angle.cos() : angle.sin()) * both;
+  }
+  auto angle = (k * (2 * n + 1)).remainder(4 * n_valid).to(torch::kDouble) * M_PI / (2.0 * n_valid.to(torch::kDouble));
+  return 2.0 * angle.cos() * both;
+}
+
+// Feature-axis matrix [D,D] (double).
+torch::Tensor feature_matrix(int64_t D, const torch::Device& device, Transform transform, int which) {
+  auto r = torch::arange(D, torch::TensorOptions().dtype(torch::kLong).device(device));
+  auto k = r.unsqueeze(1), n = r.unsqueeze(0);
+  if (transform == Transform::kDft) {
+    auto angle = (k * n).remainder(D).to(torch::kDouble) * (2.0 * M_PI) / double(D);
+    return which == 0 ? angle.cos() : angle.sin();
+  }
+  auto angle = (k * (2 * n + 1)).remainder(4 * D).to(torch::kDouble) * M_PI / (2.0 * double(D));
+  return 2.0 * angle.cos();
+}
+
+}  // namespace
+
+torch::Tensor linear_mix(const torch::Tensor& x, const torch::Tensor& valid, Transform transform) {
+  const auto dtype = x.scalar_type();
+  const int64_t D = x.size(-1);
+  auto tok = [&](int which) {
+    auto m = token_matrix(valid, transform, which).to(dtype);
+    return x.dim() == 4 ? m.unsqueeze(1) : m;
+  };
+  auto feat = [&](int which) { return feature_matrix(D, x.device(), transform, which).to(dtype); };
+  if (transform == Transform::kDft) {
+    // Re((C - iS) x (C - iS)^T) = C x C^T - S x S^T; the feature matrices are symmetric.
+    return torch::matmul(tok(0), torch::matmul(x, feat(0))) - torch::matmul(tok(1), torch::matmul(x, feat(1)));
+  }
+  return torch::matmul(tok(0), torch::matmul(x, feat(0).t()));
+}
+
+torch::Tensor dynamic_conv(const torch::Tensor& values, const torch::Tensor& kernel, int64_t heads) {
+  const int64_t B = values.size(0), T = values.size(1), C = values.size(2);
+  const int64_t k = kernel.size(-1), pad = (k - 1) / 2;
+  auto padded = torch::constant_pad_nd(values, {0, 0, pad, pad});  // zero rows before and after the tokens
+  auto windows = padded.unfold(1, k, 1).reshape({B, T, heads, C / heads, k});  // [B,T,a,d,k]
+  return (windows * kernel.unsqueeze(3)).sum(-1).reshape({B, T, C});
+}
+
+torch::Tensor split_heads(const torch::Tensor& x, int64_t heads) {
+  const int64_t B = x.size(0), T = x.size(1), W = x.size(2);
+  return x.view({B, T, heads, W / heads}).permute({0, 2, 1, 3});
+}
+
+torch::Tensor merge_heads(const torch::Tensor& x) {
+  const int64_t B = x.size(0), H = x.size(1), T = x.size(2), d = x.size(3);
+  return x.permute({0, 2, 1, 3}).reshape({B, T, H * d});
+}
+
+int64_t kernel_size_of(const std::string& param) { return std::stoll(param); }
+
+}  // namespace flexnas::models

@@ -1,0 +1,443 @@
+#include "models/flex_model.h"
+
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include "design_space/error.h"
+#include "models/attention_common.h"
+#include "models/op_registry.h"
+
+namespace flexnas::models {
+
+std::string head_type_name(HeadType head) {
+  switch (head) {
+    case HeadType::kMlm: return "mlm";
+    case HeadType::kSequence: return "cls";
+    case HeadType::kToken: return "token";
+  }
+  return "mlm";
+}
+
+HeadType parse_head_type(const std::string& text, const std::string& what) {
+  if (text == "mlm") return HeadType::kMlm;
+  if (text == "cls") return HeadType::kSequence;
+  if (text == "token") return HeadType::kToken;
+  throw ConfigError("error: " + what + ": unknown head type '" + text + "' (allowed: mlm, cls, token)");
+}
+
+nlohmann::ordered_json ModelOptions::to_json() const {
+  nlohmann::ordered_json j;
+  j["vocab_size"] = vocab_size;
+  j["max_positions"] = max_positions;
+  j["type_vocab_size"] = type_vocab_size;
+  j["pad_id"] = pad_id;
+  j["hidden_dropout"] = hidden_dropout;
+  j["attention_dropout"] = attention_dropout;
+  j["classifier_dropout"] = classifier_dropout;
+  j["layer_norm_eps"] = layer_norm_eps;
+  j["initializer_range"] = initializer_range;
+  j["head"] = head_type_name(head);
+  j["num_labels"] = num_labels;
+  return j;
+}
+
+ModelOptions ModelOptions::from_config(const ConfigNode& node) {
+  if (!node.is_map()) node.fail("expected a map of model options, got " + node.describe());
+  node.check_keys({"vocab_size", "max_positions", "type_vocab_size", "pad_id", "hidden_dropout", "attention_dropout",
+                   "classifier_dropout", "layer_norm_eps", "initializer_range", "head", "num_labels"});
+  ModelOptions o;
+  node.get("vocab_size", o.vocab_size);
+  node.get("max_positions", o.max_positions);
+  node.get("type_vocab_size", o.type_vocab_size);
+  node.get("pad_id", o.pad_id);
+  node.get("hidden_dropout", o.hidden_dropout);
+  node.get("attention_dropout", o.attention_dropout);
+  node.get("classifier_dropout", o.classifier_dropout);
+  node.get("layer_norm_eps", o.layer_norm_eps);
+  node.get("initializer_range", o.initializer_range);
+  node.get("num_labels", o.num_labels);
+  if (auto head = node.find("head")) {
+    const std::string text = head->as_string();
+    if (text != "mlm" && text != "cls" && text != "token") head->fail("unknown head type '" + text + "' (allowed: mlm, cls, token)");
+    o.head = parse_head_type(text, "head");
+  }
+  auto positive = [&](const char* key, int64_t v) {
+    if (v <= 0) node[key].fail(std::string(key) + " must be positive, got " + std::to_string(v));
+  };
+  if (node.has("vocab_size")) positive("vocab_size", o.vocab_size);
+  if (node.has("max_positions")) positive("max_positions", o.max_positions);
+  if (node.has("type_vocab_size")) positive("type_vocab_size", o.type_vocab_size);
+  if (node.has("num_labels")) positive("num_labels", o.num_labels);
+  if (node.has("pad_id") && (o.pad_id < 0 || o.pad_id >= o.vocab_size))
+    node["pad_id"].fail("pad_id " + std::to_string(o.pad_id) + " is outside the vocabulary 0.." +
+                        std::to_string(o.vocab_size - 1));
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation and cost from the model dict alone.
+
+namespace {
+
+CoreConfig core_config(const LayerSpec& layer, const ModelOptions& o) {
+  CoreConfig c;
+  c.hidden = layer.hidden;
+  c.heads = layer.heads;
+  c.param = layer.param;
+  c.max_positions = o.max_positions;
+  c.attention_dropout = o.attention_dropout;
+  return c;
+}
+
+HeadConfig head_config(const HeadSpec& head, const ModelOptions& o) {
+  HeadConfig c;
+  c.param = head.param;
+  c.dim = head.dim;
+  c.max_positions = o.max_positions;
+  c.attention_dropout = o.attention_dropout;
+  return c;
+}
+
+std::string registered_list() { return join(op_registry().names()); }
+
+[[noreturn]] void fail_at(const std::string& where, const std::string& key, const std::string& message) {
+  throw_config_error(Location{where, 0, 0, key}, message);
+}
+
+const OpDefinition& op_for(const std::string& type, const std::string& param, const std::string& where,
+                           const std::string& key) {
+  const OpDefinition* def = op_registry().find(type);
+  if (!def) fail_at(where, key, "unknown operation type '" + type + "' (registered: " + registered_list() + ")");
+  const std::string allowed = def->check_param(param);
+  if (!allowed.empty())
+    fail_at(where, key, "invalid parameter '" + param + "' for operation '" + type + "' (allowed: " + allowed + ")");
+  return *def;
+}
+
+// Width of the attention output that the SelfOutput maps back to h.
+int64_t attention_width(const LayerSpec& layer, const ModelOptions& o) {
+  if (!layer.head_list.empty()) return layer.num_heads() * layer.head_list.front().dim;
+  return op_registry().find(layer.op)->core_output_width(core_config(layer, o));
+}
+
+}  // namespace
+
+void validate_architecture(const Architecture& arch, const ModelOptions& o, const std::string& where) {
+  if (arch.layers.empty()) fail_at(where, "l", "an architecture needs at least one layer");
+  if (o.vocab_size <= 0) fail_at(where, "vocab_size", "must be positive, got " + std::to_string(o.vocab_size));
+  if (o.max_positions <= 0) fail_at(where, "max_positions", "must be positive, got " + std::to_string(o.max_positions));
+  if (o.pad_id < 0 || o.pad_id >= o.vocab_size)
+    fail_at(where, "pad_id", "pad_id " + std::to_string(o.pad_id) + " is outside the vocabulary");
+  if (o.head == HeadType::kToken && o.num_labels < 2)
+    fail_at(where, "num_labels", "a token classification head needs at least 2 labels, got " + std::to_string(o.num_labels));
+  if (o.head == HeadType::kSequence && o.num_labels < 1)
+    fail_at(where, "num_labels", "needs at least 1 label (1 = regression), got " + std::to_string(o.num_labels));
+  for (size_t i = 0; i < arch.layers.size(); ++i) {
+    const LayerSpec& layer = arch.layers[i];
+    const std::string idx = "[" + std::to_string(i) + "]";
+    if (layer.hidden <= 0) fail_at(where, "h" + idx, "hidden size must be positive");
+    if (layer.ffn.empty()) fail_at(where, "f" + idx, "a layer needs at least one feed-forward width");
+    if (layer.head_list.empty()) {
+      const OpDefinition& def = op_for(layer.op, layer.param, where, "o" + idx);
+      if (layer.heads <= 0) fail_at(where, "n" + idx, "number of heads must be positive");
+      const std::string problem = def.check_core(core_config(layer, o));
+      if (!problem.empty()) fail_at(where, "n" + idx, problem);
+    } else {
+      for (size_t j = 0; j < layer.head_list.size(); ++j)
+        op_for(layer.head_list[j].type, layer.head_list[j].param, where, "o" + idx + "[" + std::to_string(j) + "]");
+    }
+  }
+}
+
+ModelCost model_cost(const Architecture& arch, const ModelOptions& o, int64_t T) {
+  validate_architecture(arch, o);
+  ModelCost cost;
+  cost.seq_len = T;
+  const int64_t h0 = arch.layers.front().hidden;
+  cost.blocks.push_back({"embeddings", o.vocab_size * h0 + o.type_vocab_size * h0 + 2 * h0, 0.0});
+  for (size_t i = 0; i < arch.layers.size(); ++i) {
+    const LayerSpec& layer = arch.layers[i];
+    const int64_t h = layer.hidden;
+    BlockCost b{"layer " + std::to_string(i), 0, 0.0};
+    if (layer.head_list.empty()) {
+      const OpDefinition& def = *op_registry().find(layer.op);
+      b.params += def.core_params(core_config(layer, o));
+      b.flops_per_token += def.core_flops(core_config(layer, o), T);
+    } else {
+      const int64_t D = layer.head_list.front().dim, W = layer.num_heads() * D;
+      b.params += 3 * (h * W + W) + (2 * o.max_positions - 1) * D;
+      b.flops_per_token += 6.0 * h * W + 2.0 * (2 * T - 1) * W;
+      for (const HeadSpec& head : layer.head_list) {
+        const OpDefinition& def = *op_registry().find(head.type);
+        b.params += def.head_params(head_config(head, o));
+        b.flops_per_token += def.head_flops(head_config(head, o), T);
+      }
+    }
+    const int64_t w = attention_width(layer, o);
+    b.params += w * h + h + 2 * h;  // attention.output: dense + LayerNorm
+    b.flops_per_token += 2.0 * w * h;
+    int64_t in = h;
+    for (int64_t f : layer.ffn) {
+      b.params += in * f + f;
+      b.flops_per_token += 2.0 * in * f;
+      in = f;
+    }
+    b.params += in * h + h + 2 * h;  // output: dense + LayerNorm
+    b.flops_per_token += 2.0 * in * h;
+    if (i + 1 < arch.layers.size() && arch.layers[i + 1].hidden != h) {
+      const int64_t next = arch.layers[i + 1].hidden;
+      b.params += h * next + next;  // proj_head
+      b.flops_per_token += 2.0 * h * next;
+    }
+    cost.blocks.push_back(b);
+  }
+  const int64_t hl = arch.layers.back().hidden, K = o.num_labels;
+  BlockCost head{"head (" + head_type_name(o.head) + ")", 0, 0.0};
+  switch (o.head) {
+    case HeadType::kMlm:
+      head.params = hl * hl + hl + 2 * hl + hl * o.vocab_size + o.vocab_size;
+      head.flops_per_token = 2.0 * hl * hl + 2.0 * hl * o.vocab_size;
+      break;
+    case HeadType::kSequence:  // pooler + classifier, on the first token only
+      head.params = hl * hl + hl + hl * K + K;
+      head.flops_per_token = (2.0 * hl * hl + 2.0 * hl * K) / double(T);
+      break;
+    case HeadType::kToken:
+      head.params = hl * K + K;
+      head.flops_per_token = 2.0 * hl * K;
+      break;
+  }
+  cost.blocks.push_back(head);
+  for (const auto& b : cost.blocks) {
+    cost.total_params += b.params;
+    cost.total_flops_per_token += b.flops_per_token;
+  }
+  return cost;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modules.
+
+namespace {
+
+/// Hetero format attention core: shared Q/K/V (h -> n*D) and distance table, one HeadOp per head.
+/// [B,T,h] -> [B,T,n*D]
+class HeteroSelfAttention : public AttentionCore {
+ public:
+  HeteroSelfAttention(const LayerSpec& layer, const ModelOptions& o)
+      : heads_(layer.num_heads()), dim_(layer.head_list.front().dim), max_positions_(o.max_positions) {
+    const int64_t W = heads_ * dim_;
+    query_ = register_module("query", torch::nn::Linear(layer.hidden, W));
+    key_ = register_module("key", torch::nn::Linear(layer.hidden, W));
+    value_ = register_module("value", torch::nn::Linear(layer.hidden, W));
+    distance_ = register_module("distance_embedding", torch::nn::Embedding(2 * o.max_positions - 1, dim_));
+    auto list = register_module("heads", torch::nn::ModuleList());
+    for (const HeadSpec& head : layer.head_list) {
+      auto op = op_registry().find(head.type)->build_head(head_config(head, o));
+      list->push_back(op);
+      heads_ops_.push_back(op);
+    }
+  }
+
+  torch::Tensor forward(const torch::Tensor& x, const AttentionInputs& in) override {
+    auto q = split_heads(query_(x), heads_);  // [B,n,T,D]
+    auto k = split_heads(key_(x), heads_);
+    auto v = split_heads(value_(x), heads_);
+    auto rel = relative_key_scores(q, distance_->weight, max_positions_);  // [B,n,T,T]
+    std::vector<torch::Tensor> outs;
+    for (int64_t j = 0; j < heads_; ++j)
+      outs.push_back(heads_ops_[size_t(j)]->forward({q.select(1, j), k.select(1, j), v.select(1, j), rel.select(1, j)}, in));
+    return torch::cat(outs, -1);
+  }
+
+ private:
+  int64_t heads_, dim_, max_positions_;
+  torch::nn::Linear query_{nullptr}, key_{nullptr}, value_{nullptr};
+  torch::nn::Embedding distance_{nullptr};
+  std::vector<std::shared_ptr<HeadOp>> heads_ops_;
+};
+
+struct Layer {
+  std::shared_ptr<AttentionCore> core;
+  torch::nn::Linear attn_dense{nullptr}, out_dense{nullptr}, proj{nullptr};
+  torch::nn::LayerNorm attn_norm{nullptr}, out_norm{nullptr};
+  std::vector<torch::nn::Linear> ffn;
+};
+
+}  // namespace
+
+struct FlexModelImpl::Parts {
+  torch::nn::Embedding word{nullptr}, token_type{nullptr};
+  torch::nn::LayerNorm emb_norm{nullptr};
+  std::vector<Layer> layers;
+  // Heads.
+  torch::nn::Linear mlm_dense{nullptr}, mlm_decoder{nullptr}, pooler{nullptr}, classifier{nullptr};
+  torch::nn::LayerNorm mlm_norm{nullptr};
+  torch::Tensor mlm_bias;
+};
+
+FlexModelImpl::FlexModelImpl(const Architecture& arch, const ModelOptions& o)
+    : arch_(arch), options_(o), parts_(std::make_shared<Parts>()) {
+  validate_architecture(arch, o);
+  auto ln = [&](int64_t h) { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({h}).eps(o.layer_norm_eps)); };
+  Parts& p = *parts_;
+  bert_ = register_module("bert", std::make_shared<torch::nn::Module>("bert"));
+  const int64_t h0 = arch.layers.front().hidden;
+  auto emb = bert_->register_module("embeddings", std::make_shared<torch::nn::Module>());
+  p.word = emb->register_module("word_embeddings",
+                                torch::nn::Embedding(torch::nn::EmbeddingOptions(o.vocab_size, h0).padding_idx(o.pad_id)));
+  p.token_type = emb->register_module("token_type_embeddings", torch::nn::Embedding(o.type_vocab_size, h0));
+  p.emb_norm = emb->register_module("LayerNorm", ln(h0));
+
+  auto encoder = bert_->register_module("encoder", std::make_shared<torch::nn::Module>());
+  auto layer_list = encoder->register_module("layer", torch::nn::ModuleList());
+  for (size_t i = 0; i < arch.layers.size(); ++i) {
+    const LayerSpec& spec = arch.layers[i];
+    const int64_t h = spec.hidden;
+    Layer L;
+    auto mod = std::make_shared<torch::nn::Module>();
+    auto attention = mod->register_module("attention", std::make_shared<torch::nn::Module>());
+    if (spec.head_list.empty())
+      L.core = op_registry().find(spec.op)->build_core(core_config(spec, o));
+    else
+      L.core = std::make_shared<HeteroSelfAttention>(spec, o);
+    attention->register_module("self", L.core);
+    auto self_out = attention->register_module("output", std::make_shared<torch::nn::Module>());
+    L.attn_dense = self_out->register_module("dense", torch::nn::Linear(attention_width(spec, o), h));
+    L.attn_norm = self_out->register_module("LayerNorm", ln(h));
+    auto inter = mod->register_module("intermediate", std::make_shared<torch::nn::Module>());
+    int64_t in = h;
+    for (size_t j = 0; j < spec.ffn.size(); ++j) {
+      const std::string name = j == 0 ? "dense" : "dense_" + std::to_string(j);
+      L.ffn.push_back(inter->register_module(name, torch::nn::Linear(in, spec.ffn[j])));
+      in = spec.ffn[j];
+    }
+    auto out = mod->register_module("output", std::make_shared<torch::nn::Module>());
+    L.out_dense = out->register_module("dense", torch::nn::Linear(in, h));
+    L.out_norm = out->register_module("LayerNorm", ln(h));
+    if (i + 1 < arch.layers.size() && arch.layers[i + 1].hidden != h)
+      L.proj = mod->register_module("proj_head", torch::nn::Linear(h, arch.layers[i + 1].hidden));
+    layer_list->push_back(mod);
+    p.layers.push_back(L);
+  }
+
+  const int64_t hl = arch.layers.back().hidden;
+  switch (o.head) {
+    case HeadType::kMlm: {
+      auto cls = register_module("cls", std::make_shared<torch::nn::Module>());
+      auto pred = cls->register_module("predictions", std::make_shared<torch::nn::Module>());
+      auto transform = pred->register_module("transform", std::make_shared<torch::nn::Module>());
+      p.mlm_dense = transform->register_module("dense", torch::nn::Linear(hl, hl));
+      p.mlm_norm = transform->register_module("LayerNorm", ln(hl));
+      p.mlm_decoder = pred->register_module("decoder", torch::nn::Linear(torch::nn::LinearOptions(hl, o.vocab_size).bias(false)));
+      p.mlm_bias = pred->register_parameter("bias", torch::zeros({o.vocab_size}));
+      break;
+    }
+    case HeadType::kSequence: {
+      auto pooler = bert_->register_module("pooler", std::make_shared<torch::nn::Module>());
+      p.pooler = pooler->register_module("dense", torch::nn::Linear(hl, hl));
+      p.classifier = register_module("classifier", torch::nn::Linear(hl, o.num_labels));
+      break;
+    }
+    case HeadType::kToken:
+      p.classifier = register_module("classifier", torch::nn::Linear(hl, o.num_labels));
+      break;
+  }
+
+  // Initialisation (spec §5.8): Linear/Embedding/Conv1d weights N(0, r), biases 0, LayerNorm 1/0,
+  // padding row 0. wma matrices (U(-0.1, 0.1)) and raw biases are set by their owners.
+  torch::NoGradGuard no_grad;
+  const double r = o.initializer_range;
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* lin = m->as<torch::nn::Linear>()) {
+      lin->weight.normal_(0.0, r);
+      if (lin->bias.defined()) lin->bias.zero_();
+    } else if (auto* e = m->as<torch::nn::Embedding>()) {
+      e->weight.normal_(0.0, r);
+    } else if (auto* norm = m->as<torch::nn::LayerNorm>()) {
+      norm->weight.fill_(1.0);
+      norm->bias.zero_();
+    } else if (auto* conv = m->as<torch::nn::Conv1d>()) {
+      conv->weight.normal_(0.0, r);
+    }
+  }
+  p.word->weight[o.pad_id].zero_();
+}
+
+torch::Tensor FlexModelImpl::encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  Parts& p = *parts_;
+  const double drop = options_.hidden_dropout;
+  const bool train = is_training();
+  auto x = p.word(input_ids) + p.token_type->weight[0];
+  x = torch::dropout(p.emb_norm(x), drop, train);
+  AttentionInputs in;
+  in.mask_add = additive_mask(attention_mask, x.scalar_type());
+  in.valid = attention_mask.to(x.scalar_type());
+  for (Layer& L : p.layers) {
+    auto a = L.core->forward(x, in);
+    auto y = L.attn_norm(torch::dropout(L.attn_dense(a), drop, train) + x);
+    auto z = y;
+    for (auto& dense : L.ffn) z = torch::gelu(dense(z));
+    auto u = L.out_norm(torch::dropout(L.out_dense(z), drop, train) + y);
+    x = L.proj ? L.proj(u) : u;
+  }
+  return x;
+}
+
+torch::Tensor FlexModelImpl::head_logits(const torch::Tensor& hidden) {
+  Parts& p = *parts_;
+  switch (options_.head) {
+    case HeadType::kMlm:
+      return p.mlm_decoder(p.mlm_norm(torch::gelu(p.mlm_dense(hidden)))) + p.mlm_bias;
+    case HeadType::kSequence: {
+      auto pooled = torch::tanh(p.pooler(hidden.select(1, 0)));
+      return p.classifier(torch::dropout(pooled, options_.classifier_dropout, is_training()));
+    }
+    case HeadType::kToken:
+      return p.classifier(torch::dropout(hidden, options_.classifier_dropout, is_training()));
+  }
+  return {};
+}
+
+ModelOutput FlexModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  ModelOutput out;
+  out.hidden = encode(input_ids, attention_mask);
+  out.logits = head_logits(out.hidden);
+  return out;
+}
+
+torch::Tensor FlexModelImpl::loss(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                  const torch::Tensor& labels) {
+  auto hidden = encode(input_ids, attention_mask);
+  switch (options_.head) {
+    case HeadType::kMlm: {
+      // The vocabulary projection dominates the cost: run the head on labelled positions only.
+      auto flat_labels = labels.reshape({-1});
+      auto picked = (flat_labels != -100).nonzero().squeeze(1);
+      if (picked.numel() == 0) return hidden.sum() * 0.0;
+      auto logits = head_logits(hidden.reshape({-1, hidden.size(-1)}).index_select(0, picked));
+      return torch::cross_entropy_loss(logits, flat_labels.index_select(0, picked));
+    }
+    case HeadType::kSequence: {
+      auto logits = head_logits(hidden);
+      if (options_.num_labels == 1) return torch::mse_loss(logits.squeeze(-1), labels.to(logits.scalar_type()));
+      return torch::cross_entropy_loss(logits, labels);
+    }
+    case HeadType::kToken: {
+      auto logits = head_logits(hidden);
+      return torch::cross_entropy_loss(logits.reshape({-1, options_.num_labels}), labels.reshape({-1}), {},
+                                       at::Reduction::Mean, -100);
+    }
+  }
+  return {};
+}
+
+int64_t FlexModelImpl::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& t : parameters()) n += t.numel();
+  return n;
+}
+
+torch::Device default_device() { return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU); }
+
+}  // namespace flexnas::models

@@ -1,0 +1,109 @@
+#pragma once
+// FlexModel: a heterogeneous BERT-style encoder built from an Architecture (spec §5) through the
+// operation registry, with an untied MLM head, a sequence classification/regression head or a
+// token classification head. Tensor names follow Hugging Face BERT (bert.embeddings.*,
+// bert.encoder.layer.<i>.attention.self.query.weight, cls.predictions.*, classifier.*).
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "design_space/architecture.h"
+
+namespace flexnas::models {
+
+enum class HeadType { kMlm, kSequence, kToken };
+/// "mlm" | "cls" | "token".
+std::string head_type_name(HeadType head);
+/// Parses "mlm" | "cls" | "token"; throws ConfigError naming `what` (a flag or a key) otherwise.
+HeadType parse_head_type(const std::string& text, const std::string& what);
+
+/// Everything besides the architecture; these initialisers are the only defaults.
+struct ModelOptions {
+  int64_t vocab_size = 30522;        // token vocabulary (the tokenizer's size)
+  int64_t max_positions = 514;       // longest sequence; distance tables have 2*max_positions-1 rows
+  int64_t type_vocab_size = 1;       // token types (RoBERTa style: one)
+  int64_t pad_id = 0;                // padding token: its embedding row starts at zero
+  double hidden_dropout = 0.1;       // embeddings, attention output, FFN output
+  double attention_dropout = 0.1;    // attention probabilities
+  double classifier_dropout = 0.1;   // before the classification layer
+  double layer_norm_eps = 1e-12;
+  double initializer_range = 0.02;   // std of the normal initialisation
+  HeadType head = HeadType::kMlm;    // which head sits on top
+  int64_t num_labels = 2;            // classes of cls/token heads; 1 = regression (cls only)
+
+  nlohmann::ordered_json to_json() const;
+  /// Reads the keys written by to_json (each optional; unknown keys and bad values are located
+  /// ConfigErrors).
+  static ModelOptions from_config(const ConfigNode& node);
+};
+
+/// Parameters and forward FLOPs per token of one block ("embeddings", "layer 0", ..., "head").
+struct BlockCost {
+  std::string name;
+  int64_t params = 0;
+  double flops_per_token = 0;  // 2 per multiply-add, matrix products only
+};
+struct ModelCost {
+  std::vector<BlockCost> blocks;
+  int64_t total_params = 0;
+  double total_flops_per_token = 0;
+  int64_t seq_len = 0;  // the sequence length the FLOPs assume
+};
+
+/// Checks the architecture against the registry and the options: known operation types and
+/// parameters, heads dividing widths, positive sizes. Throws ConfigError located at `where`
+/// (a file name) and the model-dict key ("o[2]").
+void validate_architecture(const Architecture& arch, const ModelOptions& options, const std::string& where = "");
+
+/// Parameters and FLOPs from the model dict alone (no model is built); equals the instantiated
+/// model's parameter count. FLOPs assume sequences of `seq_len` tokens and count the head at every
+/// position.
+ModelCost model_cost(const Architecture& arch, const ModelOptions& options, int64_t seq_len = 128);
+
+/// What forward returns.
+struct ModelOutput {
+  torch::Tensor logits;  // mlm: [B,T,V]; cls: [B,K]; token: [B,T,K]
+  torch::Tensor hidden;  // last layer: [B,T,h_{L-1}]
+};
+
+class FlexModelImpl : public torch::nn::Module {
+ public:
+  /// Validates (ConfigError) and builds; parameters are initialised from the global torch RNG
+  /// (seed with torch::manual_seed first).
+  FlexModelImpl(const Architecture& arch, const ModelOptions& options);
+
+  /// input_ids: [B,T] int64; attention_mask: [B,T] (1 token, 0 padding).
+  ModelOutput forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+  /// Hidden states of the last layer only: [B,T,h_{L-1}].
+  torch::Tensor encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+  /// Training loss. mlm: cross-entropy over positions whose label is not -100 (the MLM head runs on
+  /// those positions only); cls: cross-entropy over [B] labels, or MSE on [B] float targets when
+  /// num_labels == 1; token: cross-entropy over [B,T] labels, -100 ignored.
+  torch::Tensor loss(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, const torch::Tensor& labels);
+
+  const Architecture& architecture() const { return arch_; }
+  const ModelOptions& options() const { return options_; }
+  /// Number of scalar parameters.
+  int64_t num_parameters() const;
+  /// The base model ("bert": embeddings, encoder, pooler for cls heads), e.g. for weight transfer.
+  std::shared_ptr<torch::nn::Module> base() const { return bert_; }
+
+ private:
+  torch::Tensor head_logits(const torch::Tensor& hidden);
+
+  Architecture arch_;
+  ModelOptions options_;
+  std::shared_ptr<torch::nn::Module> bert_;
+  struct Parts;
+  std::shared_ptr<Parts> parts_;
+};
+TORCH_MODULE(FlexModel);
+
+/// The device to use: CUDA when available, CPU otherwise.
+torch::Device default_device();
+
+}  // namespace flexnas::models

@@ -1,0 +1,40 @@
+#include "models/op_registry.h"
+
+#include "design_space/error.h"
+#include "design_space/op_catalog.h"
+
+namespace flexnas::models {
+
+void OpRegistry::add(OpDefinition def) {
+  FLEXNAS_CHECK(!def.name.empty(), "operation type without a name");
+  FLEXNAS_CHECK(ops_.count(def.name) == 0, "operation type '", def.name, "' registered twice");
+  FLEXNAS_CHECK(def.check_param && def.check_core && def.core_output_width && def.core_params && def.core_flops &&
+                    def.build_core && def.head_params && def.head_flops && def.build_head,
+                "operation type '", def.name, "' leaves a function of its OpDefinition empty");
+  const std::string name = def.name;
+  ops_.emplace(name, std::move(def));
+}
+
+const OpDefinition* OpRegistry::find(const std::string& name) const {
+  auto it = ops_.find(name);
+  return it == ops_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> OpRegistry::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, def] : ops_) out.push_back(name);
+  return out;
+}
+
+OpRegistry& op_registry() {
+  static OpRegistry registry;
+  return registry;
+}
+
+OpRegistrar::OpRegistrar(OpDefinition def) {
+  // The design-space catalogue gets the same checker, so YAML accepts the type by name.
+  op_catalog().add({def.name, def.summary, def.check_param});
+  op_registry().add(std::move(def));
+}
+
+}  // namespace flexnas::models

@@ -1,0 +1,59 @@
+// models_parity_writer DIR: for every registered operation type (each example parameter) in both
+// model-dict formats, and for each head type, writes a checkpoint DIR/<case>/ plus
+// DIR/<case>/io.safetensors holding input_ids, attention_mask and the eval-mode logits. The
+// python parity test (tests/models/python_parity.py) recomputes the logits with flexnas_torch.py.
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "models/checkpoint.h"
+#include "models/op_registry.h"
+#include "models/safetensors.h"
+#include "tests/models/test_util.h"
+
+using namespace flexnas;
+using namespace flexnas::models;
+
+namespace {
+
+void write_case(const std::string& dir, const std::string& name, const Architecture& arch, const ModelOptions& options) {
+  torch::manual_seed(42);
+  FlexModel model(arch, options);
+  model->eval();
+  // Larger-than-initial weights make differences visible: perturb every parameter a little.
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.add_(torch::randn_like(p) * 0.05);
+  }
+  auto [ids, mask] = testing::tiny_batch(options.vocab_size, 8, 5);
+  torch::NoGradGuard no_grad;
+  auto logits = model->forward(ids, mask).logits;
+  const std::string out = (std::filesystem::path(dir) / name).string();
+  save_checkpoint(out, *model);
+  write_safetensors(out + "/io.safetensors", {{"input_ids", ids}, {"attention_mask", mask}, {"logits", logits}});
+  std::cout << name << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: models_parity_writer DIR\n";
+    return 2;
+  }
+  const std::string dir = argv[1];
+  std::filesystem::create_directories(dir);
+  for (const auto& op : op_registry().names())
+    for (const auto& param : op_registry().find(op)->example_params) {
+      write_case(dir, "standard_" + op + "_" + param, testing::standard_arch(op, param), testing::tiny_options());
+      write_case(dir, "hetero_" + op + "_" + param, testing::hetero_arch(op, param), testing::tiny_options());
+    }
+  write_case(dir, "standard_c_one_head", testing::standard_arch("c", "3", 1), testing::tiny_options());
+  write_case(dir, "head_cls", testing::standard_arch("l", "dft"), testing::tiny_options(HeadType::kSequence));
+  write_case(dir, "head_token", testing::hetero_arch("sa", "wma"), testing::tiny_options(HeadType::kToken));
+  ModelOptions regression = testing::tiny_options(HeadType::kSequence);
+  regression.num_labels = 1;
+  write_case(dir, "head_regression", testing::standard_arch("c", "5"), regression);
+  return 0;
+}
