@@ -286,11 +286,12 @@ int main(int argc, char** argv) {
   try {
     return flexnas::datasets::main_impl(argc, argv);
   } catch (const flexnas::ConfigError& e) {
-    std::cerr << e.what() << "\n";
+    // With --error-file the caller reports the message; printing it here too would show it twice.
+    if (error_file.empty()) std::cerr << e.what() << "\n";
     flexnas::datasets::write_error_file(error_file, e.what());
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "flexnas-tokenize: error: " << e.what() << "\n";
+    if (error_file.empty()) std::cerr << "flexnas-tokenize: error: " << e.what() << "\n";
     flexnas::datasets::write_error_file(error_file, e.what());
     return 1;
   }

@@ -1,0 +1,161 @@
+// Fine-tuning batches through the real tokenizer path (flexnas-tokenize + cache): per-batch padding,
+// pairs joined with [SEP], token types, label layouts, deterministic shuffles.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <set>
+
+#include "datasets/finetune_data.h"
+#include "design_space/error.h"
+#include "test_util.h"
+
+namespace flexnas::datasets {
+namespace {
+using testing::TempDir;
+using testing::write_text;
+
+class FinetuneFixture : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    write_text(*dir_ / "corpus.txt", testing::synthetic_corpus(10, 60, 3));
+    TokenizerTrainOptions o;
+    o.corpus = {*dir_ / "corpus.txt"};
+    o.vocab_size = 70;
+    o.out = *dir_ / "spm.model";
+    train_tokenizer(o);
+    tok_ = new Tokenizer(*dir_ / "spm.model", *dir_ / "cache");
+  }
+  static void TearDownTestSuite() {
+    delete tok_;
+    delete dir_;
+  }
+  static TempDir* dir_;
+  static Tokenizer* tok_;
+};
+TempDir* FinetuneFixture::dir_ = nullptr;
+Tokenizer* FinetuneFixture::tok_ = nullptr;
+
+std::vector<Example> sentences(int n, int64_t labels) {
+  std::vector<Example> out;
+  for (int i = 0; i < n; ++i) {
+    Example e;
+    std::string text;
+    for (int w = 0; w <= i % 7; ++w) text += w ? " the jury" : "a city";
+    e.segments = {text};
+    e.label = i % labels;
+    out.push_back(e);
+  }
+  return out;
+}
+
+TEST_F(FinetuneFixture, SingleSentencesPaddedPerBatch) {
+  FinetuneOptions o;
+  o.batch_size = 4;
+  o.max_length = 64;
+  const auto examples = sentences(10, 15);
+  const TaskDataset ds(task_info("brown-genre"), examples, *tok_, "genre-test", o);
+  EXPECT_EQ(ds.size(), 10);
+  EXPECT_EQ(ds.num_batches(), 3);
+  const TaskBatch b = ds.batch(-1, 0);  // file order
+  EXPECT_EQ(b.example_ids, (std::vector<int64_t>{0, 1, 2, 3}));
+  int64_t longest = 0;
+  for (int64_t e = 0; e < 4; ++e) longest = std::max<int64_t>(longest, static_cast<int64_t>(ds.example_ids(e).size()));
+  EXPECT_EQ(b.input_ids.size(1), longest) << "padded to the batch's longest example, not to max_length";
+  EXPECT_LT(longest, 64);
+  EXPECT_EQ(b.labels.sizes(), (std::vector<int64_t>{4}));
+  EXPECT_EQ(b.labels[3].item<int64_t>(), 3);
+  for (int64_t r = 0; r < 4; ++r) {
+    const auto& ids = ds.example_ids(r);
+    EXPECT_EQ(ids.front(), SpecialIds::kCls);
+    EXPECT_EQ(ids.back(), SpecialIds::kSep);
+    EXPECT_EQ(b.attention_mask[r].sum().item<int64_t>(), static_cast<int64_t>(ids.size()));
+    EXPECT_EQ(b.token_type_ids[r].sum().item<int64_t>(), 0);
+    for (int64_t t = static_cast<int64_t>(ids.size()); t < longest; ++t) EXPECT_EQ(b.input_ids[r][t].item<int64_t>(), SpecialIds::kPad);
+  }
+  EXPECT_EQ(ds.batch(-1, 2).input_ids.size(0), 2);  // the last batch is smaller
+}
+
+TEST_F(FinetuneFixture, ShufflesBySeedAndEpoch) {
+  FinetuneOptions o;
+  o.batch_size = 5;
+  const auto examples = sentences(20, 2);
+  const TaskDataset ds(task_info("spam"), examples, *tok_, "spam-test", o);
+  auto order = [&](int64_t epoch) {
+    std::vector<int64_t> all;
+    for (int64_t i = 0; i < ds.num_batches(); ++i)
+      for (int64_t e : ds.batch(epoch, i).example_ids) all.push_back(e);
+    return all;
+  };
+  EXPECT_EQ(order(0), order(0));
+  EXPECT_NE(order(0), order(1));
+  const auto o0 = order(0);
+  EXPECT_EQ(std::set<int64_t>(o0.begin(), o0.end()).size(), 20u);
+  o.seed = 7;
+  const TaskDataset other(task_info("spam"), examples, *tok_, "spam-test", o);
+  std::vector<int64_t> first;
+  for (int64_t e : other.batch(0, 0).example_ids) first.push_back(e);
+  EXPECT_NE(first, std::vector<int64_t>(o0.begin(), o0.begin() + 5));
+}
+
+TEST_F(FinetuneFixture, PairsRegressionAndTruncation) {
+  std::vector<Example> pairs;
+  for (int i = 0; i < 3; ++i) {
+    Example e;
+    e.segments = {"the jury said", i == 2 ? std::string(400, 'a') : "a city report"};
+    e.target = 0.5 * i;
+    pairs.push_back(e);
+  }
+  FinetuneOptions o;
+  o.max_length = 24;
+  const TaskDataset ds(task_info("glue:stsb"), pairs, *tok_, "stsb-test", o);
+  EXPECT_EQ(ds.truncated(), 1);
+  const TaskBatch b = ds.batch(-1, 0);
+  EXPECT_EQ(b.labels.dtype(), torch::kFloat32);
+  EXPECT_FLOAT_EQ(b.labels[2].item<float>(), 1.0f);
+  EXPECT_EQ(b.input_ids.size(1), 24);
+  const auto& ids = ds.example_ids(0);
+  int seps = 0;
+  size_t first_sep = 0;
+  for (size_t t = 0; t < ids.size(); ++t)
+    if (ids[t] == SpecialIds::kSep && seps++ == 0) first_sep = t;
+  EXPECT_EQ(seps, 2);
+  for (size_t t = 0; t < ids.size(); ++t)
+    EXPECT_EQ(b.token_type_ids[0][static_cast<int64_t>(t)].item<int64_t>(), t > first_sep ? 1 : 0);
+  // longest-first truncation keeps the short first segment whole
+  const auto& cut = ds.example_ids(2);
+  EXPECT_EQ(cut.size(), 24u);
+  EXPECT_EQ(std::vector<int32_t>(cut.begin(), cut.begin() + static_cast<long>(first_sep + 1)),
+            std::vector<int32_t>(ids.begin(), ids.begin() + static_cast<long>(first_sep + 1)));
+}
+
+TEST_F(FinetuneFixture, TokenClassificationLabelsFirstPieces) {
+  Example e;
+  e.words = {"The", "jury", "reporters", "said", "."};
+  e.word_labels = {5, 0, 0, 1, 10};
+  const TaskDataset ds(task_info("brown-pos"), {e}, *tok_, "pos-test");
+  const TaskBatch b = ds.batch(-1, 0);
+  const int64_t T = b.input_ids.size(1);
+  EXPECT_EQ(b.labels.sizes(), (std::vector<int64_t>{1, T}));
+  std::vector<int64_t> scored;
+  for (int64_t t = 0; t < T; ++t)
+    if (b.labels[0][t].item<int64_t>() != -100) scored.push_back(b.labels[0][t].item<int64_t>());
+  EXPECT_EQ(scored, e.word_labels) << "one label per word, on its first piece";
+  EXPECT_EQ(b.labels[0][0].item<int64_t>(), -100);
+  EXPECT_EQ(b.labels[0][T - 1].item<int64_t>(), -100);
+  EXPECT_GT(T, 7) << "some word splits into several pieces";
+}
+
+TEST_F(FinetuneFixture, BadOptionsAreNamed) {
+  FinetuneOptions o;
+  o.max_length = 2;
+  testing::expect_error<ConfigError>([&] { TaskDataset(task_info("spam"), sentences(2, 2), *tok_, "x", o); },
+                                     {"--max-length: 2"});
+  Example pair;
+  pair.segments = {"one"};
+  testing::expect_error<ConfigError>([&] { TaskDataset(task_info("glue:rte"), {pair}, *tok_, "x"); },
+                                     {"glue:rte", "1 text segments, expected 2"});
+}
+
+}  // namespace
+}  // namespace flexnas::datasets
