@@ -1,0 +1,790 @@
+#include "launch/campaign.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "design_space/atomic_file.h"
+#include "design_space/design_space.h"
+#include "design_space/error.h"
+#include "design_space/log.h"
+#include "design_space/progress.h"
+#include "launch/mpi_runner.h"
+#include "nas/boshnas.h"
+#include "nas/policy.h"
+
+namespace flexnas::launch {
+namespace fs = std::filesystem;
+
+// ---- signals ----
+
+namespace {
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int sig) {
+  int expected = 0;
+  g_stop_signal.compare_exchange_strong(expected, sig);
+}
+double since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+}  // namespace
+
+void install_stop_handlers() {
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) sigaction(sig, &sa, nullptr);
+}
+void request_stop(int sig) { on_stop_signal(sig); }
+int stop_signal() { return g_stop_signal.load(); }
+void clear_stop() { g_stop_signal.store(0); }
+
+uint64_t trial_seed(uint64_t campaign_seed, int64_t trial_id) {
+  return nas::derive_seed(campaign_seed, 0x7121a15eedull, uint64_t(trial_id));
+}
+
+// ---- local worker pool ----
+
+namespace {
+
+class LocalPool : public WorkerPool {
+ public:
+  LocalPool(std::shared_ptr<Evaluator> evaluator, int workers) : evaluator_(std::move(evaluator)), slots_(workers) {
+    for (int w = 0; w < workers; ++w) threads_.emplace_back([this, w] { loop(w); });
+  }
+  ~LocalPool() override { shutdown(); }
+
+  int size() const override { return int(slots_.size()); }
+  bool alive(int) const override { return true; }
+
+  void start(int worker, const TrialTask& task) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Slot& s = slots_[size_t(worker)];
+    FLEXNAS_CHECK(!s.task && !s.busy, "worker ", worker, " is busy");
+    s.cancel = false;
+    s.task = task;
+    s.busy = true;
+    work_cv_.notify_all();
+  }
+
+  std::vector<PoolEvent> wait(double seconds) override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_cv_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return !events_.empty(); });
+    std::vector<PoolEvent> out(events_.begin(), events_.end());
+    events_.clear();
+    return out;
+  }
+
+  void cancel_all() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (Slot& s : slots_) s.cancel = true;
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return;
+      stopping_ = true;
+      for (Slot& s : slots_) s.cancel = true;
+      work_cv_.notify_all();
+    }
+    for (std::thread& t : threads_) t.join();
+  }
+
+ private:
+  struct Slot {
+    std::optional<TrialTask> task;
+    bool busy = false;
+    std::atomic<bool> cancel{false};
+  };
+
+  void loop(int w) {
+    const int gpus = count_gpus();
+    for (;;) {
+      TrialTask task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        work_cv_.wait(lock, [&] { return stopping_ || slots_[size_t(w)].task.has_value(); });
+        if (stopping_ && !slots_[size_t(w)].task) return;
+        task = *slots_[size_t(w)].task;
+        slots_[size_t(w)].task.reset();
+      }
+      if (gpus > 0) task.gpu = w % gpus;
+      PoolEvent e;
+      e.worker = w;
+      try {
+        e.outcome = evaluator_->evaluate(task, &slots_[size_t(w)].cancel, {});
+      } catch (const std::exception& ex) {  // the worker survives whatever the trial does
+        e.outcome.trial_id = task.trial_id;
+        e.outcome.attempt = task.attempt;
+        e.outcome.reason = std::string("evaluator error: ") + ex.what();
+      }
+      std::lock_guard<std::mutex> lock(mutex_);
+      slots_[size_t(w)].busy = false;
+      events_.push_back(std::move(e));
+      done_cv_.notify_all();
+      if (stopping_) return;
+    }
+  }
+
+  std::shared_ptr<Evaluator> evaluator_;
+  std::vector<Slot> slots_;
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable work_cv_, done_cv_;
+  std::deque<PoolEvent> events_;
+  bool stopping_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<WorkerPool> make_local_pool(std::shared_ptr<Evaluator> evaluator, int workers) {
+  return std::make_unique<LocalPool>(std::move(evaluator), workers);
+}
+
+// ---- opening a campaign ----
+
+Campaign open_campaign(const CampaignConfig& config, bool resume) {
+  Campaign c;
+  c.config = config;
+  const std::string dir = config.directory;
+  const bool exists = fs::exists(campaign_db_path(dir));
+  if (exists && !resume)
+    throw ConfigError(config.source + ": error: directory: the campaign directory " + dir +
+                      " already holds a campaign; continue it with --resume, or choose another `directory`/`name`");
+  if (exists) {
+    const CampaignConfig frozen = load_campaign_config(frozen_config_path(dir));
+    check_same_campaign(config, frozen);
+    c.resumed = true;
+  }
+  fs::create_directories(dir);
+  fs::create_directories(fs::path(dir) / "logs");
+  fs::create_directories(fs::path(dir) / "report");
+  c.store = std::make_unique<CampaignStore>(campaign_db_path(dir));
+  if (!c.resumed) {
+    write_file_atomic(frozen_config_path(dir), frozen_config_text(config));
+    if (config.design_space) {
+      const DesignSpaceSource& d = *config.design_space;
+      const DesignSpace space = load_design_space(d.file);
+      LibraryBuildOptions b;
+      b.enumeration = space.enumeration;
+      if (d.layers_per_stack) b.enumeration.layers_per_stack = *d.layers_per_stack;
+      if (d.heterogeneous_feed_forward) b.enumeration.heterogeneous_feed_forward = *d.heterogeneous_feed_forward;
+      if (d.increasing) b.enumeration.increasing = *d.increasing;
+      b.sample = uint64_t(d.sample);
+      b.neighbors = d.neighbors;
+      b.embedding.dim = d.embedding_dim;
+      b.seed = config.seed;
+      b.progress = false;
+      c.library = build_library(space, b);
+    } else {
+      c.library = load_library(config.library);
+    }
+    // The campaign's copy starts with no measurements: performances are what this campaign measured.
+    for (auto& p : c.library.performances) p.reset();
+    save_library(c.library, campaign_library_path(dir));
+    const int64_t window = config.scheduler.window > 0 ? config.scheduler.window : 2 * config.workers;
+    CampaignStore::Transaction t(*c.store);
+    c.store->set_meta("format", "flexnas-campaign 1");
+    c.store->set_meta("window", std::to_string(window));
+    c.store->set_meta("elapsed_seconds", "0");
+    c.store->set_meta("created", std::to_string(unix_now()));
+    c.store->set_meta("config", config.to_json().dump());
+    t.commit();
+    c.store->log_event(-1, "created", -1, "campaign " + config.name + " in " + dir);
+  } else {
+    c.library = load_library(campaign_library_path(dir));
+  }
+  c.library.rebuild_index();
+  return c;
+}
+
+// ---- reports ----
+
+std::string summarize_architecture(const Architecture& arch) {
+  std::ostringstream out;
+  out << "L" << arch.num_layers();
+  std::string last;
+  int repeat = 0;
+  auto flush = [&] {
+    if (repeat == 0) return;
+    out << " | " << last;
+    if (repeat > 1) out << " x" << repeat;
+  };
+  for (const LayerSpec& l : arch.layers) {
+    std::ostringstream s;
+    s << "h" << l.hidden << " ";
+    if (l.head_list.empty()) {
+      s << l.op << "-" << l.param << " n" << l.heads;
+    } else {
+      std::map<std::string, int> counts;
+      for (const HeadSpec& h : l.head_list) counts[h.to_string()]++;
+      bool first = true;
+      for (const auto& [name, n] : counts) {
+        s << (first ? "" : "+") << n << "*" << name;
+        first = false;
+      }
+    }
+    s << " f";
+    for (size_t i = 0; i < l.ffn.size(); ++i) s << (i ? "," : "") << l.ffn[i];
+    if (s.str() == last) {
+      ++repeat;
+    } else {
+      flush();
+      last = s.str();
+      repeat = 1;
+    }
+  }
+  flush();
+  return out.str();
+}
+
+std::string leaderboard(const std::vector<TrialRow>& trials, const Library& library, int n) {
+  std::vector<const TrialRow*> done;
+  for (const TrialRow& t : trials)
+    if (t.status == trial_status::kCompleted && t.score) done.push_back(&t);
+  std::stable_sort(done.begin(), done.end(), [](const TrialRow* a, const TrialRow* b) { return *a->score > *b->score; });
+  std::ostringstream out;
+  out << std::left << std::setw(5) << "rank" << std::setw(7) << "trial" << std::setw(12) << "score" << std::setw(12)
+      << "parameters" << std::setw(14) << "hash" << "model dict\n";
+  for (int i = 0; i < int(done.size()) && i < n; ++i) {
+    const TrialRow& t = *done[size_t(i)];
+    std::ostringstream score;
+    score << std::setprecision(6) << *t.value;
+    out << std::left << std::setw(5) << (i + 1) << std::setw(7) << t.id << std::setw(12) << score.str() << std::setw(12)
+        << t.parameters << std::setw(14) << t.hash.substr(0, 12)
+        << (t.index >= 0 && size_t(t.index) < library.size() ? summarize_architecture(library.archs[size_t(t.index)])
+                                                               : std::string("?"))
+        << "\n";
+  }
+  if (done.empty()) out << "(no completed trials)\n";
+  return out.str();
+}
+
+// ---- the scheduler ----
+
+namespace {
+
+class Scheduler {
+ public:
+  Scheduler(Campaign& campaign, WorkerPool& pool, const SchedulerOptions& options)
+      : c_(campaign), config_(campaign.config), store_(*campaign.store), pool_(pool), options_(options) {
+    window_ = std::stoll(store_.meta("window").value_or("0"));
+    if (window_ <= 0) window_ = 2 * config_.workers;
+    ordered_ = config_.scheduler.order == "ordered";
+    elapsed_before_ = std::stod(store_.meta("elapsed_seconds").value_or("0"));
+    nas::PolicyOptions po;
+    po.seed = config_.seed;
+    po.max_trials = config_.budget.trials;
+    po.max_parameters = config_.objective.max_parameters;
+    po.cost_weight = config_.objective.cost_weight;
+    nas::BoshnasOptions bo;
+    bo.num_init = config_.policy.num_init;
+    bo.uncertainty_prob = config_.policy.uncertainty_prob;
+    bo.diversity_prob = config_.policy.diversity_prob;
+    bo.patience = config_.policy.patience;
+    bo.aleatoric_queries = config_.policy.aleatoric_queries;
+    bo.stop_on_convergence = config_.policy.stop_on_convergence;
+    nas::EvolutionOptions eo;
+    eo.population = config_.policy.population;
+    eo.sample_size = config_.policy.sample_size;
+    policy_ = nas::make_policy(config_.policy.name, c_.library, po, bo, eo, "policy.name");
+    busy_.assign(size_t(pool_.size()), -1);
+    restore();
+  }
+
+  int run() {
+    const auto start = std::chrono::steady_clock::now();
+    start_ = start;
+    last_save_ = start;
+    int exit_code = 0;
+    bool draining = false;
+    std::chrono::steady_clock::time_point drain_start;
+    for (;;) {
+      const int sig = stop_signal();
+      if (sig && !draining) {
+        draining = true;
+        drain_start = std::chrono::steady_clock::now();
+        exit_code = 128 + sig;
+        store_.log_event(-1, "stopping", -1, "signal " + std::to_string(sig) + ": no new trials; waiting up to " +
+                                                 std::to_string(int64_t(config_.scheduler.drain_timeout)) +
+                                                 " s for " + std::to_string(running()) + " running trials");
+        say("stopping (signal " + std::to_string(sig) + "): waiting for " + std::to_string(running()) +
+            " running trials");
+      }
+      if (!draining) {
+        fill_proposals();
+        dispatch();
+      }
+      if (running() == 0) {
+        if (draining || (ready_.empty() && exhausted_)) break;
+        if (alive_workers() == 0) {
+          store_.log_event(-1, "no_workers", -1, "every worker was lost");
+          say("every worker was lost; stopping (resume with --resume)");
+          exit_code = 1;
+          break;
+        }
+      }
+      if (draining && since(drain_start) > config_.scheduler.drain_timeout && !cancelled_) {
+        pool_.cancel_all();
+        cancelled_ = true;
+      }
+      for (PoolEvent& e : pool_.wait(0.05)) handle(e, draining);
+      maybe_save_library(false);
+    }
+    if (draining) interrupt_rest();
+    pool_.shutdown();
+    maybe_save_library(true);
+    save_elapsed();
+    write_report();
+    if (draining) {
+      store_.log_event(-1, "stopped", -1, "stopped by signal; resume with --resume");
+      say("stopped; continue with: flexnas search " + config_.source + " --resume");
+    } else if (exit_code == 0) {
+      store_.log_event(-1, "finished", -1, summary_line());
+      if (!options_.quiet) std::cout << "campaign " << config_.name << " finished: " << summary_line() << "\n\n"
+                                     << leaderboard(trials_, c_.library) << std::flush;
+    }
+    return exit_code;
+  }
+
+ private:
+  void say(const std::string& line) {
+    if (!options_.quiet) std::cout << line << std::endl;
+  }
+
+  int64_t running() const {
+    int64_t n = 0;
+    for (int64_t t : busy_) n += t >= 0;
+    return n;
+  }
+  int alive_workers() const {
+    int n = 0;
+    for (int w = 0; w < pool_.size(); ++w) n += pool_.alive(w);
+    return n;
+  }
+
+  bool is_final(const TrialRow& t) const {
+    return t.status == trial_status::kCompleted || t.status == trial_status::kFailed;
+  }
+
+  /// Rebuilds the policy and the queues from the store (a no-op on a fresh campaign).
+  void restore() {
+    const int64_t interrupted = store_.interrupt_unfinished("the previous run ended while this trial ran");
+    trials_ = store_.trials();
+    if (trials_.empty()) return;
+    // Observation order: ordered mode = the contiguous prefix of final trials in id order;
+    // async mode = observe_seq. Everything else is pending (re-run, or buffered when final).
+    std::vector<const TrialRow*> observed;
+    for (const TrialRow& t : trials_)
+      if (t.observe_seq >= 0) observed.push_back(&t);
+    std::sort(observed.begin(), observed.end(),
+              [](const TrialRow* a, const TrialRow* b) { return a->observe_seq < b->observe_seq; });
+    std::vector<nas::TrialRecord> history;
+    std::set<int64_t> seen;
+    for (const TrialRow* t : observed) {
+      nas::TrialRecord r;
+      r.index = t->index;
+      r.kind = t->kind;
+      r.status = t->status == trial_status::kCompleted ? nas::TrialStatus::kCompleted : nas::TrialStatus::kFailed;
+      r.score = t->score.value_or(0);
+      history.push_back(r);
+      seen.insert(t->id);
+    }
+    for (const TrialRow& t : trials_) {
+      if (seen.count(t.id)) continue;
+      nas::TrialRecord r;
+      r.index = t.index;
+      r.kind = t.kind;
+      r.status = nas::TrialStatus::kPending;
+      history.push_back(r);
+      if (is_final(t)) unobserved_.insert(t.id);
+      else ready_.push_back(t.id);
+    }
+    policy_->restore(history);
+    observed_ = int64_t(observed.size());
+    next_seq_ = observed_;
+    next_observe_ = 0;
+    while (next_observe_ < int64_t(trials_.size()) && trials_[size_t(next_observe_)].observe_seq >= 0) ++next_observe_;
+    for (const TrialRow& t : trials_) by_hash_[t.hash] = t.id;
+    store_.log_event(-1, "resumed", -1,
+                     std::to_string(trials_.size()) + " trials restored, " + std::to_string(observed_) + " observed, " +
+                         std::to_string(ready_.size()) + " to re-run (" + std::to_string(interrupted) + " interrupted)");
+    say("resumed: " + std::to_string(trials_.size()) + " trials, " + std::to_string(observed_) + " done, " +
+        std::to_string(ready_.size()) + " to re-run");
+    // Results finished before the stop but not yet observed (ordered mode) are observed in order.
+    observe_ready();
+  }
+
+  double campaign_elapsed() const { return elapsed_before_ + since(start_); }
+
+  void fill_proposals() {
+    if (exhausted_) return;
+    if (config_.budget.wall_time > 0 && campaign_elapsed() >= config_.budget.wall_time) {
+      exhausted_ = true;
+      store_.log_event(-1, "budget", -1, "wall-time budget of " + std::to_string(config_.budget.wall_time) + " s spent");
+      return;
+    }
+    for (;;) {
+      if (ordered_) {
+        if (int64_t(trials_.size()) >= observed_ + window_) return;
+      } else {
+        // Async: propose when a worker would otherwise idle.
+        int64_t idle = 0;
+        for (int w = 0; w < pool_.size(); ++w) idle += pool_.alive(w) && busy_[size_t(w)] < 0;
+        if (int64_t(ready_.size()) >= idle) return;
+      }
+      const std::optional<nas::Proposal> p = policy_->propose();
+      if (!p) {
+        exhausted_ = true;
+        return;
+      }
+      TrialRow t;
+      t.id = int64_t(trials_.size());
+      t.index = p->index;
+      t.hash = c_.library.hashes[size_t(p->index)];
+      t.kind = p->kind;
+      t.seed = trial_seed(config_.seed, t.id);
+      t.parameters = policy_->parameters()[size_t(p->index)];
+      store_.put_trial(t, "proposed", p->kind + " #" + std::to_string(p->index));
+      by_hash_[t.hash] = t.id;
+      trials_.push_back(t);
+      ready_.push_back(t.id);
+    }
+  }
+
+  /// Warm start (builtin): the nearest library neighbour with a trained checkpoint.
+  void choose_warm_start(const TrialRow& t, TrialTask& task) const {
+    if (config_.evaluator.type != "builtin" || !config_.evaluator.builtin.warm_start) return;
+    if (size_t(t.index) >= c_.library.neighbors.size()) return;
+    for (const std::string& h : c_.library.neighbors[size_t(t.index)]) {
+      auto it = by_hash_.find(h);
+      if (it == by_hash_.end()) continue;
+      const TrialRow& n = trials_[size_t(it->second)];
+      if (n.status == trial_status::kCompleted && !n.checkpoint.empty() && fs::exists(n.checkpoint)) {
+        task.warm_start_hash = n.hash;
+        task.warm_start_checkpoint = n.checkpoint;
+        return;
+      }
+    }
+  }
+
+  void dispatch() {
+    for (int w = 0; w < pool_.size() && !ready_.empty(); ++w) {
+      if (!pool_.alive(w) || busy_[size_t(w)] >= 0) continue;
+      const int64_t id = ready_.front();
+      ready_.pop_front();
+      TrialRow& t = trials_[size_t(id)];
+      TrialTask task;
+      task.trial_id = id;
+      task.attempt = t.attempt + 1;
+      task.index = t.index;
+      task.hash = t.hash;
+      task.arch = nlohmann::json::parse(c_.library.archs[size_t(t.index)].to_canonical_string());
+      task.seed = t.seed;
+      choose_warm_start(t, task);
+      t.attempt = task.attempt;
+      t.status = trial_status::kRunning;
+      t.worker = pool_.worker_label(w);
+      t.start_time = unix_now();
+      t.transfer_source = task.warm_start_hash;
+      store_.put_trial(t, "started", "attempt " + std::to_string(t.attempt), t.worker);
+      busy_[size_t(w)] = id;
+      pool_.start(w, task);
+    }
+  }
+
+  void handle(PoolEvent& e, bool draining) {
+    const int64_t id = busy_[size_t(e.worker)];
+    if (id < 0) return;  // a late message from a worker already given up on
+    busy_[size_t(e.worker)] = -1;
+    TrialRow& t = trials_[size_t(id)];
+    TrialOutcome o = e.outcome;
+    if (e.kind == PoolEvent::kLost) {
+      o = TrialOutcome();
+      o.reason = e.reason;
+      store_.log_event(id, "worker_lost", t.worker, e.reason);
+      say("worker " + std::to_string(t.worker) + " lost: " + e.reason);
+    } else if (o.trial_id != id || o.attempt != t.attempt) {
+      return;  // not the attempt we are waiting for
+    }
+    t.seconds += o.seconds;
+    t.cpu_seconds += o.cpu_seconds;
+    t.max_rss_kb = std::max(t.max_rss_kb, o.max_rss_kb);
+    if (o.ok && o.value) {
+      t.status = trial_status::kCompleted;
+      t.end_time = unix_now();
+      t.value = o.value;
+      t.score = config_.objective.maximise ? *o.value : -*o.value;
+      t.metrics = o.metrics.dump();
+      t.checkpoint = o.checkpoint;
+      t.failure_reason.clear();
+      c_.library.performances[size_t(t.index)] = *o.value;
+      library_dirty_ = true;
+      finalize(t, "completed", "value " + format_value(*o.value));
+      return;
+    }
+    if (o.cancelled || (draining && t.attempt <= config_.trial.retries)) {
+      // Stopped by the drain (or failed while draining with retries left): re-run on resume.
+      t.status = trial_status::kInterrupted;
+      t.attempt -= o.cancelled ? 1 : 0;
+      if (!o.cancelled) t.failure_reason = o.reason;
+      store_.put_trial(t, "interrupted", o.cancelled ? "cancelled by the drain" : o.reason, t.worker);
+      return;
+    }
+    t.failure_reason = o.reason;
+    if (t.attempt <= config_.trial.retries) {
+      t.status = trial_status::kQueued;
+      store_.put_trial(t, "attempt_failed", "attempt " + std::to_string(t.attempt) + ": " + o.reason, t.worker);
+      say("trial " + std::to_string(id) + " attempt " + std::to_string(t.attempt) + " failed: " + o.reason +
+          "; retrying");
+      ready_.push_front(id);
+      return;
+    }
+    t.status = trial_status::kFailed;
+    t.end_time = unix_now();
+    finalize(t, "failed", "after " + std::to_string(t.attempt) + " attempts: " + o.reason);
+  }
+
+  static std::string format_value(double v) {
+    std::ostringstream s;
+    s << std::setprecision(6) << v;
+    return s.str();
+  }
+
+  /// Records a final result and hands results to the policy in the configured order.
+  void finalize(TrialRow& t, const std::string& event, const std::string& message) {
+    if (ordered_) {
+      unobserved_.insert(t.id);
+      store_.put_trial(t, event, message, t.worker);
+      observe_ready();
+    } else {
+      observe_one(t, event, message);
+    }
+    progress(t);
+  }
+
+  void observe_one(TrialRow& t, const std::string& event, const std::string& message) {
+    t.observe_seq = next_seq_++;
+    store_.put_trial(t, event, message, t.worker);  // one transaction: the result and its observation
+    policy_->observe(t.index, t.status == trial_status::kCompleted ? std::optional<double>(*t.score) : std::nullopt);
+    ++observed_;
+  }
+
+  void observe_ready() {
+    while (next_observe_ < int64_t(trials_.size()) && unobserved_.count(next_observe_)) {
+      TrialRow& t = trials_[size_t(next_observe_)];
+      unobserved_.erase(next_observe_);
+      t.observe_seq = next_seq_++;
+      store_.put_trial(t);
+      policy_->observe(t.index, t.status == trial_status::kCompleted ? std::optional<double>(*t.score) : std::nullopt);
+      ++observed_;
+      ++next_observe_;
+    }
+  }
+
+  void progress(const TrialRow& t) {
+    if (t.status == trial_status::kCompleted) ++done_now_;
+    if (t.status == trial_status::kCompleted && (!best_ || *t.score > *best_->score)) best_ = t;
+    if (!best_) {
+      for (const TrialRow& r : trials_)
+        if (r.status == trial_status::kCompleted && r.score && (!best_ || *r.score > *best_->score)) best_ = r;
+    }
+    if (options_.quiet || !options_.progress_lines) return;
+    std::cout << summary_line() << "  [trial " << t.id << " " << t.status
+              << (t.status == trial_status::kCompleted ? " " + format_value(*t.value) : ": " + t.failure_reason) << "]"
+              << std::endl;
+  }
+
+  std::string summary_line() const {
+    int64_t done = 0, failed = 0;
+    for (const TrialRow& r : trials_) {
+      done += r.status == trial_status::kCompleted;
+      failed += r.status == trial_status::kFailed;
+    }
+    std::ostringstream s;
+    s << "done " << done << ", failed " << failed << ", running " << running();
+    if (config_.budget.trials > 0) s << " of " << config_.budget.trials;
+    if (best_) s << " | best " << format_value(*best_->value) << " (trial " << best_->id << ")";
+    const double secs = since(start_);
+    if (done_now_ > 0 && secs > 0) {
+      const double rate = double(done_now_) / secs;
+      s << " | " << format_value(rate * 60) << " trials/min";
+      if (config_.budget.trials > 0) {
+        const int64_t left = config_.budget.trials - done - failed;
+        if (left > 0) s << " | ETA " << format_duration(double(left) / rate);
+      }
+    }
+    return s.str();
+  }
+
+  void interrupt_rest() {
+    CampaignStore::Transaction tx(store_);
+    for (int w = 0; w < pool_.size(); ++w) {
+      const int64_t id = busy_[size_t(w)];
+      if (id < 0) continue;
+      TrialRow& t = trials_[size_t(id)];
+      t.status = trial_status::kInterrupted;
+      t.attempt -= 1;
+      store_.put_trial(t, "interrupted", "still running at the end of the drain", t.worker);
+      busy_[size_t(w)] = -1;
+    }
+    for (int64_t id : ready_) {
+      TrialRow& t = trials_[size_t(id)];
+      t.status = trial_status::kInterrupted;
+      store_.put_trial(t);
+    }
+    tx.commit();
+  }
+
+  void maybe_save_library(bool force) {
+    if (!library_dirty_) return;
+    if (!force && since(last_save_) < config_.scheduler.library_save_interval) return;
+    save_library(c_.library, campaign_library_path(config_.directory));
+    library_dirty_ = false;
+    last_save_ = std::chrono::steady_clock::now();
+    save_elapsed();
+  }
+
+  void save_elapsed() { store_.set_meta("elapsed_seconds", std::to_string(campaign_elapsed())); }
+
+  void write_report() {
+    write_file_atomic((fs::path(config_.directory) / "report" / "leaderboard.txt").string(),
+                      leaderboard(trials_, c_.library) + "\n" + summary_line() + "\n");
+  }
+
+  Campaign& c_;
+  const CampaignConfig& config_;
+  CampaignStore& store_;
+  WorkerPool& pool_;
+  SchedulerOptions options_;
+  std::unique_ptr<nas::Policy> policy_;
+  std::vector<TrialRow> trials_;
+  std::map<std::string, int64_t> by_hash_;
+  std::deque<int64_t> ready_;
+  std::vector<int64_t> busy_;   // trial id per worker, -1 = idle
+  std::set<int64_t> unobserved_;
+  int64_t window_ = 0, observed_ = 0, next_seq_ = 0, next_observe_ = 0, done_now_ = 0;
+  bool ordered_ = true, exhausted_ = false, cancelled_ = false, library_dirty_ = false;
+  double elapsed_before_ = 0;
+  std::optional<TrialRow> best_;
+  std::chrono::steady_clock::time_point start_, last_save_;
+};
+
+}  // namespace
+
+int run_scheduler(Campaign& campaign, WorkerPool& pool, const SchedulerOptions& options) {
+  Scheduler s(campaign, pool, options);
+  return s.run();
+}
+
+// ---- flexnas search ----
+
+int run_search(const std::string& config_path, const SearchOptions& options) {
+  CampaignConfig config = load_campaign_config(config_path);
+  if (options.workers > 0) config.workers = options.workers;
+  install_stop_handlers();
+  if (mpi_requested()) return run_search_mpi(config, options);
+  // Validate everything that can be wrong before any work starts: the evaluator loads its table
+  // (located errors) before the campaign directory is created.
+  std::shared_ptr<Evaluator> evaluator = make_evaluator(config);
+  Campaign campaign = open_campaign(config, options.resume);
+  auto pool = make_local_pool(evaluator, int(config.workers));
+  SchedulerOptions so;
+  so.quiet = options.quiet;
+  if (!options.quiet)
+    std::cout << "campaign " << config.name << " (" << config.directory << "): policy " << config.policy.name
+              << ", evaluator " << config.evaluator.type << ", " << config.workers << " local workers"
+              << (campaign.resumed ? ", resumed" : "") << std::endl;
+  return run_scheduler(campaign, *pool, so);
+}
+
+// ---- flexnas status ----
+
+std::string campaign_status(const std::string& directory) {
+  const std::string db = campaign_db_path(directory);
+  if (!fs::exists(db)) throw ConfigError("error: " + directory + ": no campaign here (no campaign.db)");
+  CampaignStore store(db, true);
+  const std::vector<TrialRow> trials = store.trials();
+  nlohmann::json config;
+  if (auto text = store.meta("config")) config = nlohmann::json::parse(*text);
+  const int64_t budget = config.is_object() ? config["budget"].value("trials", int64_t(0)) : 0;
+  std::map<std::string, int64_t> counts;
+  const TrialRow* best = nullptr;
+  double first_start = 0, last_end = 0;
+  for (const TrialRow& t : trials) {
+    counts[t.status]++;
+    if (t.status == trial_status::kCompleted && t.score && (!best || *t.score > *best->score)) best = &t;
+    if (t.start_time > 0 && (first_start == 0 || t.start_time < first_start)) first_start = t.start_time;
+    last_end = std::max(last_end, t.end_time);
+  }
+  std::ostringstream out;
+  out << "campaign: " << (config.is_object() ? config.value("name", std::string("?")) : std::string("?")) << " ("
+      << directory << ")\n";
+  const int64_t done = counts[trial_status::kCompleted], failed = counts[trial_status::kFailed];
+  out << "trials: " << trials.size();
+  if (budget > 0) out << " of " << budget;
+  out << " | done " << done << " | running " << counts[trial_status::kRunning] << " | queued "
+      << counts[trial_status::kQueued] << " | failed " << failed << " | interrupted " << counts[trial_status::kInterrupted]
+      << "\n";
+  if (best) {
+    std::ostringstream v;
+    v << std::setprecision(6) << *best->value;
+    out << "best: " << v.str() << " (trial " << best->id << ", hash " << best->hash.substr(0, 12) << ", "
+        << best->parameters << " parameters)\n";
+  } else {
+    out << "best: none yet\n";
+  }
+  const double elapsed = std::stod(store.meta("elapsed_seconds").value_or("0"));
+  const double span = last_end > first_start ? last_end - first_start : elapsed;
+  if (done + failed > 0 && span > 0) {
+    const double rate = double(done + failed) / span;
+    out << "rate: " << std::setprecision(3) << rate * 60 << " trials/min";
+    if (budget > 0 && budget > done + failed) out << " | ETA " << format_duration(double(budget - done - failed) / rate);
+    out << "\n";
+  }
+  int shown = 0;
+  for (auto it = trials.rbegin(); it != trials.rend() && shown < 5; ++it) {
+    if (it->status != trial_status::kFailed) continue;
+    if (shown++ == 0) out << "recent failures:\n";
+    out << "  trial " << it->id << " (" << it->attempt << " attempts): " << it->failure_reason << "\n";
+  }
+  const std::vector<EventRow> events = store.events(1);
+  if (!events.empty()) out << "last event: " << events.back().kind << " " << events.back().message << "\n";
+  Library library;
+  const std::string lib_path = campaign_library_path(directory);
+  if (fs::exists(lib_path)) library = load_library(lib_path);
+  out << "\n" << leaderboard(trials, library);
+  return out.str();
+}
+
+std::string campaign_trials_table(const std::string& directory) {
+  const std::string db = campaign_db_path(directory);
+  if (!fs::exists(db)) throw ConfigError("error: " + directory + ": no campaign here (no campaign.db)");
+  CampaignStore store(db, true);
+  std::ostringstream out;
+  out << "# id index hash status attempts value seed\n";
+  for (const TrialRow& t : store.trials()) {
+    out << t.id << " " << t.index << " " << t.hash.substr(0, 12) << " " << t.status << " " << t.attempt << " ";
+    if (t.value) out << std::setprecision(8) << *t.value;
+    else out << "-";
+    out << " " << t.seed;
+    if (t.status == trial_status::kFailed) out << " " << t.failure_reason;
+    out << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace flexnas::launch

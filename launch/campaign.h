@@ -1,0 +1,110 @@
+#pragma once
+// Running a search campaign: the scheduler (the only writer of campaign.db) and its workers.
+//   local : the scheduler plus `workers` threads in this process (table look-ups run in the
+//           thread; command/builtin trials in child processes);
+//   MPI   : under mpirun (detected from OMPI_COMM_WORLD_SIZE / PMIx), rank 0 schedules and ranks
+//           1..N-1 each run one trial at a time. Messages are JSON strings (see campaign.cpp).
+// The scheduler is asynchronous: a free worker gets the next trial at once. With
+// scheduler.order = ordered (default) results reach the policy in trial order and proposal k is
+// made after exactly k - window + 1 results, so the trials depend only on the seed.
+//
+// Stop and resume: SIGTERM, SIGINT or SIGUSR1 stops new work, waits up to drain_timeout for
+// running trials, records the rest as interrupted and returns 128 + signal. `--resume` continues.
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "design_space/library.h"
+#include "launch/campaign_config.h"
+#include "launch/campaign_store.h"
+#include "launch/evaluator.h"
+
+namespace flexnas::nas {
+class Policy;
+}
+
+namespace flexnas::launch {
+
+/// Something that happened on a worker.
+struct PoolEvent {
+  enum Kind { kResult, kLost } kind = kResult;
+  int worker = -1;
+  TrialOutcome outcome;   // kResult
+  std::string reason;     // kLost
+};
+
+/// The workers as the scheduler sees them (local threads or MPI ranks).
+class WorkerPool {
+ public:
+  virtual ~WorkerPool() = default;
+  virtual int size() const = 0;
+  /// Worker id as stored in the database (thread number, or MPI rank).
+  virtual int worker_label(int worker) const { return worker; }
+  virtual bool alive(int worker) const = 0;
+  /// Starts one attempt on an idle, alive worker.
+  virtual void start(int worker, const TrialTask& task) = 0;
+  /// Events that arrived, waiting up to `seconds` for the first one.
+  virtual std::vector<PoolEvent> wait(double seconds) = 0;
+  /// Asks every busy worker to stop its attempt (drain timeout); they report cancelled outcomes.
+  virtual void cancel_all() = 0;
+  /// Tells the workers to exit (after the last result).
+  virtual void shutdown() = 0;
+};
+
+/// `workers` threads sharing one evaluator.
+std::unique_ptr<WorkerPool> make_local_pool(std::shared_ptr<Evaluator> evaluator, int workers);
+
+struct SchedulerOptions {
+  bool quiet = false;            // no progress lines or leaderboard on stdout
+  bool progress_lines = true;    // a line per finished trial
+};
+
+/// Opens or creates the campaign directory: checks/freezes the configuration, opens the store,
+/// loads or generates the library (with performances reset on the first start).
+struct Campaign {
+  CampaignConfig config;
+  std::unique_ptr<CampaignStore> store;
+  Library library;
+  bool resumed = false;
+};
+Campaign open_campaign(const CampaignConfig& config, bool resume);
+
+/// The scheduler loop. Returns the exit code: 0 when the campaign finished, 128 + signal after a
+/// graceful stop.
+int run_scheduler(Campaign& campaign, WorkerPool& pool, const SchedulerOptions& options = {});
+
+/// Runs `flexnas search`: detects MPI, starts the scheduler and the workers. Returns the exit code.
+struct SearchOptions {
+  bool resume = false;
+  bool quiet = false;
+  int64_t workers = 0;           // local runner: overrides the config's `workers` (0 = keep)
+};
+int run_search(const std::string& config_path, const SearchOptions& options);
+
+/// Signals: the handler records the first stop signal; tests may request a stop directly.
+void install_stop_handlers();
+void request_stop(int signal);
+int stop_signal();               // 0 = none
+void clear_stop();
+
+/// Seed of a trial: derived from (campaign seed, trial id); the same for every attempt.
+uint64_t trial_seed(uint64_t campaign_seed, int64_t trial_id);
+
+/// "L4 h256 | sa-wma n4 f1024x3 | l-dct n2 f512x3 | ..." (layers merged when identical).
+std::string summarize_architecture(const Architecture& arch);
+
+/// Top `n` completed trials by score: rank, score, parameters, hash prefix, model-dict summary.
+std::string leaderboard(const std::vector<TrialRow>& trials, const Library& library, int n = 10);
+
+/// `flexnas status DIR` text: done/running/failed, best so far, rate and ETA, recent failures.
+std::string campaign_status(const std::string& directory);
+/// One line per trial: "id index hash status attempts value seed" (+ reason when failed), for
+/// scripts and diffs (`flexnas status DIR --trials`).
+std::string campaign_trials_table(const std::string& directory);
+
+}  // namespace flexnas::launch

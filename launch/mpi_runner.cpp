@@ -1,0 +1,241 @@
+#include "launch/mpi_runner.h"
+
+#include <mpi.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "design_space/error.h"
+#include "design_space/log.h"
+
+namespace flexnas::launch {
+
+namespace {
+
+enum Tag : int { kTask = 11, kCancel = 12, kStop = 13, kResult = 21, kHeartbeat = 22 };
+
+double since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+
+bool send_json(const nlohmann::json& j, int rank, int tag) {
+  const std::string s = j.dump();
+  return MPI_Send(s.data(), int(s.size()), MPI_CHAR, rank, tag, MPI_COMM_WORLD) == MPI_SUCCESS;
+}
+
+/// Receives the probed message as text.
+std::string receive(const MPI_Status& probed) {
+  int count = 0;
+  MPI_Get_count(&probed, MPI_CHAR, &count);
+  std::string s(size_t(count), '\0');
+  MPI_Recv(s.data(), count, MPI_CHAR, probed.MPI_SOURCE, probed.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  return s;
+}
+
+/// Sleeps a little longer each idle round (20 us .. max_us), reset when work arrives.
+class Backoff {
+ public:
+  explicit Backoff(int max_us) : max_us_(max_us) {}
+  void idle() {
+    std::this_thread::sleep_for(std::chrono::microseconds(us_));
+    us_ = std::min(us_ * 2, max_us_);
+  }
+  void reset() { us_ = 20; }
+
+ private:
+  int us_ = 20, max_us_;
+};
+
+class MpiPool : public WorkerPool {
+ public:
+  MpiPool(int world, double heartbeat_timeout)
+      : heartbeat_timeout_(heartbeat_timeout),
+        alive_(size_t(world - 1), true),
+        busy_(size_t(world - 1), false),
+        last_heard_(size_t(world - 1), std::chrono::steady_clock::now()) {}
+
+  int size() const override { return int(alive_.size()); }
+  int worker_label(int worker) const override { return worker + 1; }
+  bool alive(int worker) const override { return alive_[size_t(worker)]; }
+
+  void start(int worker, const TrialTask& task) override {
+    busy_[size_t(worker)] = true;
+    last_heard_[size_t(worker)] = std::chrono::steady_clock::now();
+    if (!send_json(task.to_json(), worker + 1, kTask)) lose(worker, "cannot send to worker rank " + std::to_string(worker + 1));
+  }
+
+  std::vector<PoolEvent> wait(double seconds) override {
+    const auto start = std::chrono::steady_clock::now();
+    Backoff backoff(200);
+    for (;;) {
+      for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        if (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS || !flag) break;
+        const std::string text = receive(st);
+        const int w = st.MPI_SOURCE - 1;
+        if (w < 0 || w >= size()) continue;
+        last_heard_[size_t(w)] = std::chrono::steady_clock::now();
+        if (st.MPI_TAG == kResult && alive_[size_t(w)]) {
+          PoolEvent e;
+          e.worker = w;
+          e.outcome = TrialOutcome::from_json(nlohmann::json::parse(text));
+          busy_[size_t(w)] = false;
+          events_.push_back(std::move(e));
+        }
+      }
+      for (int w = 0; w < size(); ++w) {
+        if (alive_[size_t(w)] && busy_[size_t(w)] && since(last_heard_[size_t(w)]) > heartbeat_timeout_)
+          lose(w, "worker rank " + std::to_string(w + 1) + " lost (no word for " +
+                      std::to_string(int64_t(heartbeat_timeout_)) + " s)");
+      }
+      if (!events_.empty() || since(start) >= seconds) break;
+      backoff.idle();
+    }
+    std::vector<PoolEvent> out(events_.begin(), events_.end());
+    events_.clear();
+    return out;
+  }
+
+  void cancel_all() override {
+    for (int w = 0; w < size(); ++w)
+      if (alive_[size_t(w)] && busy_[size_t(w)]) send_json(nlohmann::json::object(), w + 1, kCancel);
+  }
+
+  void shutdown() override {
+    if (shut_) return;
+    shut_ = true;
+    for (int w = 0; w < size(); ++w)
+      if (alive_[size_t(w)]) send_json(nlohmann::json::object(), w + 1, kStop);
+  }
+
+  bool lost_any() const {
+    for (bool a : alive_)
+      if (!a) return true;
+    return false;
+  }
+
+ private:
+  void lose(int w, const std::string& reason) {
+    alive_[size_t(w)] = false;
+    if (busy_[size_t(w)]) {
+      PoolEvent e;
+      e.kind = PoolEvent::kLost;
+      e.worker = w;
+      e.reason = reason;
+      events_.push_back(std::move(e));
+    }
+    busy_[size_t(w)] = false;
+    LOG_WARN(reason);
+  }
+
+  double heartbeat_timeout_;
+  std::vector<bool> alive_, busy_;
+  std::vector<std::chrono::steady_clock::time_point> last_heard_;
+  std::vector<PoolEvent> events_;
+  bool shut_ = false;
+};
+
+/// Ranks 1..N-1: run one attempt at a time until told to stop.
+void worker_loop(Evaluator& evaluator) {
+  const int gpus = count_gpus();
+  const int gpu = gpus > 0 ? env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("SLURM_LOCALID", 0)) % gpus : -1;
+  Backoff backoff(1000);
+  for (;;) {
+    int flag = 0;
+    MPI_Status st;
+    if (MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS) return;
+    if (!flag) {
+      backoff.idle();
+      continue;
+    }
+    backoff.reset();
+    const std::string text = receive(st);
+    if (st.MPI_TAG == kStop) return;
+    if (st.MPI_TAG != kTask) continue;  // a cancel for an attempt that already ended
+    TrialTask task = TrialTask::from_json(nlohmann::json::parse(text));
+    task.gpu = gpu;
+    std::atomic<bool> cancel{false};
+    bool stop_after = false;
+    auto last_beat = std::chrono::steady_clock::now();
+    auto tick = [&] {
+      if (since(last_beat) >= 1.0) {
+        send_json({{"trial", task.trial_id}}, 0, kHeartbeat);
+        last_beat = std::chrono::steady_clock::now();
+      }
+      int f = 0;
+      MPI_Status s;
+      while (MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &f, &s) == MPI_SUCCESS && f &&
+             (s.MPI_TAG == kCancel || s.MPI_TAG == kStop)) {
+        receive(s);
+        cancel = true;
+        if (s.MPI_TAG == kStop) stop_after = true;
+      }
+    };
+    TrialOutcome outcome;
+    try {
+      outcome = evaluator.evaluate(task, &cancel, tick);
+    } catch (const std::exception& e) {
+      outcome.trial_id = task.trial_id;
+      outcome.attempt = task.attempt;
+      outcome.reason = std::string("evaluator error: ") + e.what();
+    }
+    send_json(outcome.to_json(), 0, kResult);
+    if (stop_after) return;
+  }
+}
+
+}  // namespace
+
+bool mpi_requested() {
+  if (env_int("OMPI_COMM_WORLD_SIZE", 0) > 1) return true;
+  return std::getenv("PMIX_RANK") && env_int("SLURM_NTASKS", 0) > 1;
+}
+
+int run_search_mpi(const CampaignConfig& config, const SearchOptions& options) {
+  MPI_Init(nullptr, nullptr);
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  set_log_prefix("[rank " + std::to_string(rank) + "/" + std::to_string(world) + "]");
+  int code = 0;
+  // Every rank read the same file; each builds its evaluator (a table loads on every worker).
+  std::shared_ptr<Evaluator> evaluator = make_evaluator(config);
+  if (world < 2) {
+    MPI_Finalize();
+    throw ConfigError("error: mpirun: the MPI runner needs at least 2 ranks (1 scheduler + workers), got " +
+                      std::to_string(world));
+  }
+  if (rank == 0) {
+    MpiPool pool(world, config.scheduler.heartbeat_timeout);
+    try {
+      Campaign campaign = open_campaign(config, options.resume);
+      SchedulerOptions so;
+      so.quiet = options.quiet;
+      if (!options.quiet)
+        std::cout << "campaign " << config.name << " (" << config.directory << "): policy " << config.policy.name
+                  << ", evaluator " << config.evaluator.type << ", " << (world - 1) << " MPI worker ranks"
+                  << (campaign.resumed ? ", resumed" : "") << std::endl;
+      code = run_scheduler(campaign, pool, so);
+    } catch (...) {
+      pool.shutdown();  // workers must not wait forever for a scheduler that failed to start
+      MPI_Finalize();
+      throw;
+    }
+    pool.shutdown();
+  } else {
+    worker_loop(*evaluator);
+  }
+  MPI_Finalize();
+  return code;
+}
+
+}  // namespace flexnas::launch
