@@ -165,7 +165,7 @@ class LibrarySax : public nlohmann::json_sax<nlohmann::json> {
  public:
   LibrarySax(Library& lib, const std::string& file, const std::string& text) : lib_(lib), file_(file), text_(text) {}
 
-  std::map<std::string, ojson> small;  // top-level keys read as DOM
+  ojson small = ojson::object();  // top-level keys read as DOM, in file order
   bool seen_dicts = false, seen_hashes = false, seen_embeddings = false, seen_neighbors = false,
        seen_performances = false;
 
@@ -357,7 +357,7 @@ class LibrarySax : public nlohmann::json_sax<nlohmann::json> {
   bool after_value() {
     if (!dom_.done()) return true;
     if (mode_ == Mode::kDom) {
-      small[top_key_] = std::move(dom_.root());
+      small[top_key_] = std::move(dom_.root());  // keys are unique (checked in key())
       dom_.reset();
       mode_ = Mode::kNone;
     } else if (mode_ == Mode::kDicts) {
@@ -444,50 +444,51 @@ Library parse_library(const std::string& text, const std::string& file, const Li
 
   // Small keys.
   auto& small = sax.small;
-  if (auto it = small.find("dataset"); it != small.end() && !it->second.is_null()) {
-    if (!it->second.is_string()) fail_at(file, "dataset", "expected null or a dataset name, got " + describe_json(it->second));
-    lib.dataset = it->second.get<std::string>();
+  if (auto it = small.find("dataset"); it != small.end() && !(*it).is_null()) {
+    if (!(*it).is_string()) fail_at(file, "dataset", "expected null or a dataset name, got " + describe_json((*it)));
+    lib.dataset = (*it).get<std::string>();
   }
-  if (auto it = small.find("design_space"); it != small.end() && !it->second.is_null()) {
-    if (!it->second.is_object())
-      fail_at(file, "design_space", "expected the design space's `architecture` map or null, got " + describe_json(it->second));
+  if (auto it = small.find("design_space"); it != small.end() && !(*it).is_null()) {
+    if (!(*it).is_object())
+      fail_at(file, "design_space", "expected the design space's `architecture` map or null, got " + describe_json((*it)));
     try {
-      design_space_from_json(nlohmann::json::parse(it->second.dump()), file + " (design_space)");
+      design_space_from_json(nlohmann::json::parse((*it).dump()), file + " (design_space)");
     } catch (const ConfigError& e) {
       fail_at(file, "design_space", std::string("not a valid design space: ") + e.what());
     }
-    lib.design_space = it->second;
+    lib.design_space = (*it);
   }
-  if (auto it = small.find("ops_list"); it != small.end() && !it->second.is_null()) {
-    if (!it->second.is_array()) fail_at(file, "ops_list", "expected a list of op labels, got " + describe_json(it->second));
-    for (size_t i = 0; i < it->second.size(); ++i) {
-      if (!it->second[i].is_string())
-        fail_at(file, "ops_list[" + std::to_string(i) + "]", "expected an op label string, got " + describe_json(it->second[i]));
-      lib.ops_list.push_back(it->second[i].get<std::string>());
+  if (auto it = small.find("ops_list"); it != small.end() && !(*it).is_null()) {
+    if (!(*it).is_array()) fail_at(file, "ops_list", "expected a list of op labels, got " + describe_json((*it)));
+    for (size_t i = 0; i < (*it).size(); ++i) {
+      if (!(*it)[i].is_string())
+        fail_at(file, "ops_list[" + std::to_string(i) + "]", "expected an op label string, got " + describe_json((*it)[i]));
+      lib.ops_list.push_back((*it)[i].get<std::string>());
     }
   }
-  if (auto it = small.find("num_neighbors"); it != small.end() && !it->second.is_null()) {
+  if (auto it = small.find("num_neighbors"); it != small.end() && !(*it).is_null()) {
     int64_t k = 0;
-    if (!positive_int(it->second, k))
-      fail_at(file, "num_neighbors", "expected a positive integer, got " + describe_json(it->second));
+    if (!positive_int((*it), k))
+      fail_at(file, "num_neighbors", "expected a positive integer, got " + describe_json((*it)));
     lib.num_neighbors = k;
   }
   if (auto it = small.find("format"); it != small.end()) {
-    if (!it->second.is_string() || it->second.get<std::string>() != kLibraryFormat)
-      fail_at(file, "format", "expected \"" + std::string(kLibraryFormat) + "\", got " + describe_json(it->second));
+    if (!(*it).is_string() || (*it).get<std::string>() != kLibraryFormat)
+      fail_at(file, "format", "expected \"" + std::string(kLibraryFormat) + "\", got " + describe_json((*it)));
   }
   if (auto it = small.find("format_version"); it != small.end()) {
     int64_t v = 0;
-    if (!positive_int(it->second, v))
-      fail_at(file, "format_version", "expected a positive integer, got " + describe_json(it->second));
+    if (!positive_int((*it), v))
+      fail_at(file, "format_version", "expected a positive integer, got " + describe_json((*it)));
     if (v > kLibraryFormatVersion)
       fail_at(file, "format_version",
               std::to_string(v) + " is newer than this flexnas reads (" + std::to_string(kLibraryFormatVersion) +
                   "); upgrade flexnas");
   }
-  for (const std::string& k : kFlexnasKeys) {
+  for (auto it = small.begin(); it != small.end(); ++it) {  // flexnas keys, in file order
+    const std::string& k = it.key();
     if (k == "format" || k == "format_version") continue;
-    if (auto it = small.find(k); it != small.end()) lib.meta[k] = it->second;
+    if (std::find(kFlexnasKeys.begin(), kFlexnasKeys.end(), k) != kFlexnasKeys.end()) lib.meta[k] = it.value();
   }
   if (auto it = lib.meta.find("enumeration"); it != lib.meta.end() && !it->is_null()) {
     if (!it->is_object()) fail_at(file, "enumeration", "expected an object, got " + describe_json(*it));

@@ -166,23 +166,53 @@ Library build_library_from_archs(std::vector<Architecture> archs, const std::str
   auto t = Clock::now();
   lib.hashes = hash_architectures(lib.archs, options.progress);
   r.add("hash", since(t));
+  std::vector<std::optional<double>> perf = performances;
+  FLEXNAS_CHECK(perf.empty() || perf.size() == lib.size(), "one performance per architecture");
   std::unordered_map<std::string, size_t> seen;
+  std::vector<size_t> keep;
+  std::vector<std::vector<size_t>> copies;  // per kept entry: every entry of that architecture
   for (size_t i = 0; i < lib.hashes.size(); ++i) {
-    auto [it, inserted] = seen.emplace(lib.hashes[i], i);
-    if (!inserted)
+    auto [it, inserted] = seen.emplace(lib.hashes[i], keep.size());
+    if (inserted) {
+      keep.push_back(i);
+      copies.push_back({i});
+      continue;
+    }
+    const size_t first = keep[it->second];
+    if (options.duplicates == DuplicatePolicy::kError)
       throw ConfigError(source + ": error: [" + std::to_string(i) + "]: the same architecture as entry [" +
-                        std::to_string(it->second) + "] (hash " + lib.hashes[i] + "); a library holds each once");
+                        std::to_string(first) + "] (hash " + lib.hashes[i] + "); a library holds each once");
+    copies[it->second].push_back(i);
+    r.merged.emplace_back(i, first);
+  }
+  if (keep.size() != lib.size()) {
+    std::vector<Architecture> archs_kept;
+    std::vector<std::string> hashes_kept;
+    std::vector<std::optional<double>> perf_kept;
+    for (size_t k = 0; k < keep.size(); ++k) {
+      archs_kept.push_back(std::move(lib.archs[keep[k]]));
+      hashes_kept.push_back(lib.hashes[keep[k]]);
+      if (!perf.empty()) {
+        double sum = 0;
+        int count = 0;
+        for (size_t i : copies[k])
+          if (perf[i]) sum += *perf[i], ++count;
+        perf_kept.push_back(count ? std::optional<double>(sum / count) : std::nullopt);
+      }
+    }
+    lib.archs = std::move(archs_kept);
+    lib.hashes = std::move(hashes_kept);
+    perf = std::move(perf_kept);
   }
   r.num_archs = lib.size();
   lib.dataset = options.dataset;
   lib.design_space = nullptr;
   lib.pad_to_size();
-  if (!performances.empty()) {
-    FLEXNAS_CHECK(performances.size() == lib.size(), "one performance per architecture");
-    lib.performances = performances;
-  }
+  if (!perf.empty()) lib.performances = perf;
   nlohmann::ordered_json src;
   src["archs"] = source;
+  src["entries"] = lib.size() + r.merged.size();
+  src["merged_duplicates"] = r.merged.size();
   lib.meta["source"] = src;
   embed_and_link(lib, options, {}, &r);
   lib.ops_list = ops_list_from(StructuralDistance(lib.archs, {}, options.distance));

@@ -14,6 +14,12 @@
 
 namespace flexnas {
 
+/// What `build_library_from_archs` does with two entries of one architecture (same hash).
+enum class DuplicatePolicy {
+  kError,  // a ConfigError naming both entries
+  kMerge,  // keep the first; its performance = mean of the entries' non-null performances
+};
+
 struct LibraryBuildOptions {
   EnumerationSettings enumeration;          // how the space is expanded (generate only)
   uint64_t sample = 0;                      // 0 = every architecture; N = N random ones (seeded)
@@ -23,6 +29,7 @@ struct LibraryBuildOptions {
   EmbeddingOptions embedding;               // dim, landmarks, refinement (its seed is set from `seed`)
   DistanceSettings distance;                // edge cost
   std::optional<std::string> dataset;       // the library's "dataset" key
+  DuplicatePolicy duplicates = DuplicatePolicy::kMerge;  // import only
   bool progress = true;                     // Progress bars per stage
 };
 
@@ -36,6 +43,7 @@ struct LibraryBuildReport {
   size_t num_archs = 0;      // architectures in the library
   std::vector<StageTime> stages;
   EmbeddingReport embedding;
+  std::vector<std::pair<size_t, size_t>> merged;  // import: (dropped entry, entry it duplicated)
 
   double total_seconds() const;
   void add(const std::string& name, double seconds);
@@ -46,7 +54,8 @@ struct LibraryBuildReport {
 Library build_library(const DesignSpace& space, const LibraryBuildOptions& options, LibraryBuildReport* report = nullptr);
 
 /// Builds a library from explicit architectures (e.g. NAS-Bench-BERT). `source` names them in
-/// messages and in the file; two entries with one hash are a ConfigError naming both.
+/// messages and in the file; two entries with one hash are handled by `options.duplicates`
+/// (NAS-Bench-BERT's 500 records hold 491 architectures: 9 were trained twice).
 Library build_library_from_archs(std::vector<Architecture> archs, const std::string& source,
                                  const LibraryBuildOptions& options, LibraryBuildReport* report = nullptr,
                                  const std::vector<std::optional<double>>& performances = {});

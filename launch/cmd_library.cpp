@@ -25,6 +25,7 @@ struct LibraryCliOptions {
   // import
   std::string archs;                 // JSON list of model dicts or NAS-Bench-BERT records
   std::string performance_key;       // dotted key of each record to store as its performance
+  std::string duplicates = "merge";  // merge | error: entries with one hash
   // both
   std::string out;                   // library file to write
   int64_t embedding_dim = EmbeddingOptions{}.dim;
@@ -53,6 +54,8 @@ void check_flags(const LibraryCliOptions& o, bool generate) {
     if (o.lps_given) positive("--layers-per-stack", o.enumeration.layers_per_stack);
   }
   if (o.out.empty()) throw ConfigError("error: --out: give the library file to write");
+  if (o.duplicates != "merge" && o.duplicates != "error")
+    throw ConfigError("error: --duplicates: expected merge or error, got '" + o.duplicates + "'");
 }
 
 void set_threads(int64_t threads) { omp_set_num_threads(threads > 0 ? int(threads) : omp_get_num_procs()); }
@@ -139,10 +142,17 @@ void run_import(const LibraryCliOptions& o) {
     archs.push_back(architecture_from_config(item));
     if (!o.performance_key.empty()) performances.push_back(performance_of(item, o.performance_key));
   }
-  const LibraryBuildOptions b = build_options(o);
+  LibraryBuildOptions b = build_options(o);
+  b.duplicates = o.duplicates == "error" ? DuplicatePolicy::kError : DuplicatePolicy::kMerge;
   LibraryBuildReport report;
+  const size_t entries = archs.size();
   const Library lib = build_library_from_archs(std::move(archs), o.archs, b, &report, performances);
-  std::cout << "imported: " << o.archs << "\n";
+  std::cout << "imported: " << o.archs << " (" << entries << " entries)\n";
+  if (!report.merged.empty()) {
+    std::cout << "merged " << report.merged.size() << " duplicate entries (same architecture; performance = mean):";
+    for (const auto& [dropped, kept] : report.merged) std::cout << " [" << dropped << "]=[" << kept << "]";
+    std::cout << "\n";
+  }
   if (!o.performance_key.empty())
     std::cout << "performances (" << o.performance_key << "): " << lib.num_performances() << " of " << lib.size() << "\n";
   const double save = save_timed(lib, o.out);
@@ -171,13 +181,19 @@ void run_info(const LibraryCliOptions& o) {
       if (value.is_object() && value.contains("cost_order")) value["cost_order"] = std::to_string(value["cost_order"].size()) + " slots";
       std::cout << it.key() << ": " << value.dump() << "\n";
     }
+  // The first `rows` rows and the last one.
   const size_t rows = std::min(lib.size(), size_t(std::max<int64_t>(o.rows, 0)));
-  for (size_t i = 0; i < rows; ++i) {
+  auto print_row = [&lib](size_t i) {
     std::cout << "[" << i << "] " << lib.hashes[i] << " " << lib.archs[i].to_canonical_string();
     if (lib.performances[i]) std::cout << " performance " << *lib.performances[i];
     if (!lib.neighbors[i].empty())
       std::cout << " neighbours " << lib.neighbors[i].size() << " (first " << lib.neighbors[i][0].substr(0, 12) << ")";
     std::cout << "\n";
+  };
+  for (size_t i = 0; i < rows; ++i) print_row(i);
+  if (rows > 0 && rows < lib.size()) {
+    if (rows + 1 < lib.size()) std::cout << "...\n";
+    print_row(lib.size() - 1);
   }
 }
 
@@ -215,12 +231,14 @@ void add_library_command(CLI::App& app) {
   import->add_option("--archs,-a", o.archs, "JSON list of model dicts, or the NAS-Bench-BERT benchmark file")->required();
   import->add_option("--performance-key", o.performance_key,
                      "dotted key of each record stored as its performance (e.g. scores.glue)");
+  import->add_option("--duplicates", o.duplicates,
+                     "entries of one architecture: merge (keep the first, mean performance; default) or error");
   add_common_flags(import, o);
   import->callback([options] { run_import(*options); });
 
   auto* info = library->add_subcommand("info", "print counts, settings, methods and a few rows of a library");
   info->add_option("library", o.library, "library JSON file")->required();
-  info->add_option("--rows", o.rows, "rows to show (default 3)");
+  info->add_option("--rows", o.rows, "rows to show from the start (default 3; the last row is shown too)");
   info->callback([options] { run_info(*options); });
 }
 
