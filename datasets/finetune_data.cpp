@@ -129,4 +129,39 @@ TaskBatch TaskDataset::batch(int64_t epoch, int64_t i) const {
   return batch;
 }
 
+void accumulate_predictions(Predictions& p, const TaskInfo& task, const torch::Tensor& logits, const TaskBatch& batch) {
+  const torch::Tensor out = logits.detach().to(torch::kCPU);
+  const int64_t B = batch.labels.size(0);
+  switch (task.kind) {
+    case TaskKind::kRegression: {
+      const torch::Tensor v = out.reshape({B}).to(torch::kFloat64).contiguous();
+      const torch::Tensor g = batch.labels.to(torch::kFloat64).contiguous();
+      p.predicted_values.insert(p.predicted_values.end(), v.data_ptr<double>(), v.data_ptr<double>() + B);
+      p.gold_values.insert(p.gold_values.end(), g.data_ptr<double>(), g.data_ptr<double>() + B);
+      return;
+    }
+    case TaskKind::kSequenceClassification: {
+      FLEXNAS_CHECK(out.dim() == 2 && out.size(0) == B, "logits ", out.sizes(), " for a batch of ", B);
+      const torch::Tensor a = out.argmax(1).to(torch::kInt64).contiguous();
+      const torch::Tensor g = batch.labels.contiguous();
+      p.predicted.insert(p.predicted.end(), a.data_ptr<int64_t>(), a.data_ptr<int64_t>() + B);
+      p.gold.insert(p.gold.end(), g.data_ptr<int64_t>(), g.data_ptr<int64_t>() + B);
+      return;
+    }
+    case TaskKind::kTokenClassification: {
+      FLEXNAS_CHECK(out.dim() == 3 && out.size(0) == B && out.size(1) == batch.labels.size(1), "logits ", out.sizes(),
+                    " for labels ", batch.labels.sizes());
+      const torch::Tensor a = out.argmax(2).to(torch::kInt64).contiguous();
+      const torch::Tensor g = batch.labels.contiguous();
+      const int64_t n = g.numel();
+      for (int64_t i = 0; i < n; ++i) {
+        if (g.data_ptr<int64_t>()[i] == -100) continue;
+        p.predicted.push_back(a.data_ptr<int64_t>()[i]);
+        p.gold.push_back(g.data_ptr<int64_t>()[i]);
+      }
+      return;
+    }
+  }
+}
+
 }  // namespace flexnas::datasets

@@ -33,6 +33,12 @@ struct TaskBatch {
   std::vector<int64_t> example_ids;  // positions in the split, in batch order
 };
 
+/// Adds one batch's model outputs to `p` (metrics.h) for compute_metrics:
+///   classification  logits [B, C]    -> argmax vs labels [B]
+///   regression      logits [B] or [B, 1] -> values vs labels [B] (float)
+///   token           logits [B, T, C] -> argmax at every position whose label is not -100
+void accumulate_predictions(Predictions& p, const TaskInfo& task, const torch::Tensor& logits, const TaskBatch& batch);
+
 class TaskDataset {
  public:
   /// Tokenizes `examples` (cache file named `<cache_name>.<tokenizer>.<content>.tok`).

@@ -146,6 +146,38 @@ TEST_F(FinetuneFixture, TokenClassificationLabelsFirstPieces) {
   EXPECT_GT(T, 7) << "some word splits into several pieces";
 }
 
+TEST_F(FinetuneFixture, AccumulatesPredictionsPerKind) {
+  const auto examples = sentences(3, 2);  // labels 0 1 0
+  const TaskDataset cls(task_info("spam"), examples, *tok_, "acc-test");
+  const TaskBatch b = cls.batch(-1, 0);
+  Predictions p;
+  accumulate_predictions(p, cls.task(), torch::tensor({{0.1, 0.9}, {0.2, 0.8}, {0.7, 0.3}}), b);
+  EXPECT_EQ(p.predicted, (std::vector<int64_t>{1, 1, 0}));
+  EXPECT_EQ(p.gold, (std::vector<int64_t>{0, 1, 0}));
+  EXPECT_NEAR(compute_metrics(cls.task(), p).at("accuracy"), 2.0 / 3, 1e-12);
+
+  Example w;
+  w.words = {"the", "jury"};
+  w.word_labels = {5, 0};
+  const TaskDataset pos(task_info("brown-pos"), {w}, *tok_, "acc-pos");
+  const TaskBatch pb = pos.batch(-1, 0);
+  auto logits = torch::zeros({1, pb.input_ids.size(1), 12});
+  logits.index_put_({0, torch::indexing::Slice(), 5}, 1.0);  // always predicts DET
+  Predictions q;
+  accumulate_predictions(q, pos.task(), logits, pb);
+  EXPECT_EQ(q.gold, (std::vector<int64_t>{5, 0}));
+  EXPECT_EQ(q.predicted, (std::vector<int64_t>{5, 5}));
+
+  Example r;
+  r.segments = {"a", "b"};
+  r.target = 2.5;
+  const TaskDataset reg(task_info("glue:stsb"), {r, r}, *tok_, "acc-reg");
+  Predictions v;
+  accumulate_predictions(v, reg.task(), torch::tensor({{2.0f}, {3.0f}}), reg.batch(-1, 0));
+  EXPECT_EQ(v.predicted_values, (std::vector<double>{2.0, 3.0}));
+  EXPECT_EQ(v.gold_values, (std::vector<double>{2.5, 2.5}));
+}
+
 TEST_F(FinetuneFixture, BadOptionsAreNamed) {
   FinetuneOptions o;
   o.max_length = 2;
