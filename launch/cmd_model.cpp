@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "design_space/architecture.h"
+#include "design_space/config_node.h"
 #include "design_space/error.h"
 #include "launch/command.h"
 #include "models/flex_model.h"
@@ -54,8 +55,9 @@ void run_model_info(const ModelInfoOptions& o) {
   options.num_labels = o.num_labels;
   options.max_positions = o.max_positions;
   if (options.pad_id >= options.vocab_size) options.pad_id = 0;
-  const Architecture arch = load_architecture(o.arch);
-  models::validate_architecture(arch, options, o.arch);
+  const ConfigNode node = ConfigNode::load_file(o.arch);
+  const Architecture arch = architecture_from_config(node);
+  models::validate_architecture(arch, options, o.arch, &node);
   const models::ModelCost cost = models::model_cost(arch, options, o.seq_len);
   if (o.json) {
     nlohmann::ordered_json j;

@@ -64,14 +64,15 @@ CheckpointConfig read_checkpoint_config(const std::string& dir) {
   if (auto v = node.find("format_version"))
     if (v->as_int() != 1) v->fail("unsupported format_version " + std::to_string(v->as_int()) + " (supported: 1)");
   CheckpointConfig config;
-  config.arch = architecture_from_config(node["architecture"]);
+  const ConfigNode arch_node = node["architecture"];
+  config.arch = architecture_from_config(arch_node);
   config.options = ModelOptions::from_config(node["model"]);
   if (auto t = node.find("tokenizer")) {
     t->check_keys({"file", "sha256"});
     t->get("file", config.tokenizer_file);
     t->get("sha256", config.tokenizer_sha256);
   }
-  validate_architecture(config.arch, config.options, path);
+  validate_architecture(config.arch, config.options, path, &arch_node);
   return config;
 }
 

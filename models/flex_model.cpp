@@ -100,17 +100,36 @@ HeadConfig head_config(const HeadSpec& head, const ModelOptions& o) {
 
 std::string registered_list() { return join(op_registry().names()); }
 
-[[noreturn]] void fail_at(const std::string& where, const std::string& key, const std::string& message) {
-  throw_config_error(Location{where, 0, 0, key}, message);
+// Where a validation error points: a file, and optionally the node the model dict was read from.
+struct Where {
+  std::string file;
+  const ConfigNode* source = nullptr;
+};
+
+/// Fails at model-dict key `field`[i][j] (i, j < 0: not indexed), at its line and column when the
+/// source node is known.
+[[noreturn]] void fail_at(const Where& w, const std::string& field, int64_t i, int64_t j, const std::string& message) {
+  if (w.source && w.source->is_map() && w.source->has(field)) {
+    ConfigNode node = (*w.source)[field];
+    if (i >= 0 && node.is_sequence() && size_t(i) < node.size()) {
+      node = node.at(size_t(i));
+      if (j >= 0 && node.is_sequence() && size_t(j) < node.size()) node = node.at(size_t(j));
+    }
+    node.fail(message);
+  }
+  std::string key = field;
+  if (i >= 0) key += "[" + std::to_string(i) + "]";
+  if (j >= 0) key += "[" + std::to_string(j) + "]";
+  throw_config_error(Location{w.file, 0, 0, key}, message);
 }
 
-const OpDefinition& op_for(const std::string& type, const std::string& param, const std::string& where,
-                           const std::string& key) {
+const OpDefinition& op_for(const std::string& type, const std::string& param, const Where& w, int64_t i, int64_t j) {
   const OpDefinition* def = op_registry().find(type);
-  if (!def) fail_at(where, key, "unknown operation type '" + type + "' (registered: " + registered_list() + ")");
+  if (!def) fail_at(w, "o", i, j, "unknown operation type '" + type + "' (registered: " + registered_list() + ")");
   const std::string allowed = def->check_param(param);
   if (!allowed.empty())
-    fail_at(where, key, "invalid parameter '" + param + "' for operation '" + type + "' (allowed: " + allowed + ")");
+    fail_at(w, j >= 0 ? "o" : "p", i, j,
+            "invalid parameter '" + param + "' for operation '" + type + "' (allowed: " + allowed + ")");
   return *def;
 }
 
@@ -122,29 +141,34 @@ int64_t attention_width(const LayerSpec& layer, const ModelOptions& o) {
 
 }  // namespace
 
-void validate_architecture(const Architecture& arch, const ModelOptions& o, const std::string& where) {
-  if (arch.layers.empty()) fail_at(where, "l", "an architecture needs at least one layer");
-  if (o.vocab_size <= 0) fail_at(where, "vocab_size", "must be positive, got " + std::to_string(o.vocab_size));
-  if (o.max_positions <= 0) fail_at(where, "max_positions", "must be positive, got " + std::to_string(o.max_positions));
+void validate_architecture(const Architecture& arch, const ModelOptions& o, const std::string& where,
+                           const ConfigNode* source) {
+  const Where w{where, source};
+  const Where file_only{where, nullptr};
+  if (arch.layers.empty()) fail_at(w, "l", -1, -1, "an architecture needs at least one layer");
+  if (o.vocab_size <= 0) fail_at(file_only, "vocab_size", -1, -1, "must be positive, got " + std::to_string(o.vocab_size));
+  if (o.max_positions <= 0)
+    fail_at(file_only, "max_positions", -1, -1, "must be positive, got " + std::to_string(o.max_positions));
   if (o.pad_id < 0 || o.pad_id >= o.vocab_size)
-    fail_at(where, "pad_id", "pad_id " + std::to_string(o.pad_id) + " is outside the vocabulary");
+    fail_at(file_only, "pad_id", -1, -1, "pad_id " + std::to_string(o.pad_id) + " is outside the vocabulary");
   if (o.head == HeadType::kToken && o.num_labels < 2)
-    fail_at(where, "num_labels", "a token classification head needs at least 2 labels, got " + std::to_string(o.num_labels));
+    fail_at(file_only, "num_labels", -1, -1,
+            "a token classification head needs at least 2 labels, got " + std::to_string(o.num_labels));
   if (o.head == HeadType::kSequence && o.num_labels < 1)
-    fail_at(where, "num_labels", "needs at least 1 label (1 = regression), got " + std::to_string(o.num_labels));
-  for (size_t i = 0; i < arch.layers.size(); ++i) {
-    const LayerSpec& layer = arch.layers[i];
-    const std::string idx = "[" + std::to_string(i) + "]";
-    if (layer.hidden <= 0) fail_at(where, "h" + idx, "hidden size must be positive");
-    if (layer.ffn.empty()) fail_at(where, "f" + idx, "a layer needs at least one feed-forward width");
+    fail_at(file_only, "num_labels", -1, -1, "needs at least 1 label (1 = regression), got " + std::to_string(o.num_labels));
+  for (size_t li = 0; li < arch.layers.size(); ++li) {
+    const LayerSpec& layer = arch.layers[li];
+    const int64_t i = int64_t(li);
+    if (layer.hidden <= 0) fail_at(w, "h", i, -1, "hidden size must be positive");
+    if (layer.ffn.empty()) fail_at(w, "f", i, -1, "a layer needs at least one feed-forward width");
     if (layer.head_list.empty()) {
-      const OpDefinition& def = op_for(layer.op, layer.param, where, "o" + idx);
-      if (layer.heads <= 0) fail_at(where, "n" + idx, "number of heads must be positive");
+      const OpDefinition& def = op_for(layer.op, layer.param, w, i, -1);
+      if (layer.heads <= 0) fail_at(w, "n", i, -1, "number of heads must be positive");
       const std::string problem = def.check_core(core_config(layer, o));
-      if (!problem.empty()) fail_at(where, "n" + idx, problem);
+      if (!problem.empty()) fail_at(w, "n", i, -1, problem);
     } else {
       for (size_t j = 0; j < layer.head_list.size(); ++j)
-        op_for(layer.head_list[j].type, layer.head_list[j].param, where, "o" + idx + "[" + std::to_string(j) + "]");
+        op_for(layer.head_list[j].type, layer.head_list[j].param, w, i, int64_t(j));
     }
   }
 }

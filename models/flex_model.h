@@ -56,8 +56,10 @@ struct ModelCost {
 
 /// Checks the architecture against the registry and the options: known operation types and
 /// parameters, heads dividing widths, positive sizes. Throws ConfigError located at `where`
-/// (a file name) and the model-dict key ("o[2]").
-void validate_architecture(const Architecture& arch, const ModelOptions& options, const std::string& where = "");
+/// (a file name) and the model-dict key ("o[2]"); when `source` (the node the architecture was
+/// read from) is given, the error carries its line and column too.
+void validate_architecture(const Architecture& arch, const ModelOptions& options, const std::string& where = "",
+                           const ConfigNode* source = nullptr);
 
 /// Parameters and FLOPs from the model dict alone (no model is built); equals the instantiated
 /// model's parameter count. FLOPs assume sequences of `seq_len` tokens and count the head at every

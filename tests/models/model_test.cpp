@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "design_space/config_node.h"
 #include "design_space/error.h"
 #include "models/attention_common.h"
 #include "models/op_registry.h"
@@ -265,11 +266,22 @@ TEST_F(ModelTest, ValidationMessagesAreLocated) {
   expect_error(R"({"l":1,"h":[16],"n":[2],"o":["zz"],"f":[[8]],"p":["sdp"]})", o,
                "arch.json: error: o[0]: unknown operation type 'zz' (registered: c, l, sa)");
   expect_error(R"({"l":1,"h":[16],"n":[2],"o":["l"],"f":[[8]],"p":["sdp"]})", o,
-               "arch.json: error: o[0]: invalid parameter 'sdp' for operation 'l' (allowed: dft, dct)");
+               "arch.json: error: p[0]: invalid parameter 'sdp' for operation 'l' (allowed: dft, dct)");
   expect_error(R"({"l":1,"h":[16],"n":[3],"o":["sa"],"f":[[8]],"p":["sdp"]})", o,
                "arch.json: error: n[0]: 3 heads do not divide the hidden size 16");
   expect_error(R"({"l":1,"h":[16],"f":[[8]],"o":[["sa_sdp_8","c_4_8"]]})", o,
                "arch.json: error: o[0][1]: invalid parameter '4' for operation 'c' (allowed: an odd kernel size >= 3 such as 5, 9 or 13)");
+  // With the source node, errors carry line and column.
+  const ConfigNode node = ConfigNode::load_string(
+      "{\"l\": 2, \"h\": [16, 16], \"n\": [2, 2], \"f\": [[8], [8]], \"p\": [\"sdp\", 7],\n"
+      " \"o\": [\"sa\", \"zz\"]}",
+      "arch.json");
+  try {
+    validate_architecture(architecture_from_config(node), o, "arch.json", &node);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "arch.json:2:14: error: o[1]: unknown operation type 'zz' (registered: c, l, sa)");
+  }
 }
 
 }  // namespace
