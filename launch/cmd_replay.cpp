@@ -1,0 +1,121 @@
+// flexnas replay: replays a search policy on a tabular benchmark (scores looked up, no training),
+// over several seeds, and prints per-seed and aggregate results.
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "design_space/error.h"
+#include "design_space/library.h"
+#include "launch/command.h"
+#include "nas/replay.h"
+#include "nas/table.h"
+
+namespace flexnas::launch {
+namespace {
+
+struct ReplayCliOptions {
+  std::string library;             // LIB.json (flexnas library import / generate)
+  std::string table;               // BERT_benchmark.json
+  std::string metric = "glue";
+  std::string policy = "boshnas";
+  int64_t budget = 100;
+  int64_t seeds = 1;
+  uint64_t seed = 0;
+  int threads = 1;                 // torch intra-op threads (tiny networks: one is fastest)
+  int64_t max_parameters = 0;
+  int64_t num_init = nas::BoshnasOptions{}.num_init;
+  bool quiet_seeds = false;
+};
+
+std::string trials_text(int64_t t) { return t < 0 ? "never" : std::to_string(t); }
+std::string median_text(double m, int64_t budget) {
+  if (std::isinf(m)) return "> " + std::to_string(budget) + " (not reached)";
+  std::ostringstream out;
+  out << m;
+  return out.str();
+}
+
+void run_replay(const ReplayCliOptions& o) {
+  if (o.budget < 1) throw ConfigError("error: --budget: expected a positive number of trials, got " + std::to_string(o.budget));
+  if (o.seeds < 1) throw ConfigError("error: --seeds: expected a positive number of seeds, got " + std::to_string(o.seeds));
+  if (o.threads < 1) throw ConfigError("error: --threads: expected at least 1, got " + std::to_string(o.threads));
+  if (o.num_init < 1) throw ConfigError("error: --num-init: expected at least 1, got " + std::to_string(o.num_init));
+  bool known = false;
+  for (const auto& n : nas::policy_names()) known |= n == o.policy;
+  if (!known) {
+    std::string allowed;
+    for (const auto& n : nas::policy_names()) allowed += (allowed.empty() ? "" : ", ") + n;
+    throw ConfigError("error: --policy: unknown policy '" + o.policy + "' (allowed: " + allowed + ")");
+  }
+  at::set_num_threads(o.threads);  // PLATFORM.md: LibTorch picks 1 on these machines; say it explicitly
+  const Library library = load_library(o.library);
+  const nas::BenchmarkTable table = nas::load_benchmark_table(o.table, o.metric);
+  const auto scores = nas::align_scores(table, library);
+  const nas::ReplayTargets targets = nas::replay_targets(scores);
+  int64_t matched = targets.scored;
+  if (matched == 0)
+    throw ConfigError("error: --table: no architecture of " + o.table + " is in the library " + o.library +
+                      " (rows are matched by architecture hash)");
+
+  nas::ReplayOptions ro;
+  ro.policy = o.policy;
+  ro.budget = o.budget;
+  ro.seeds = o.seeds;
+  ro.seed = o.seed;
+  ro.policy_options.max_parameters = o.max_parameters;
+  ro.boshnas.num_init = o.num_init;
+  std::cout << "replay: policy " << o.policy << ", library " << o.library << " (" << library.size()
+            << " architectures, " << matched << " with a " << o.metric << " score), budget " << o.budget << ", seeds "
+            << o.seed << ".." << o.seed + uint64_t(o.seeds) - 1 << "\n"
+            << "targets: best " << targets.best << ", top-1% >= " << targets.top1 << ", top-5% >= " << targets.top5 << "\n";
+  std::vector<nas::SeedResult> results;
+  for (int64_t s = 0; s < o.seeds; ++s) {
+    nas::SeedResult r = nas::replay_seed(library, scores, targets, ro, o.seed + uint64_t(s));
+    if (!o.quiet_seeds) {
+      std::cout << "seed " << r.seed << ": trials " << r.trials << ", best " << r.best << " (trial " << trials_text(r.to_best < 0 ? -1 : r.to_best)
+                << " reached the library's best), top-1% at " << trials_text(r.to_top1) << ", top-5% at "
+                << trials_text(r.to_top5);
+      for (size_t c = 0; c < ro.checkpoints.size(); ++c)
+        if (!std::isnan(r.best_at[c])) std::cout << ", best@" << ro.checkpoints[c] << " " << r.best_at[c];
+      std::cout << ", " << std::fixed << std::setprecision(2) << r.seconds << " s" << std::defaultfloat
+                << std::setprecision(6) << "\n";
+    }
+    results.push_back(std::move(r));
+  }
+  const nas::ReplaySummary sum = nas::summarise(std::move(results), ro);
+  std::cout << "median trials to best: " << median_text(sum.median_to_best, o.budget) << " (reached by "
+            << 100 * sum.reached_best << "% of seeds)\n"
+            << "median trials to top-1%: " << median_text(sum.median_to_top1, o.budget) << " (reached by "
+            << 100 * sum.reached_top1 << "% of seeds)\n"
+            << "median trials to top-5%: " << median_text(sum.median_to_top5, o.budget) << " (reached by "
+            << 100 * sum.reached_top5 << "% of seeds)\n";
+  for (size_t c = 0; c < ro.checkpoints.size(); ++c)
+    if (!std::isnan(sum.median_best_at[c]))
+      std::cout << "median best score at " << ro.checkpoints[c] << ": " << sum.median_best_at[c] << " (mean "
+                << sum.mean_best_at[c] << ")\n";
+}
+
+void add_replay_command(CLI::App& app) {
+  auto o = std::make_shared<ReplayCliOptions>();
+  auto* cmd = app.add_subcommand("replay", "replay a search policy on a tabular benchmark (scores looked up)");
+  cmd->add_option("--library", o->library, "library JSON (flexnas library import|generate)")->required();
+  cmd->add_option("--table", o->table, "tabular benchmark (NAS-Bench-BERT BERT_benchmark.json)")->required();
+  cmd->add_option("--metric", o->metric, "score key in the table (default glue)");
+  cmd->add_option("--policy", o->policy, "boshnas | random | evolution (default boshnas)");
+  cmd->add_option("--budget", o->budget, "trials per seed (default 100)");
+  cmd->add_option("--seeds", o->seeds, "number of seeds: seed, seed+1, ... (default 1)");
+  cmd->add_option("--seed", o->seed, "first seed (default 0)");
+  cmd->add_option("--threads", o->threads, "LibTorch threads (default 1)");
+  cmd->add_option("--max-parameters", o->max_parameters, "never propose architectures above this (default: no limit)");
+  cmd->add_option("--num-init", o->num_init, "BOSHNAS random initial designs (default 10)");
+  cmd->add_flag("--summary-only", o->quiet_seeds, "print only the aggregate lines");
+  cmd->callback([o] { run_replay(*o); });
+}
+
+FLEXNAS_REGISTER_COMMAND("replay", add_replay_command);
+
+}  // namespace
+}  // namespace flexnas::launch
