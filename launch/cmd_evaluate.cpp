@@ -1,0 +1,109 @@
+// flexnas evaluate: scores a fine-tuned checkpoint on one split of its task and writes the metrics.
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "datasets/finetune_data.h"
+#include "datasets/tasks.h"
+#include "datasets/tokenizer.h"
+#include "design_space/atomic_file.h"
+#include "design_space/error.h"
+#include "launch/command.h"
+#include "models/checkpoint.h"
+#include "models/trainer.h"
+
+namespace flexnas::launch {
+namespace {
+namespace fs = std::filesystem;
+
+struct EvaluateOptions {
+  std::string checkpoint;         // fine-tuned checkpoint directory
+  std::string task;               // registered task
+  std::string split;              // dev | test | ... (default: the task's first evaluation split)
+  std::string data_dir = "data";  // task data
+  std::string cache_dir;          // token caches (default <data-dir>/cache)
+  std::string tokenizer;          // must be the checkpoint's (default: the recorded file)
+  std::string out;                // metrics file (default <checkpoint>/eval-<task>-<split>.json)
+  int64_t threads = 0;            // torch threads (0 = every core)
+  datasets::FinetuneOptions data; // max length, batch size
+};
+
+void run_evaluate(EvaluateOptions o) {
+  if (o.data.batch_size <= 0)
+    throw ConfigError("error: --batch-size: expected a positive integer, got " + std::to_string(o.data.batch_size));
+  if (o.data.max_length < 3) throw ConfigError("error: --max-len: expected at least 3, got " + std::to_string(o.data.max_length));
+  if (o.threads < 0) throw ConfigError("error: --threads: expected 0 (every core) or a positive count, got " + std::to_string(o.threads));
+  torch::set_num_threads(int(o.threads > 0 ? o.threads : std::max<int64_t>(1, std::thread::hardware_concurrency())));
+  if (!fs::is_directory(o.checkpoint)) throw ConfigError("error: --checkpoint: '" + o.checkpoint + "': no such directory");
+  const datasets::TaskInfo& info = datasets::task_info(o.task, "--task");
+  if (o.split.empty()) o.split = info.eval_splits.front();
+  if (std::find(info.splits.begin(), info.splits.end(), o.split) == info.splits.end()) {
+    std::string allowed;
+    for (const auto& s : info.splits) allowed += (allowed.empty() ? "" : ", ") + s;
+    throw ConfigError("error: --split: '" + o.split + "' is not a split of " + info.name + "; allowed: " + allowed);
+  }
+
+  const models::CheckpointConfig config = models::read_checkpoint_config(o.checkpoint);
+  const models::ModelOptions wanted = models::task_model_options(config.options, info);
+  if (config.options.head != wanted.head || config.options.num_labels != wanted.num_labels)
+    throw ConfigError("error: --checkpoint: '" + o.checkpoint + "' has a " + models::head_type_name(config.options.head) +
+                      " head with " + std::to_string(config.options.num_labels) + " labels; task " + info.name +
+                      " needs a " + models::head_type_name(wanted.head) + " head with " +
+                      std::to_string(wanted.num_labels) + " (fine-tune it first: flexnas finetune)");
+  if (o.data.max_length > config.options.max_positions)
+    throw ConfigError("error: --max-len: " + std::to_string(o.data.max_length) + " exceeds the model's max positions " +
+                      std::to_string(config.options.max_positions));
+  const std::string tokenizer_file =
+      models::checkpoint_tokenizer(o.checkpoint, config.tokenizer_file, config.tokenizer_sha256, o.tokenizer);
+  const datasets::Tokenizer tokenizer(tokenizer_file, o.cache_dir.empty() ? o.data_dir + "/cache" : o.cache_dir);
+  if (tokenizer.vocab_size() != config.options.vocab_size)
+    throw ConfigError("error: --tokenizer: vocabulary " + std::to_string(tokenizer.vocab_size()) +
+                      " does not match the checkpoint's " + std::to_string(config.options.vocab_size));
+
+  datasets::TaskLoadOptions load;
+  load.data_dir = o.data_dir;
+  const datasets::TaskData data = datasets::load_task(o.task, load);
+  const datasets::TaskDataset split = models::task_dataset(data, o.split, tokenizer, o.data);
+  models::FlexModel model = models::load_checkpoint(o.checkpoint);
+  const models::TaskSource source = models::task_source(split, {{o.split, &split}});
+  const models::SplitResult r = models::evaluate_split(*model, source, source.selection.front());
+
+  nlohmann::ordered_json m;
+  m["task"] = info.name;
+  m["split"] = o.split;
+  m["examples"] = split.size();
+  m["score"] = r.score;
+  m["metrics"] = models::split_json(r);
+  m["checkpoint"] = fs::absolute(o.checkpoint).string();
+  std::string name = "eval-" + info.name + "-" + o.split + ".json";
+  for (char& c : name)
+    if (c == ':') c = '-';
+  const std::string out = o.out.empty() ? (fs::path(o.checkpoint) / name).string() : o.out;
+  write_file_atomic(out, m.dump(2) + "\n");
+  std::cout << info.name << " " << o.split << " (" << split.size() << " examples):";
+  for (const auto& [k, v] : r.metrics) std::cout << " " << k << " " << v;
+  std::cout << " score " << r.score << " loss " << r.loss << "\nmetrics: " << out << "\n";
+}
+
+void add_evaluate_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("evaluate", "score a fine-tuned checkpoint on a split of its task");
+  auto o = std::make_shared<EvaluateOptions>();
+  cmd->add_option("--checkpoint", o->checkpoint, "fine-tuned checkpoint directory")->required();
+  cmd->add_option("--task", o->task, "spam | brown-genre | brown-pos | glue:<task>")->required();
+  cmd->add_option("--split", o->split, "dev | test | ... (default: the task's evaluation split)");
+  cmd->add_option("--data-dir", o->data_dir, "task data directory (default data)");
+  cmd->add_option("--cache-dir", o->cache_dir, "token caches (default <data-dir>/cache)");
+  cmd->add_option("--tokenizer", o->tokenizer, "the checkpoint's tokenizer, when its recorded path moved");
+  cmd->add_option("--out", o->out, "metrics JSON (default <checkpoint>/eval-<task>-<split>.json)");
+  cmd->add_option("--batch-size", o->data.batch_size, "examples per batch (default 32)");
+  cmd->add_option("--max-len", o->data.max_length, "tokens per example (default 128)");
+  cmd->add_option("--threads", o->threads, "torch threads (default 0: every core)");
+  cmd->callback([o] { run_evaluate(*o); });
+}
+
+FLEXNAS_REGISTER_COMMAND("evaluate", add_evaluate_command);
+
+}  // namespace
+}  // namespace flexnas::launch

@@ -1,0 +1,137 @@
+// flexnas finetune: a fresh task head on a pretrained checkpoint, trained on the task's train split,
+// the best epoch on dev kept (spec §8.3), metrics.json with the task's metrics and its "score".
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "datasets/finetune_data.h"
+#include "datasets/tasks.h"
+#include "datasets/tokenizer.h"
+#include "design_space/error.h"
+#include "launch/command.h"
+#include "models/checkpoint.h"
+#include "models/trainer.h"
+
+namespace flexnas::launch {
+namespace {
+namespace fs = std::filesystem;
+
+struct FinetuneCliOptions {
+  std::string checkpoint;              // pretrained checkpoint directory
+  std::string task;                    // registered task (datasets/tasks.h)
+  std::string out;                     // fine-tuned checkpoint directory
+  std::string data_dir = "data";       // task data (scripts/fetch-data.sh)
+  std::string cache_dir;               // token caches (default <data-dir>/cache)
+  std::string tokenizer;               // must be the checkpoint's (default: the recorded file)
+  int64_t threads = 0;                 // torch threads (0 = every core)
+  models::FinetuneTrainOptions train;  // epochs, lr, warm-up, decay, clipping, seed
+  datasets::FinetuneOptions data;      // max length, batch size (shuffle seed = --seed)
+};
+
+void run_finetune(FinetuneCliOptions o) {
+  if (o.train.epochs <= 0) throw ConfigError("error: --epochs: expected a positive integer, got " + std::to_string(o.train.epochs));
+  if (o.data.batch_size <= 0)
+    throw ConfigError("error: --batch-size: expected a positive integer, got " + std::to_string(o.data.batch_size));
+  if (o.data.max_length < 3) throw ConfigError("error: --max-len: expected at least 3, got " + std::to_string(o.data.max_length));
+  if (!(o.train.lr > 0) || !std::isfinite(o.train.lr))
+    throw ConfigError("error: --lr: expected a positive number, got " + std::to_string(o.train.lr));
+  if (!(o.train.warmup_fraction >= 0 && o.train.warmup_fraction <= 1))
+    throw ConfigError("error: --warmup-fraction: expected a number in [0, 1], got " + std::to_string(o.train.warmup_fraction));
+  if (o.threads < 0) throw ConfigError("error: --threads: expected 0 (every core) or a positive count, got " + std::to_string(o.threads));
+  torch::set_num_threads(int(o.threads > 0 ? o.threads : std::max<int64_t>(1, std::thread::hardware_concurrency())));
+  if (!fs::is_directory(o.checkpoint)) throw ConfigError("error: --checkpoint: '" + o.checkpoint + "': no such directory");
+  const datasets::TaskInfo& info = datasets::task_info(o.task, "--task");
+
+  const models::CheckpointConfig config = models::read_checkpoint_config(o.checkpoint);
+  const std::string tokenizer_file =
+      models::checkpoint_tokenizer(o.checkpoint, config.tokenizer_file, config.tokenizer_sha256, o.tokenizer);
+  const datasets::Tokenizer tokenizer(tokenizer_file, o.cache_dir.empty() ? o.data_dir + "/cache" : o.cache_dir);
+  if (tokenizer.vocab_size() != config.options.vocab_size)
+    throw ConfigError("error: --tokenizer: vocabulary " + std::to_string(tokenizer.vocab_size()) +
+                      " does not match the checkpoint's " + std::to_string(config.options.vocab_size));
+  if (o.data.max_length > config.options.max_positions)
+    throw ConfigError("error: --max-len: " + std::to_string(o.data.max_length) + " exceeds the model's max positions " +
+                      std::to_string(config.options.max_positions));
+
+  datasets::TaskLoadOptions load;
+  load.data_dir = o.data_dir;
+  const datasets::TaskData data = datasets::load_task(o.task, load);
+  o.data.seed = o.train.seed;
+  const datasets::TaskDataset train = models::task_dataset(data, "train", tokenizer, o.data);
+  std::vector<datasets::TaskDataset> selection, report;
+  selection.reserve(info.splits.size());
+  report.reserve(info.splits.size());
+  std::vector<std::pair<std::string, const datasets::TaskDataset*>> sel, rep;
+  for (const auto& split : info.eval_splits) {
+    selection.push_back(models::task_dataset(data, split, tokenizer, o.data));
+    sel.emplace_back(split, &selection.back());
+  }
+  for (const auto& split : info.splits) {
+    if (split == "train" || std::find(info.eval_splits.begin(), info.eval_splits.end(), split) != info.eval_splits.end())
+      continue;
+    report.push_back(models::task_dataset(data, split, tokenizer, o.data));
+    rep.emplace_back(split, &report.back());
+  }
+  std::cout << "task " << info.name << ": " << train.size() << " training examples";
+  for (const auto& [name, ds] : sel) std::cout << ", " << ds->size() << " " << name;
+  for (const auto& [name, ds] : rep) std::cout << ", " << ds->size() << " " << name;
+  std::cout << " (" << train.truncated() << " training examples cut to " << o.data.max_length << " tokens)\n";
+
+  torch::manual_seed(o.train.seed);  // the fresh head's initialisation
+  const models::ModelOptions options = models::task_model_options(config.options, info);
+  models::FlexModel model = models::load_checkpoint(o.checkpoint, torch::kCPU, nullptr, &options);
+  const models::TaskSource source = models::task_source(train, sel, rep);
+  const models::FinetuneResult r = models::finetune(model, source, o.train);
+
+  nlohmann::ordered_json m;
+  m["kind"] = "finetune";
+  m["task"] = info.name;
+  m["score"] = r.score;
+  m["score_definition"] = "task score on " + nlohmann::json(info.eval_splits).dump() + " (datasets/metrics.h)";
+  m["best_epoch"] = r.best_epoch;
+  for (const auto& split : r.best) m[split.split] = models::split_json(split);
+  auto epochs = nlohmann::ordered_json::array();
+  for (size_t e = 0; e < r.epoch_scores.size(); ++e)
+    epochs.push_back({{"epoch", e + 1}, {"train_loss", r.epoch_train_loss[e]}, {"score", r.epoch_scores[e]}});
+  m["epochs"] = epochs;
+  m["run"] = {{"checkpoint", fs::absolute(o.checkpoint).string()}, {"data_dir", o.data_dir}, {"epochs", o.train.epochs},
+              {"lr", o.train.lr}, {"batch_size", o.data.batch_size}, {"max_len", o.data.max_length},
+              {"seed", o.train.seed}, {"threads", torch::get_num_threads()}};
+  models::commit_checkpoint(o.out, *model, nullptr, r.best_epoch, m, fs::absolute(tokenizer_file).string());
+
+  std::cout << "best epoch: " << r.best_epoch << " of " << o.train.epochs << "\n";
+  for (const auto& split : r.best) {
+    std::cout << split.split << ":";
+    for (const auto& [k, v] : split.metrics) std::cout << " " << k << " " << v;
+    std::cout << " score " << split.score << "\n";
+  }
+  std::cout << "score: " << r.score << "\ncheckpoint: " << o.out << "\n";
+}
+
+void add_finetune_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("finetune", "fine-tune a pretrained checkpoint on a task (best epoch on dev)");
+  auto o = std::make_shared<FinetuneCliOptions>();
+  cmd->add_option("--checkpoint", o->checkpoint, "pretrained checkpoint directory")->required();
+  cmd->add_option("--task", o->task, "spam | brown-genre | brown-pos | glue:<task>")->required();
+  cmd->add_option("--out", o->out, "output checkpoint directory")->required();
+  cmd->add_option("--data-dir", o->data_dir, "task data directory (default data)");
+  cmd->add_option("--cache-dir", o->cache_dir, "token caches (default <data-dir>/cache)");
+  cmd->add_option("--tokenizer", o->tokenizer, "the checkpoint's tokenizer, when its recorded path moved");
+  cmd->add_option("--epochs", o->train.epochs, "passes over the training split (default 3)");
+  cmd->add_option("--lr", o->train.lr, "peak learning rate (default 5e-5)");
+  cmd->add_option("--warmup-fraction", o->train.warmup_fraction, "warm-up share of the updates (default 0.1)");
+  cmd->add_option("--weight-decay", o->train.weight_decay, "AdamW weight decay (default 0.01)");
+  cmd->add_option("--batch-size", o->data.batch_size, "examples per update (default 32)");
+  cmd->add_option("--max-len", o->data.max_length, "tokens per example incl. [CLS]/[SEP] (default 128)");
+  cmd->add_option("--seed", o->train.seed, "head initialisation, dropout and shuffling (default 42)");
+  cmd->add_option("--threads", o->threads, "torch threads (default 0: every core)");
+  cmd->callback([o] { run_finetune(*o); });
+}
+
+FLEXNAS_REGISTER_COMMAND("finetune", add_finetune_command);
+
+}  // namespace
+}  // namespace flexnas::launch

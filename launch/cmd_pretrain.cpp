@@ -1,0 +1,190 @@
+// flexnas pretrain: masked-language-model pretraining of one architecture on plain-text corpora
+// (spec §8.2, with a SentencePiece tokenizer shared with fine-tuning — defect 32).
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "datasets/mlm.h"
+#include "datasets/tokenizer.h"
+#include "design_space/architecture.h"
+#include "design_space/arch_graph.h"
+#include "design_space/atomic_file.h"
+#include "design_space/error.h"
+#include "design_space/log.h"
+#include "launch/command.h"
+#include "models/checkpoint.h"
+#include "models/trainer.h"
+
+namespace flexnas::launch {
+namespace {
+namespace fs = std::filesystem;
+
+struct PretrainCliOptions {
+  std::string arch;                 // model-dict JSON (optional with --resume: the checkpoint has it)
+  std::string tokenizer;            // SentencePiece model from `flexnas tokenizer train`
+  std::vector<std::string> corpus;  // plain-text files: one sentence per line, blank line between documents
+  std::string out;                  // checkpoint directory
+  std::string cache_dir;            // token caches (default: <first corpus dir>/cache)
+  std::string init_from;            // warm start: copy tensors with matching name and shape
+  int64_t threads = 0;              // torch intra-op threads (0 = every core)
+  int64_t max_positions = 514;      // relative distance tables: 2P-1 rows
+  models::PretrainOptions train;    // steps, lr, warm-up, decay, clipping, eval/save cadence, seed, resume
+  datasets::MlmOptions data;        // seq_len, batch_size, masking, held-out fraction
+};
+
+void check_positive(const char* flag, int64_t v) {
+  if (v <= 0) throw ConfigError(std::string("error: ") + flag + ": expected a positive integer, got " + std::to_string(v));
+}
+void check_non_negative(const char* flag, double v) {
+  if (!(v >= 0) || !std::isfinite(v))
+    throw ConfigError(std::string("error: ") + flag + ": expected a non-negative number, got " + std::to_string(v));
+}
+
+void set_threads(int64_t threads) {
+  if (threads < 0) throw ConfigError("error: --threads: expected 0 (every core) or a positive count, got " + std::to_string(threads));
+  const int64_t n = threads > 0 ? threads : std::max<int64_t>(1, std::thread::hardware_concurrency());
+  torch::set_num_threads(int(n));  // LibTorch 1.13 defaults to 1 on these machines (PLATFORM.md)
+}
+
+void run_pretrain(PretrainCliOptions o) {
+  check_positive("--steps", o.train.steps);
+  check_positive("--seq-len", o.data.seq_len);
+  check_positive("--batch-size", o.data.batch_size);
+  check_positive("--max-positions", o.max_positions);
+  if (o.data.seq_len < 3) throw ConfigError("error: --seq-len: expected at least 3 ([CLS] token [SEP]), got " + std::to_string(o.data.seq_len));
+  if (o.data.seq_len > o.max_positions)
+    throw ConfigError("error: --seq-len: " + std::to_string(o.data.seq_len) + " exceeds --max-positions " +
+                      std::to_string(o.max_positions));
+  if (!(o.train.lr > 0) || !std::isfinite(o.train.lr))
+    throw ConfigError("error: --lr: expected a positive number, got " + std::to_string(o.train.lr));
+  check_non_negative("--weight-decay", o.train.weight_decay);
+  check_non_negative("--clip-norm", o.train.clip_norm);
+  if (o.train.warmup_steps < -1 || o.train.warmup_steps > o.train.steps)
+    throw ConfigError("error: --warmup-steps: expected 0.." + std::to_string(o.train.steps) + " (or -1: 10% of --steps), got " +
+                      std::to_string(o.train.warmup_steps));
+  for (auto [flag, v] : {std::pair{"--eval-every", o.train.eval_every}, {"--save-every", o.train.save_every},
+                         {"--log-every", o.train.log_every}, {"--stop-after", o.train.stop_after}})
+    if (v < 0) throw ConfigError(std::string("error: ") + flag + ": expected a non-negative integer, got " + std::to_string(v));
+  if (!(o.data.mask_prob > 0 && o.data.mask_prob < 1))
+    throw ConfigError("error: --mask-prob: expected a number in (0, 1), got " + std::to_string(o.data.mask_prob));
+  set_threads(o.threads);
+  for (const auto& file : o.corpus)
+    if (!fs::is_regular_file(file)) throw ConfigError("error: --corpus: '" + file + "': no such file");
+  if (!o.init_from.empty() && o.train.resume)
+    throw ConfigError("error: --init-from: cannot be combined with --resume (the checkpoint being resumed has the weights)");
+
+  const bool resuming = o.train.resume && models::recover_checkpoint(o.out);
+  if (o.train.resume && !resuming)
+    throw ConfigError("error: --resume: no resumable checkpoint in '" + o.out +
+                      "' (needs config.json, model.safetensors, training_state.*)");
+  if (!o.train.resume && fs::exists(fs::path(o.out) / models::kTrainStateJson))
+    throw ConfigError("error: --out: '" + o.out + "' already holds a training checkpoint; pass --resume to continue it "
+                      "or choose another directory");
+
+  Architecture arch;
+  models::ModelOptions model_options;
+  if (resuming) {
+    const models::CheckpointConfig config = models::read_checkpoint_config(o.out);
+    arch = config.arch;
+    model_options = config.options;
+    if (!o.arch.empty() && load_architecture(o.arch).to_json().dump() != arch.to_json().dump())
+      throw ConfigError("error: --arch: '" + o.arch + "' is not the architecture of the checkpoint being resumed in '" + o.out + "'");
+    if (!config.tokenizer_sha256.empty() && sha256_hex(read_file(o.tokenizer)) != config.tokenizer_sha256)
+      throw ConfigError("error: --tokenizer: '" + o.tokenizer + "' is not the tokenizer of the checkpoint being resumed ('" +
+                        config.tokenizer_file + "')");
+  } else {
+    if (o.arch.empty()) throw ConfigError("error: --arch: required (a model-dict JSON file)");
+    arch = load_architecture(o.arch);
+  }
+
+  const std::string cache_dir =
+      !o.cache_dir.empty() ? o.cache_dir : (fs::path(o.corpus.front()).parent_path() / "cache").string();
+  const datasets::Tokenizer tokenizer(o.tokenizer, cache_dir);
+  if (!resuming) {
+    model_options.vocab_size = tokenizer.vocab_size();
+    model_options.max_positions = o.max_positions;
+    model_options.pad_id = datasets::SpecialIds::kPad;
+    model_options.head = models::HeadType::kMlm;
+    models::validate_architecture(arch, model_options, o.arch);
+  } else if (model_options.vocab_size != tokenizer.vocab_size()) {
+    throw ConfigError("error: --tokenizer: vocabulary " + std::to_string(tokenizer.vocab_size()) +
+                      " does not match the checkpoint's " + std::to_string(model_options.vocab_size));
+  }
+  if (o.data.seq_len > model_options.max_positions)
+    throw ConfigError("error: --seq-len: " + std::to_string(o.data.seq_len) + " exceeds the model's max positions " +
+                      std::to_string(model_options.max_positions));
+
+  std::vector<std::shared_ptr<const datasets::TokenCache>> caches;
+  for (const auto& file : o.corpus) caches.push_back(tokenizer.encode_text_file(file));
+  o.data.seed = o.train.seed;
+  const datasets::MlmData data(caches, tokenizer.vocab_size(), o.data);
+  std::cout << "corpus: " << data.train_tokens() << " training tokens (" << data.num_train_blocks() << " blocks of "
+            << o.data.seq_len << "), " << data.eval_tokens() << " held-out tokens (" << data.num_eval_batches()
+            << " batches)\n";
+
+  torch::manual_seed(o.train.seed);  // initialisation (a resume overwrites it with the checkpoint)
+  models::FlexModel model(arch, model_options);
+  std::cout << "model: " << model->num_parameters() << " parameters, vocabulary " << model_options.vocab_size << ", "
+            << torch::get_num_threads() << " threads\n";
+  if (!o.init_from.empty()) {
+    const auto report = models::warm_start(*model, o.init_from);
+    std::cout << "init-from " << o.init_from << ": " << report.copied << " tensors copied (" << report.copied_params
+              << " parameters), " << report.fresh << " fresh\n";
+  }
+
+  nlohmann::ordered_json run;
+  run["arch"] = arch.to_json();
+  run["corpus"] = o.corpus;
+  run["tokenizer"] = fs::absolute(o.tokenizer).string();
+  run["batch_size"] = o.data.batch_size;
+  run["seq_len"] = o.data.seq_len;
+  run["mask_prob"] = o.data.mask_prob;
+  if (!o.init_from.empty()) run["init_from"] = o.init_from;
+  const models::MlmSource source = models::mlm_source(data);
+  const models::PretrainResult r =
+      models::pretrain(model, source, o.train, o.out, fs::absolute(o.tokenizer).string(), run);
+  std::cout << "steps: " << r.steps << " of " << o.train.steps << (r.start_step ? " (resumed at " + std::to_string(r.start_step) + ")" : "")
+            << "\ntrain loss: " << (r.history.empty() ? 0.0 : r.history.back().loss)
+            << "\neval loss: " << r.eval_loss << " (perplexity " << r.eval_perplexity << "; ln(V) = "
+            << std::log(double(model_options.vocab_size)) << ")"
+            << "\ntokens/s: " << r.tokens_per_second << "\ncheckpoint: " << o.out << "\n";
+}
+
+void add_pretrain_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("pretrain", "masked-language-model pretraining of one architecture");
+  auto o = std::make_shared<PretrainCliOptions>();
+  cmd->add_option("--arch", o->arch, "model-dict JSON (standard or hetero format)");
+  cmd->add_option("--tokenizer", o->tokenizer, "SentencePiece model (flexnas tokenizer train)")->required();
+  cmd->add_option("--corpus", o->corpus, "plain-text files (one sentence per line, blank line between documents)")
+      ->required()->expected(1, -1);
+  cmd->add_option("--steps", o->train.steps, "optimiser updates in total")->required();
+  cmd->add_option("--out", o->out, "checkpoint directory")->required();
+  cmd->add_option("--seq-len", o->data.seq_len, "tokens per block incl. [CLS]/[SEP] (default 128)");
+  cmd->add_option("--batch-size", o->data.batch_size, "blocks per update (default 32)");
+  cmd->add_option("--lr", o->train.lr, "peak learning rate (default 1e-4)");
+  cmd->add_option("--warmup-steps", o->train.warmup_steps, "linear warm-up steps (default -1: 10% of --steps)");
+  cmd->add_option("--weight-decay", o->train.weight_decay, "AdamW weight decay, not on biases/LayerNorm (default 0.01)");
+  cmd->add_option("--clip-norm", o->train.clip_norm, "gradient L2-norm clipping, 0 = off (default 1.0)");
+  cmd->add_option("--eval-every", o->train.eval_every, "held-out MLM evaluation every K steps (default 0: at the end)");
+  cmd->add_option("--max-eval-batches", o->train.max_eval_batches, "evaluate on at most N held-out batches (0 = all)");
+  cmd->add_option("--save-every", o->train.save_every, "checkpoint every K steps (default 0: at the end)");
+  cmd->add_option("--log-every", o->train.log_every, "history entry every K steps (default 10)");
+  cmd->add_option("--stop-after", o->train.stop_after, "stop with a checkpoint after N steps (continue with --resume)");
+  cmd->add_option("--seed", o->train.seed, "initialisation, dropout, shuffling and masking (default 1)");
+  cmd->add_option("--threads", o->threads, "torch threads (default 0: every core)");
+  cmd->add_option("--init-from", o->init_from, "warm start from a checkpoint (tensors with matching name and shape)");
+  cmd->add_flag("--resume", o->train.resume, "continue the checkpoint in --out bit-exactly");
+  cmd->add_option("--max-positions", o->max_positions, "longest sequence the model supports (default 514)");
+  cmd->add_option("--mask-prob", o->data.mask_prob, "fraction of tokens predicted (default 0.15)");
+  cmd->add_option("--eval-fraction", o->data.eval_fraction, "held-out fraction of documents (default 0.05)");
+  cmd->add_option("--cache-dir", o->cache_dir, "token caches (default <corpus dir>/cache)");
+  cmd->callback([o] { run_pretrain(*o); });
+}
+
+FLEXNAS_REGISTER_COMMAND("pretrain", add_pretrain_command);
+
+}  // namespace
+}  // namespace flexnas::launch

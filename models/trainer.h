@@ -1,0 +1,221 @@
+#pragma once
+// Training loops: MLM pretraining (spec §8.2) and task fine-tuning (§8.3), with checkpoints that
+// resume bit-exactly.
+//
+// The loops see their data through callbacks (MlmSource, TaskSource) so that this file needs no
+// symbol of flexnas::datasets at link time (the models library is linked whole into binaries that
+// may not link datasets); the inline adapters at the bottom build the callbacks from MlmData and
+// TaskDataset where datasets is linked (launch, tests, bench).
+//
+// Checkpoint commit (DESIGN.md §3): every file is first written into DIR/.commit/, then
+// training_state.json is written there last (marking the staged set complete), then the files are
+// renamed into DIR one by one, training_state.json last. recover_checkpoint finishes a commit that a
+// kill interrupted after staging (or drops an incomplete staging), so DIR always holds one consistent
+// checkpoint.
+#include <torch/types.h>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "datasets/finetune_data.h"
+#include "datasets/metrics.h"
+#include "datasets/mlm.h"
+#include "datasets/tasks.h"
+#include "models/flex_model.h"
+#include "models/training.h"
+
+namespace flexnas::models {
+
+inline constexpr const char* kTrainStateJson = "training_state.json";
+
+/// MLM pretraining settings; these initialisers are the only defaults (the CLI binds to them).
+struct PretrainOptions {
+  int64_t steps = 1000;          // optimiser updates in total (a resumed run continues to this)
+  double lr = 1e-4;              // peak learning rate
+  int64_t warmup_steps = -1;     // linear warm-up; -1 = 10% of steps (spec: 10k of 100k)
+  double weight_decay = 0.01;    // AdamW, not on biases / LayerNorm
+  double beta2 = 0.98;           // spec §8.2
+  double eps = 1e-6;             // spec §8.2
+  double clip_norm = 1.0;        // global gradient L2 norm; <= 0 disables clipping
+  int64_t eval_every = 0;        // held-out evaluation every K steps (0 = only at the end)
+  int64_t save_every = 0;        // checkpoint every K steps (0 = only at the end)
+  int64_t log_every = 10;        // a history entry (loss, lr, tokens/s) every K steps
+  int64_t max_eval_batches = 0;  // evaluate on at most this many held-out batches (0 = all)
+  uint64_t seed = 1;             // model initialisation and dropout (data seeds are MlmOptions')
+  int64_t stop_after = 0;        // stop after this many steps, with a checkpoint, as a time-limited
+                                 // job would (0 = run to `steps`); --resume continues
+  bool resume = false;           // continue from the checkpoint in the output directory
+};
+
+/// How the pretraining loop reads batches: pure functions of the step / index.
+struct MlmSource {
+  std::function<datasets::MlmBatch(int64_t step)> train_batch;
+  int64_t num_eval_batches = 0;
+  std::function<datasets::MlmBatch(int64_t i)> eval_batch;
+};
+
+/// One line of the training history.
+struct StepRecord {
+  int64_t step = 0;               // updates done
+  double loss = 0;                // mean training loss of the steps since the previous record
+  double lr = 0;                  // learning rate of the last update
+  double grad_norm = 0;           // before clipping, last update
+  double tokens_per_second = 0;   // non-padding tokens, since the previous record
+  double eval_loss = -1;          // held-out MLM loss (-1 = not evaluated at this step)
+  nlohmann::ordered_json to_json() const;
+  static StepRecord from_json(const nlohmann::json& j);
+};
+
+struct PretrainResult {
+  int64_t start_step = 0;       // > 0 when resumed
+  int64_t steps = 0;            // updates done in total
+  double eval_loss = 0;         // held-out MLM loss at the end
+  double eval_perplexity = 0;   // exp(eval_loss)
+  double tokens_per_second = 0; // this process's mean training throughput
+  std::vector<StepRecord> history;  // whole run, resumed parts included
+  std::vector<double> losses;       // training loss of every step (whole run)
+};
+
+/// Held-out MLM loss: token-weighted mean over the predicted positions of the eval batches
+/// (at most `max_batches`, 0 = all). The model is put in eval mode and back.
+double evaluate_mlm(FlexModelImpl& model, const MlmSource& data, int64_t max_batches = 0);
+
+/// Pretrains `model` (already initialised, or loaded for a resume) and commits checkpoints to
+/// `out_dir`. With options.resume the checkpoint in out_dir (which must exist) provides weights,
+/// optimiser moments, RNG state and history, and the run continues from its step; the losses are
+/// then bit-identical to an uninterrupted run (same thread count). `tokenizer_file` is recorded in
+/// config.json with its SHA-256; `extra_config` goes into metrics.json under "run".
+PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainOptions& options,
+                        const std::string& out_dir, const std::string& tokenizer_file = "",
+                        const nlohmann::ordered_json& extra_config = {});
+
+/// Completes or discards an interrupted checkpoint commit in `dir`; true if `dir` then holds a
+/// checkpoint with a training state (something to resume from).
+bool recover_checkpoint(const std::string& dir);
+
+/// Writes config.json, model.safetensors, training_state.{safetensors,json} and metrics.json into
+/// `dir` through the staged commit described above. `state` may be null (no optimiser state:
+/// a finished fine-tuned model).
+void commit_checkpoint(const std::string& dir, FlexModelImpl& model, const AdamW* optimizer, int64_t step,
+                       const nlohmann::ordered_json& metrics, const std::string& tokenizer_file);
+
+/// What a warm start copied.
+struct WarmStartReport {
+  int64_t copied = 0;        // tensors copied (name and shape match)
+  int64_t fresh = 0;         // tensors of the new model left as initialised
+  int64_t copied_params = 0; // scalars copied
+  std::vector<std::string> fresh_names;
+};
+/// Warm start: copies every tensor of checkpoint `dir`'s model.safetensors whose name and shape
+/// match a parameter or buffer of `model`. ConfigError if `dir` is not a checkpoint.
+WarmStartReport warm_start(FlexModelImpl& model, const std::string& dir);
+
+/// Fine-tuning settings (defaults: spec §8.3's Trainer defaults, with the brief's lr and epochs).
+struct FinetuneTrainOptions {
+  int64_t epochs = 3;            // passes over the training split
+  double lr = 5e-5;              // peak learning rate
+  double warmup_fraction = 0.1;  // of all updates, linear warm-up; then linear decay to 0
+  double weight_decay = 0.01;    // AdamW, not on biases / LayerNorm
+  double beta2 = 0.999;          // HF Trainer default
+  double eps = 1e-8;             // HF Trainer default
+  double clip_norm = 1.0;        // <= 0 disables
+  uint64_t seed = 42;            // dropout (head initialisation: seed before building the model)
+};
+
+/// One evaluation split seen through callbacks.
+struct EvalSplit {
+  std::string name;  // "dev", "test", "dev_matched", ...
+  int64_t num_batches = 0;
+  std::function<datasets::TaskBatch(int64_t i)> batch;
+};
+
+/// How the fine-tuning loop reads a task.
+struct TaskSource {
+  datasets::TaskInfo info;
+  int64_t num_train_batches = 0;
+  std::function<datasets::TaskBatch(int64_t epoch, int64_t i)> train_batch;
+  std::vector<EvalSplit> selection;  // splits whose combined score picks the best epoch (eval_splits)
+  std::vector<EvalSplit> report;     // further splits evaluated once with the best model (test)
+  std::function<datasets::MetricSet(const datasets::Predictions&)> metrics;
+  std::function<double(const datasets::MetricSet&)> score;
+};
+
+struct SplitResult {
+  std::string split;
+  datasets::MetricSet metrics;
+  double score = 0;
+  double loss = 0;
+};
+
+struct FinetuneResult {
+  int64_t best_epoch = 0;                  // 1-based
+  double score = 0;                        // best selection score (mean over selection splits)
+  std::vector<double> epoch_scores;        // selection score after every epoch
+  std::vector<double> epoch_train_loss;    // mean training loss of every epoch
+  std::vector<SplitResult> best;           // metrics of the best model on selection + report splits
+};
+
+/// Predictions of `model` on one split (classification: argmax; token classification: every
+/// labelled position; regression: the value) and its mean loss.
+SplitResult evaluate_split(FlexModelImpl& model, const TaskSource& task, const EvalSplit& split);
+
+/// Fine-tunes `model` (task head already in place), evaluates the selection splits after every
+/// epoch, keeps the best weights in memory and restores them at the end (best-on-dev selection).
+FinetuneResult finetune(FlexModel& model, const TaskSource& task, const FinetuneTrainOptions& options);
+
+/// ModelOptions of a task head on top of a pretrained model's options.
+ModelOptions task_model_options(const ModelOptions& base, const datasets::TaskInfo& task);
+
+/// The tokenizer a checkpoint was pretrained with (spec defect 32: one tokenizer for pretraining
+/// and fine-tuning). `flag_value` (--tokenizer, may be empty) must have the recorded SHA-256;
+/// without it the recorded file is used and must still have that hash. ConfigError otherwise,
+/// naming both files and hashes. `dir` names the checkpoint in messages.
+std::string checkpoint_tokenizer(const std::string& dir, const std::string& recorded_file,
+                                 const std::string& recorded_sha256, const std::string& flag_value);
+
+/// metrics.json entry of one split: its metrics, "score" and "loss".
+nlohmann::ordered_json split_json(const SplitResult& r);
+
+// ---- adapters (inline: they call flexnas::datasets, which is linked where they are used) ----
+
+inline MlmSource mlm_source(const datasets::MlmData& data) {
+  MlmSource s;
+  s.train_batch = [&data](int64_t step) { return data.batch_at(step); };
+  s.num_eval_batches = data.num_eval_batches();
+  s.eval_batch = [&data](int64_t i) { return data.eval_batch(i); };
+  return s;
+}
+
+/// A task split tokenized with `tokenizer` (cache "<task>-<split>", ':' replaced by '-').
+inline datasets::TaskDataset task_dataset(const datasets::TaskData& data, const std::string& split,
+                                          const datasets::Tokenizer& tokenizer,
+                                          const datasets::FinetuneOptions& options) {
+  std::string name = data.info.name + "-" + split;
+  for (char& c : name)
+    if (c == ':') c = '-';
+  return datasets::TaskDataset(data.info, data.splits.at(split), tokenizer, name, options);
+}
+
+inline EvalSplit eval_split(const std::string& name, const datasets::TaskDataset& data) {
+  return EvalSplit{name, data.num_batches(), [&data](int64_t i) { return data.batch(-1, i); }};
+}
+
+/// `train` and the datasets in `selection`/`report` must outlive the returned source.
+inline TaskSource task_source(const datasets::TaskDataset& train,
+                              const std::vector<std::pair<std::string, const datasets::TaskDataset*>>& selection,
+                              const std::vector<std::pair<std::string, const datasets::TaskDataset*>>& report = {}) {
+  TaskSource s;
+  s.info = train.task();
+  s.num_train_batches = train.num_batches();
+  s.train_batch = [&train](int64_t epoch, int64_t i) { return train.batch(epoch, i); };
+  for (const auto& [name, ds] : selection) s.selection.push_back(eval_split(name, *ds));
+  for (const auto& [name, ds] : report) s.report.push_back(eval_split(name, *ds));
+  const datasets::TaskInfo info = train.task();
+  s.metrics = [info](const datasets::Predictions& p) { return datasets::compute_metrics(info, p); };
+  s.score = [info](const datasets::MetricSet& m) { return datasets::task_score(info, m); };
+  return s;
+}
+
+}  // namespace flexnas::models
