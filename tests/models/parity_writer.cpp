@@ -1,6 +1,6 @@
 // models_parity_writer DIR: for every registered operation type (each example parameter) in both
 // model-dict formats, and for each head type, writes a checkpoint DIR/<case>/ plus
-// DIR/<case>/io.safetensors holding input_ids, attention_mask and the eval-mode logits. The
+// DIR/<case>/io.safetensors holding input_ids, attention_mask, the eval-mode logits, labels and loss. The
 // python parity test (tests/models/python_parity.py) recomputes the logits with flexnas_torch.py.
 #include <torch/torch.h>
 
@@ -29,9 +29,21 @@ void write_case(const std::string& dir, const std::string& name, const Architect
   auto [ids, mask] = testing::tiny_batch(options.vocab_size, 8, 5);
   torch::NoGradGuard no_grad;
   auto logits = model->forward(ids, mask).logits;
+  // Labels for the loss of each head type (-100 = ignored).
+  torch::Tensor labels;
+  if (options.head == HeadType::kMlm) {
+    auto pos = torch::arange(ids.size(1)).unsqueeze(0).expand_as(ids);
+    labels = torch::where((pos.remainder(3) == 0) & (mask == 1), ids, torch::full_like(ids, -100));
+  } else if (options.head == HeadType::kSequence) {
+    labels = options.num_labels == 1 ? torch::tensor({0.25f, -1.5f}) : torch::tensor({0L, options.num_labels - 1});
+  } else {
+    labels = ids.remainder(options.num_labels).masked_fill(mask == 0, -100);
+  }
+  auto loss = model->loss(ids, mask, labels);
   const std::string out = (std::filesystem::path(dir) / name).string();
   save_checkpoint(out, *model);
-  write_safetensors(out + "/io.safetensors", {{"input_ids", ids}, {"attention_mask", mask}, {"logits", logits}});
+  write_safetensors(out + "/io.safetensors", {{"input_ids", ids}, {"attention_mask", mask}, {"logits", logits},
+                                              {"labels", labels}, {"loss", loss}});
   std::cout << name << "\n";
 }
 

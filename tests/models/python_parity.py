@@ -1,6 +1,6 @@
 """Parity of python/flexnas_torch.py with the C++ models: every case directory written by
 models_parity_writer holds a checkpoint and io.safetensors (input_ids, attention_mask, logits);
-the Python logits must agree within 1e-4. Exit 77 (ctest: skipped) when torch is not importable."""
+the Python logits and loss must agree within 1e-4. Exit 77 (ctest: skipped) when torch is not importable."""
 import os
 import sys
 
@@ -25,9 +25,11 @@ for case in cases:
     io = flexnas_torch.read_safetensors(os.path.join(directory, "io.safetensors"))
     with torch.no_grad():
         logits = model(io["input_ids"], io["attention_mask"])
+        loss = model.loss(io["input_ids"], io["attention_mask"], io["labels"])
     diff = (logits - io["logits"]).abs().max().item() if logits.shape == io["logits"].shape else float("inf")
-    ok = diff <= 1e-4
+    loss_diff = abs(loss.item() - io["loss"].item())
+    ok = diff <= 1e-4 and loss_diff <= 1e-4
     failures += not ok
-    print("%-28s max abs diff %.3g %s" % (case, diff, "ok" if ok else "FAIL"))
+    print("%-28s logits max abs diff %.3g, loss diff %.3g %s" % (case, diff, loss_diff, "ok" if ok else "FAIL"))
 print("%d of %d cases agree" % (len(cases) - failures, len(cases)))
 sys.exit(1 if failures else 0)
