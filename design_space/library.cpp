@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <ostream>
+#include <sstream>
 
 #include "design_space/arch_graph.h"
 #include "design_space/atomic_file.h"
@@ -537,12 +538,23 @@ Library load_library(const std::string& path, const LibraryLoadOptions& options)
   return parse_library(read_file(path), path, options);
 }
 
-std::string library_to_string(const Library& lib) {
+namespace {
+
+/// Streams the file text into `sink`, a few MB at a time (a 63,756 x 100 library is ~450 MB).
+void write_library(const Library& lib, std::ostream& sink) {
   const size_t N = lib.size();
   FLEXNAS_CHECK(lib.hashes.size() == N, "hashes ", lib.hashes.size(), " vs ", N);
+  constexpr size_t kChunk = size_t(4) << 20;
   std::string out;
-  out.reserve(256 + N * (200 + 20 * size_t(lib.embedding_dim()) + 68 * size_t(lib.num_neighbors)));
-  auto key = [&out](const char* k, bool first = false) {
+  out.reserve(kChunk + (size_t(1) << 16));
+  auto flush = [&out, &sink](bool force) {
+    if (force || out.size() >= kChunk) {
+      sink.write(out.data(), std::streamsize(out.size()));
+      out.clear();
+    }
+  };
+  auto key = [&out, &flush](const char* k, bool first = false) {
+    flush(false);
     out += first ? "{\n\"" : ",\n\"";
     out += k;
     out += "\": ";
@@ -564,6 +576,7 @@ std::string library_to_string(const Library& lib) {
   for (size_t i = 0; i < N; ++i) {
     out += i ? ",\n" : "\n";
     out += lib.archs[i].to_json().dump(-1, ' ', true);
+    flush(false);
   }
   out += "\n]";
   key("hashes");
@@ -573,6 +586,7 @@ std::string library_to_string(const Library& lib) {
     out += i ? ",\n\"" : "\n\"";
     out += lib.hashes[i];
     out += '"';
+    flush(false);
   }
   out += "\n]";
   key("embeddings");
@@ -591,6 +605,7 @@ std::string library_to_string(const Library& lib) {
       append_float(out, (*e)[k], true);
     }
     out += ']';
+    flush(false);
   }
   out += "\n]";
   key("neighbors");
@@ -609,6 +624,7 @@ std::string library_to_string(const Library& lib) {
       out += '"';
     }
     out += ']';
+    flush(false);
   }
   out += "\n]";
   key("performances");
@@ -632,12 +648,19 @@ std::string library_to_string(const Library& lib) {
       out += it.value().dump(-1, ' ', true);
     }
   out += "\n}\n";
-  return out;
+  flush(true);
+}
+
+}  // namespace
+
+std::string library_to_string(const Library& lib) {
+  std::ostringstream out;
+  write_library(lib, out);
+  return out.str();
 }
 
 void save_library(const Library& library, const std::string& path) {
-  const std::string text = library_to_string(library);
-  write_file_atomic(path, text);
+  write_file_atomic(path, [&library](std::ostream& out) { write_library(library, out); });
 }
 
 bool libraries_equal(const Library& a, const Library& b) {
