@@ -1,6 +1,7 @@
 // models_parity_writer DIR: for every registered operation type (each example parameter) in both
 // model-dict formats, and for each head type, writes a checkpoint DIR/<case>/ plus
-// DIR/<case>/io.safetensors holding input_ids, attention_mask, the eval-mode logits, labels and loss. The
+// DIR/<case>/io.safetensors holding input_ids, attention_mask, the eval-mode logits, labels, loss and
+// the model-dict FLOPs per token. The
 // python parity test (tests/models/python_parity.py) recomputes the logits with flexnas_torch.py.
 #include <torch/torch.h>
 
@@ -43,7 +44,10 @@ void write_case(const std::string& dir, const std::string& name, const Architect
   const std::string out = (std::filesystem::path(dir) / name).string();
   save_checkpoint(out, *model);
   write_safetensors(out + "/io.safetensors", {{"input_ids", ids}, {"attention_mask", mask}, {"logits", logits},
-                                              {"labels", labels}, {"loss", loss}});
+                                              {"labels", labels}, {"loss", loss},
+                                              // FLOPs per token from the model dict, at this batch's length
+                                              {"flops_per_token", torch::tensor(model_cost(arch, options, ids.size(1)).total_flops_per_token,
+                                                                                torch::kDouble)}});
   std::cout << name << "\n";
 }
 
