@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <poll.h>
-#include <sys/pidfd.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -119,7 +119,7 @@ ChildResult run_child(const std::vector<std::string>& argv, const std::map<std::
   auto last_tick = start;
   // Wait on a pidfd (wakes the moment the child exits: a 50 ms trial costs no polling latency);
   // wake at least every 50 ms for the timeout, the cancel flag and the tick.
-  const int pidfd = ::pidfd_open(pid, 0);
+  const int pidfd = int(::syscall(SYS_pidfd_open, pid, 0));
   int sleep_us = 200;  // fallback polling when pidfds are unavailable
   for (;;) {
     const pid_t r = ::wait4(pid, &status, WNOHANG, &usage);

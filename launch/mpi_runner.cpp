@@ -199,7 +199,8 @@ bool mpi_requested() {
   return std::getenv("PMIX_RANK") && env_int("SLURM_NTASKS", 0) > 1;
 }
 
-int run_search_mpi(const CampaignConfig& config, const SearchOptions& options) {
+int run_search_mpi(const CampaignConfig& config_in, const SearchOptions& options) {
+  CampaignConfig config = config_in;
   MPI_Init(nullptr, nullptr);
   int rank = 0, world = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -214,6 +215,7 @@ int run_search_mpi(const CampaignConfig& config, const SearchOptions& options) {
     throw ConfigError("error: mpirun: the MPI runner needs at least 2 ranks (1 scheduler + workers), got " +
                       std::to_string(world));
   }
+  config.workers = world - 1;  // the worker ranks (the default window is 2 x workers)
   if (rank == 0) {
     MpiPool pool(world, config.scheduler.heartbeat_timeout);
     try {
