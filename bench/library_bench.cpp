@@ -103,6 +103,9 @@ int run_case(const Case& c, int threads) {
               report.embedding.stress, report.embedding.landmark_stress, report.embedding.spearman,
               (long long)report.embedding.holdout_pairs);
   std::printf("  peak memory: %.1f MB (ru_maxrss)\n", double(usage.ru_maxrss) / 1024.0);
+  std::printf("  cpu time: %.1f s user + %.1f s system (whole case, load included)\n",
+              double(usage.ru_utime.tv_sec) + 1e-6 * double(usage.ru_utime.tv_usec),
+              double(usage.ru_stime.tv_sec) + 1e-6 * double(usage.ru_stime.tv_usec));
   if (c.reference_seconds > 0)
     std::printf("  reference (published, same machine): %s -> flexnas is >= %.0fx faster\n", c.reference_note,
                 c.reference_seconds / total);
@@ -135,6 +138,9 @@ int main(int argc, char** argv) {
       {"small", "design_space_small.yaml", 0, 1200.0, "did not finish enumerate+hash in 1,200 s"},
       {"full", "design_space.yaml", sample, 0.0, ""},
   };
+  double load[3] = {0, 0, 0};
+  if (getloadavg(load, 3) > 0)
+    std::printf("machine: %d cores, load average %.2f (1 min) when the benchmark started\n", omp_get_num_procs(), load[0]);
   int status = 0;
   for (const std::string& name : wanted)
     for (const Case& c : cases) {
