@@ -103,6 +103,7 @@ void embed_and_link(Library& lib, const LibraryBuildOptions& options, const std:
                                {"key", "longest common op-label prefix desc, embedding distance asc, index asc"},
                                {"k", options.neighbors}};
   lib.meta["seed"] = options.seed;
+  lib.rebuild_index();  // find() is then safe to call from many threads
 }
 
 Library build_library(const DesignSpace& space, const LibraryBuildOptions& options, LibraryBuildReport* report) {

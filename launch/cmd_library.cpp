@@ -109,7 +109,10 @@ void run_generate(const LibraryCliOptions& o) {
             << " architectures; layers_per_stack " << b.enumeration.layers_per_stack << ", heterogeneous_feed_forward "
             << (b.enumeration.heterogeneous_feed_forward ? "true" : "false") << ", increasing "
             << (b.enumeration.increasing ? "true" : "false") << ")\n";
-  if (b.sample) std::cout << "sample: " << lib.size() << " random architectures (seed " << b.seed << ")\n";
+  if (BigCount(lib.size()) < report.space_size)
+    std::cout << "sample: " << lib.size() << " random architectures (seed " << b.seed << ")\n";
+  else if (b.sample)
+    std::cout << "sample: --sample " << b.sample << " covers the whole space\n";
   const double save = save_timed(lib, o.out);
   print_report(report, save, o.out);
 }
