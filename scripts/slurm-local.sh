@@ -118,8 +118,9 @@ start() {
   else
     [[ -z "$ctl" && -z "$d" ]] || stop_daemons
     write_conf
-    # -i: ignore saved jobs of an earlier run; both daemons fork into the background themselves.
-    slurmctld -i -f "$conf" || { echo "slurm-local: slurmctld failed to start; see $dir/log/slurmctld.log" >&2; exit 1; }
+    # -c: a clean start (jobs of an earlier run that was killed are not recovered and re-run);
+    # both daemons fork into the background themselves.
+    slurmctld -c -f "$conf" || { echo "slurm-local: slurmctld failed to start; see $dir/log/slurmctld.log" >&2; exit 1; }
     slurmd -f "$conf" || { echo "slurm-local: slurmd failed to start; see $dir/log/slurmd.log" >&2; exit 1; }
   fi
   local state="" i
