@@ -37,6 +37,7 @@ struct LibraryCliOptions {
   // info
   std::string library;
   int64_t rows = 3;
+  bool verify_hashes = false;        // info: recompute every hash from its model dict
 };
 
 /// Flags with a bad value raise ConfigError naming the flag (exit code 2).
@@ -163,8 +164,12 @@ void run_import(const LibraryCliOptions& o) {
 }
 
 void run_info(const LibraryCliOptions& o) {
-  const Library lib = load_library(o.library);
+  set_threads(o.threads);
+  LibraryLoadOptions load_options;
+  load_options.verify_hashes = o.verify_hashes;
+  const Library lib = load_library(o.library, load_options);
   std::cout << "library: " << o.library << "\n";
+  if (o.verify_hashes) std::cout << "hashes verified: " << lib.size() << " of " << lib.size() << " match their model dicts\n";
   std::cout << "format: " << (lib.meta.is_null() ? "reference (no flexnas keys)" : std::string(kLibraryFormat)) << "\n";
   std::cout << "architectures: " << lib.size() << "\n";
   size_t embedded = 0, linked = 0;
@@ -242,6 +247,8 @@ void add_library_command(CLI::App& app) {
   auto* info = library->add_subcommand("info", "print counts, settings, methods and a few rows of a library");
   info->add_option("library", o.library, "library JSON file")->required();
   info->add_option("--rows", o.rows, "rows to show from the start (default 3; the last row is shown too)");
+  info->add_flag("--verify-hashes", o.verify_hashes, "recompute every hash from its model dict and compare");
+  info->add_option("--threads", o.threads, "OpenMP threads for --verify-hashes (default: every core)");
   info->callback([options] { run_info(*options); });
 }
 
