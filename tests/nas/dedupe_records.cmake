@@ -1,0 +1,26 @@
+# cmake -DIN=BERT_benchmark.json -DOUT=archs.json -P dedupe_records.cmake
+# Writes the benchmark's records with each architecture once (the first record of a repeated
+# architecture is kept: NAS-Bench-BERT trained one architecture twice, entries 60 and 222), so
+# `flexnas library import` (one entry per architecture) can build the library from it.
+file(READ ${IN} text)
+string(JSON n LENGTH "${text}")
+math(EXPR last "${n} - 1")
+set(seen "")
+set(out "[")
+set(first TRUE)
+foreach(i RANGE ${last})
+  string(JSON record GET "${text}" ${i})
+  string(JSON arch GET "${record}" hparams model_hparam_overrides)
+  string(SHA1 key "${arch}")
+  list(FIND seen ${key} found)
+  if(found EQUAL -1)
+    list(APPEND seen ${key})
+    if(first)
+      set(out "${out}${record}")
+      set(first FALSE)
+    else()
+      set(out "${out},\n${record}")
+    endif()
+  endif()
+endforeach()
+file(WRITE ${OUT} "${out}]\n")
