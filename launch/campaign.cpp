@@ -302,13 +302,11 @@ class Scheduler {
     eo.sample_size = config_.policy.sample_size;
     policy_ = nas::make_policy(config_.policy.name, c_.library, po, bo, eo, "policy.name");
     busy_.assign(size_t(pool_.size()), -1);
+    start_ = last_save_ = std::chrono::steady_clock::now();
     restore();
   }
 
   int run() {
-    const auto start = std::chrono::steady_clock::now();
-    start_ = start;
-    last_save_ = start;
     int exit_code = 0;
     bool draining = false;
     std::chrono::steady_clock::time_point drain_start;
@@ -316,6 +314,7 @@ class Scheduler {
       const int sig = stop_signal();
       if (sig && !draining) {
         draining = true;
+        draining_ = true;
         drain_start = std::chrono::steady_clock::now();
         exit_code = 128 + sig;
         store_.log_event(-1, "stopping", -1, "signal " + std::to_string(sig) + ": no new trials; waiting up to " +
@@ -355,12 +354,14 @@ class Scheduler {
     } else if (exit_code == 0) {
       store_.log_event(-1, "finished", -1, summary_line());
       if (!options_.quiet) std::cout << "campaign " << config_.name << " finished: " << summary_line() << "\n\n"
-                                     << leaderboard(trials_, c_.library) << std::flush;
+                                     << leaderboard(all_trials(), c_.library) << std::flush;
     }
     return exit_code;
   }
 
  private:
+  std::vector<TrialRow> all_trials() const { return std::vector<TrialRow>(trials_.begin(), trials_.end()); }
+
   void say(const std::string& line) {
     if (!options_.quiet) std::cout << line << std::endl;
   }
@@ -383,7 +384,7 @@ class Scheduler {
   /// Rebuilds the policy and the queues from the store (a no-op on a fresh campaign).
   void restore() {
     const int64_t interrupted = store_.interrupt_unfinished("the previous run ended while this trial ran");
-    trials_ = store_.trials();
+    for (TrialRow& t : store_.trials()) trials_.push_back(std::move(t));
     if (trials_.empty()) return;
     // Observation order: ordered mode = the contiguous prefix of final trials in id order;
     // async mode = observe_seq. Everything else is pending (re-run, or buffered when final).
@@ -431,7 +432,7 @@ class Scheduler {
   double campaign_elapsed() const { return elapsed_before_ + since(start_); }
 
   void fill_proposals() {
-    if (exhausted_) return;
+    if (exhausted_ || draining_) return;
     if (config_.budget.wall_time > 0 && campaign_elapsed() >= config_.budget.wall_time) {
       exhausted_ = true;
       store_.log_event(-1, "budget", -1, "wall-time budget of " + std::to_string(config_.budget.wall_time) + " s spent");
@@ -592,6 +593,8 @@ class Scheduler {
       policy_->observe(t.index, t.status == trial_status::kCompleted ? std::optional<double>(*t.score) : std::nullopt);
       ++observed_;
       ++next_observe_;
+      // Proposal k follows exactly k - window + 1 observations, however many results arrived together.
+      fill_proposals();
     }
   }
 
@@ -662,7 +665,7 @@ class Scheduler {
 
   void write_report() {
     write_file_atomic((fs::path(config_.directory) / "report" / "leaderboard.txt").string(),
-                      leaderboard(trials_, c_.library) + "\n" + summary_line() + "\n");
+                      leaderboard(all_trials(), c_.library) + "\n" + summary_line() + "\n");
   }
 
   Campaign& c_;
@@ -671,13 +674,13 @@ class Scheduler {
   WorkerPool& pool_;
   SchedulerOptions options_;
   std::unique_ptr<nas::Policy> policy_;
-  std::vector<TrialRow> trials_;
+  std::deque<TrialRow> trials_;  // a deque: references stay valid while proposals are appended
   std::map<std::string, int64_t> by_hash_;
   std::deque<int64_t> ready_;
   std::vector<int64_t> busy_;   // trial id per worker, -1 = idle
   std::set<int64_t> unobserved_;
   int64_t window_ = 0, observed_ = 0, next_seq_ = 0, next_observe_ = 0, done_now_ = 0;
-  bool ordered_ = true, exhausted_ = false, cancelled_ = false, library_dirty_ = false;
+  bool ordered_ = true, exhausted_ = false, draining_ = false, cancelled_ = false, library_dirty_ = false;
   double elapsed_before_ = 0;
   std::optional<TrialRow> best_;
   std::chrono::steady_clock::time_point start_, last_save_;
