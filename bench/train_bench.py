@@ -1,0 +1,68 @@
+#!/usr/bin/python3
+"""The Python peer of bench/train_bench.cpp: the same MLM training step on the same model and batch,
+with python/flexnas_torch.py on Debian's PyTorch 1.13 (torch.optim.AdamW with two parameter groups:
+no decay on biases and LayerNorm; beta2 0.98, eps 1e-6, weight decay 0.01; clip_grad_norm_ 1.0).
+
+    /usr/bin/python3 bench/train_bench.py --checkpoint DIR [--threads T] [--steps N] [--warmup W]
+DIR is written by `train_bench --save DIR` (checkpoint + batch.safetensors). Prints one JSON line.
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import torch  # noqa: E402
+import flexnas_torch  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--shape", default="")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    model = flexnas_torch.load(a.checkpoint).train()
+    batch = flexnas_torch.read_safetensors(os.path.join(a.checkpoint, "batch.safetensors"))
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+
+    def decays(name):
+        return not (name == "bias" or name.endswith(".bias") or "LayerNorm" in name)
+
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in named if decays(n)], "weight_decay": 0.01},
+              {"params": [p for n, p in named if not decays(n)], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.98), eps=1e-6)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = model.loss(ids, mask, labels)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss.item()
+
+    for _ in range(a.warmup):
+        step()
+    t0 = time.perf_counter()
+    last = 0.0
+    for _ in range(a.steps):
+        last = step()
+    seconds = time.perf_counter() - t0
+    b, t = ids.shape
+    print(json.dumps({"impl": "python", "shape": a.shape, "threads": a.threads, "vocab": model.options["vocab_size"],
+                      "batch": b, "len": t, "params": sum(p.numel() for p in model.parameters()),
+                      "tokens_per_second": round(b * t * a.steps / seconds, 1),
+                      "step_ms": round(1000 * seconds / a.steps, 1),
+                      "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                      "last_loss": round(last, 4), "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()
