@@ -198,9 +198,11 @@ int64_t parse_slurm_time(const std::string& text, const std::string& flag) {
 
 std::string format_slurm_time(int64_t seconds) {
   std::ostringstream s;
-  const int64_t days = seconds / 86400;
-  seconds %= 86400;
-  if (days > 0) s << days << "-";
+  // Up to one day as HH:MM:SS (24:00:00 reads as asked); longer limits as D-HH:MM:SS.
+  if (seconds > 86400) {
+    s << seconds / 86400 << "-";
+    seconds %= 86400;
+  }
   s << std::setfill('0') << std::setw(2) << seconds / 3600 << ":" << std::setw(2) << (seconds / 60) % 60 << ":"
     << std::setw(2) << seconds % 60;
   return s.str();

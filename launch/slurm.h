@@ -65,7 +65,7 @@ struct SlurmJobSpec {
 /// Seconds of a SLURM time limit. Accepts SLURM's forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
 /// Throws ConfigError naming `flag` for anything else or for less than SLURM's minimum of 1 minute.
 int64_t parse_slurm_time(const std::string& text, const std::string& flag = "--time");
-/// "HH:MM:SS" (or "D-HH:MM:SS" from a day up).
+/// "HH:MM:SS" up to a day (24:00:00), "D-HH:MM:SS" beyond.
 std::string format_slurm_time(int64_t seconds);
 
 /// Checks every resource flag; throws ConfigError "error: --flag: found ...; expected ..." (exit 2).
