@@ -27,6 +27,8 @@ struct ReplayCliOptions {
   int threads = 1;                 // torch intra-op threads (tiny networks: one is fastest)
   int64_t max_parameters = 0;
   int64_t num_init = nas::BoshnasOptions{}.num_init;
+  int64_t gobi_iterations = nas::GobiOptions{}.max_iterations;
+  int64_t max_epochs = nas::SurrogateOptions{}.max_epochs;
   bool quiet_seeds = false;
 };
 
@@ -42,6 +44,8 @@ void run_replay(const ReplayCliOptions& o) {
   if (o.budget < 1) throw ConfigError("error: --budget: expected a positive number of trials, got " + std::to_string(o.budget));
   if (o.seeds < 1) throw ConfigError("error: --seeds: expected a positive number of seeds, got " + std::to_string(o.seeds));
   if (o.threads < 1) throw ConfigError("error: --threads: expected at least 1, got " + std::to_string(o.threads));
+  if (o.gobi_iterations < 1) throw ConfigError("error: --gobi-iterations: expected at least 1, got " + std::to_string(o.gobi_iterations));
+  if (o.max_epochs < 1) throw ConfigError("error: --max-epochs: expected at least 1, got " + std::to_string(o.max_epochs));
   if (o.num_init < 1) throw ConfigError("error: --num-init: expected at least 1, got " + std::to_string(o.num_init));
   bool known = false;
   for (const auto& n : nas::policy_names()) known |= n == o.policy;
@@ -67,6 +71,8 @@ void run_replay(const ReplayCliOptions& o) {
   ro.seed = o.seed;
   ro.policy_options.max_parameters = o.max_parameters;
   ro.boshnas.num_init = o.num_init;
+  ro.boshnas.gobi.max_iterations = o.gobi_iterations;
+  ro.boshnas.surrogate.max_epochs = o.max_epochs;
   std::cout << "replay: policy " << o.policy << ", library " << o.library << " (" << library.size()
             << " architectures, " << matched << " with a " << o.metric << " score), budget " << o.budget << ", seeds "
             << o.seed << ".." << o.seed + uint64_t(o.seeds) - 1 << "\n"
@@ -111,6 +117,8 @@ void add_replay_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "LibTorch threads (default 1)");
   cmd->add_option("--max-parameters", o->max_parameters, "never propose architectures above this (default: no limit)");
   cmd->add_option("--num-init", o->num_init, "BOSHNAS random initial designs (default 10)");
+  cmd->add_option("--gobi-iterations", o->gobi_iterations, "BOSHNAS: AdaHessian iterations per GOBI step (default 200)");
+  cmd->add_option("--max-epochs", o->max_epochs, "BOSHNAS: epochs per network and refit (default 200, early stopping)");
   cmd->add_flag("--summary-only", o->quiet_seeds, "print only the aggregate lines");
   cmd->callback([o] { run_replay(*o); });
 }
