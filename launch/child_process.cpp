@@ -20,6 +20,8 @@
 
 #include "design_space/error.h"
 
+extern char** environ;
+
 namespace flexnas::launch {
 namespace fs = std::filesystem;
 
@@ -73,43 +75,54 @@ ChildResult run_child(const std::vector<std::string>& argv, const std::map<std::
   std::vector<char*> args;
   for (auto& a : arg_storage) args.push_back(a.data());
   args.push_back(nullptr);
-  std::vector<std::pair<std::string, std::string>> env_list(env.begin(), env.end());
+  // The child's environment: ours with `env` added or replaced, built before vfork.
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry(*e);
+    const std::string key = entry.substr(0, entry.find('='));
+    if (!env.count(key)) env_storage.push_back(entry);
+  }
+  for (const auto& [k, v] : env) env_storage.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (std::string& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  struct rlimit memory_limit;
+  memory_limit.rlim_cur = memory_limit.rlim_max = rlim_t(limits.memory_limit_mb) * 1024 * 1024;
   const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) throw Error("cannot open trial log " + log_path + ": " + std::strerror(errno));
+  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 
   ChildResult result;
   const auto start = std::chrono::steady_clock::now();
-  const pid_t pid = ::fork();
+  // vfork: the parent (a big LibTorch process) is not copied, so starting a trial costs the same
+  // whatever our size. The child only makes system calls until execvpe.
+  const pid_t pid = ::vfork();
   if (pid < 0) {
     ::close(log_fd);
+    if (null_fd >= 0) ::close(null_fd);
     throw Error(std::string("fork failed: ") + std::strerror(errno));
   }
   if (pid == 0) {
-    // Child: own process group (so timeouts kill grandchildren too), limits, output, env, exec.
+    // Child: own process group (so timeouts kill grandchildren too), limits, output, exec.
     ::setpgid(0, 0);
-    ::signal(SIGINT, SIG_DFL);
-    ::signal(SIGTERM, SIG_DFL);
-    ::signal(SIGUSR1, SIG_DFL);
-    ::signal(SIGPIPE, SIG_DFL);
+    struct sigaction dfl;
+    std::memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig : {SIGINT, SIGTERM, SIGUSR1, SIGPIPE}) ::sigaction(sig, &dfl, nullptr);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (limits.memory_limit_mb > 0) {
-      struct rlimit rl;
-      rl.rlim_cur = rl.rlim_max = rlim_t(limits.memory_limit_mb) * 1024 * 1024;
-      ::setrlimit(RLIMIT_AS, &rl);
-    }
+    if (limits.memory_limit_mb > 0) ::setrlimit(RLIMIT_AS, &memory_limit);
     ::dup2(log_fd, STDOUT_FILENO);
     ::dup2(log_fd, STDERR_FILENO);
-    const int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
     if (::chdir(workdir.c_str()) != 0) _exit(126);
-    for (const auto& [k, v] : env_list) ::setenv(k.c_str(), v.c_str(), 1);
-    ::execvp(args[0], args.data());
-    const char* msg = "flexnas: cannot execute the trial program\n";
-    (void)!::write(STDERR_FILENO, msg, std::strlen(msg));
+    ::execvpe(args[0], args.data(), envp.data());
+    static const char msg[] = "flexnas: cannot execute the trial program\n";
+    (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
     _exit(127);
   }
+  if (null_fd >= 0) ::close(null_fd);
   ::setpgid(pid, pid);  // also from the parent: no race with the kill below
   ::close(log_fd);
 

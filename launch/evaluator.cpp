@@ -8,6 +8,7 @@
 #include <map>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "design_space/atomic_file.h"
@@ -224,7 +225,8 @@ class ChildEvaluator : public Evaluator {
     fs::remove_all(out, ec);  // a re-run attempt (resume) starts from an empty folder
     fs::create_directories(out);
     const std::string arch_path = (fs::path(out) / "arch.json").string();
-    write_file_atomic(arch_path, task.arch.dump(2) + "\n");
+    // Scratch input of this attempt (rewritten on a re-run): a plain write, no fsync.
+    std::ofstream(arch_path) << task.arch.dump(2) << "\n";
     const std::string log = (fs::path(out) / "log.txt").string();
     std::vector<std::vector<std::string>> commands;
     std::string metrics_path = (fs::path(out) / "metrics.json").string();
