@@ -28,6 +28,7 @@
 #include "design_space/library_builder.h"
 #include "launch/campaign_config.h"
 #include "launch/campaign_store.h"
+#include "launch/child_process.h"
 
 namespace fs = std::filesystem;
 using namespace flexnas;
@@ -147,12 +148,31 @@ int main(int argc, char** argv) {
   save_library(lib, library);
   trials = int64_t(lib.size());
 
+  // The trial command's own cost (fork, sh, sleep, metrics write), run back to back without any
+  // scheduler: separates what the command costs on this machine from what scheduling adds.
+  const std::vector<std::string> probe = {"/bin/sh", "-c", "sleep " + std::to_string(sleep_ms / 1000.0) +
+                                                               " && echo '{\"score\": 1}' > \"$FLEXNAS_OUT/metrics.json\""};
+  double own = 0;
+  const int probes = 40;
+  for (int i = 0; i < probes; ++i) {
+    const fs::path out = work / "probe";
+    fs::create_directories(out);
+    const auto t0 = std::chrono::steady_clock::now();
+    launch::run_child(probe, {{"FLEXNAS_OUT", out.string()}}, out.string(), (out / "log.txt").string(), {});
+    own += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  own /= probes;
+
   std::cout << "scheduler_bench: " << trials << " trials of a command evaluator sleeping " << sleep_ms
             << " ms (/bin/sh -c 'sleep; echo metrics'), random policy\n";
   std::cout << "peer: Ray Tune's published overhead test: 87% (625 s ideal, 715 s measured) -- their figure\n\n";
+  std::cout << "one trial command alone, back to back: " << std::setprecision(4) << own * 1000
+            << " ms (the 50 ms sleep + process start-up on this machine)\n";
+  std::cout << "efficiency = trials x " << sleep_ms << " ms / workers / campaign time; scheduler efficiency = trials x "
+            << "command-alone time / workers / campaign time\n\n";
   std::cout << std::left << std::setw(8) << "runner" << std::setw(9) << "workers" << std::setw(11) << "ideal s"
-            << std::setw(12) << "campaign s" << std::setw(12) << "efficiency" << std::setw(13) << "end-to-end s"
-            << "end-to-end efficiency\n";
+            << std::setw(12) << "campaign s" << std::setw(12) << "efficiency" << std::setw(12) << "scheduler"
+            << std::setw(13) << "end-to-end s" << "end-to-end efficiency\n";
   for (int w : worker_counts) {
     for (const std::string runner : {"mpi", "local"}) {
       if ((runner == std::string("mpi") && !mpi) || (runner == std::string("local") && !local)) continue;
@@ -163,7 +183,9 @@ int main(int argc, char** argv) {
       }
       std::cout << std::left << std::setw(8) << r.runner << std::setw(9) << r.workers << std::setw(11)
                 << std::setprecision(4) << r.ideal << std::setw(12) << r.span << std::setw(12)
-                << (std::to_string(int(1000 * r.ideal / r.span) / 10.0).substr(0, 4) + "%") << std::setw(13) << r.total
+                << (std::to_string(int(1000 * r.ideal / r.span) / 10.0).substr(0, 4) + "%") << std::setw(12)
+                << (std::to_string(int(1000 * (r.ideal * own / (sleep_ms / 1000.0)) / r.span) / 10.0).substr(0, 4) + "%")
+                << std::setw(13) << r.total
                 << (std::to_string(int(1000 * r.ideal / r.total) / 10.0).substr(0, 4) + "%") << std::endl;
     }
   }
