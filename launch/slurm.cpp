@@ -762,6 +762,7 @@ std::vector<SlurmJobState> print_status(const std::string& campaign_dir, const C
     throw ConfigError("error: " + campaign_dir + ": no SLURM jobs recorded (" + slurm_jobs_path(campaign_dir) +
                       " is missing or empty); submit with `flexnas slurm submit campaign.yaml`");
   const auto states = query_jobs(campaign_dir, records, run);
+  const bool finished = fs::exists(slurm_finished_path(campaign_dir));
   out << "campaign: " << campaign_dir << "\n"
       << "script:   " << sbatch_script_path(campaign_dir) << "\n";
   out << std::left << std::setw(12) << "JOB" << std::setw(22) << "SUBMITTED" << std::setw(15) << "STATE" << std::setw(8)
@@ -773,9 +774,12 @@ std::vector<SlurmJobState> print_status(const std::string& campaign_dir, const C
     out << std::left << std::setw(12) << s.id << std::setw(22) << records[i].submitted << std::setw(15)
         << base_state(s.state) << std::setw(8) << (exit.empty() ? "-" : exit) << std::setw(12)
         << (s.elapsed.empty() ? "-" : s.elapsed) << s.source << "\n";
-    out << "    " << explain_slurm_state(s) << "\n";
+    if (finished && base_state(s.state) == "CANCELLED" && s.search_exit < 0)
+      out << "    not needed: the campaign finished before this job started (the chain cancels its remaining jobs)\n";
+    else
+      out << "    " << explain_slurm_state(s) << "\n";
   }
-  if (fs::exists(slurm_finished_path(campaign_dir)))
+  if (finished)
     out << "campaign finished (" << slurm_finished_path(campaign_dir) << ")\n";
   out << "output: " << slurm_dir(campaign_dir) << "/job-<id>.out and .err; progress: flexnas status " << campaign_dir
       << "\n";
