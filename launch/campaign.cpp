@@ -754,7 +754,7 @@ std::string campaign_status(const std::string& directory) {
   const double span = last_end > first_start ? last_end - first_start : elapsed;
   if (done + failed > 0 && span > 0) {
     const double rate = double(done + failed) / span;
-    out << "rate: " << std::setprecision(3) << rate * 60 << " trials/min";
+    out << "rate: " << std::fixed << std::setprecision(1) << rate * 60 << std::defaultfloat << " trials/min";
     if (budget > 0 && budget > done + failed) out << " | ETA " << format_duration(double(budget - done - failed) / rate);
     out << "\n";
   }
