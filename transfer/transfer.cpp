@@ -1,0 +1,472 @@
+#include "transfer/transfer.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <random>
+#include <unordered_map>
+
+#include "design_space/error.h"
+#include "models/attention_common.h"
+
+namespace flexnas::transfer {
+
+using models::HeadType;
+using models::ModelOptions;
+
+std::string mode_name(TransferMode mode) { return mode == TransferMode::kOrdered ? "od" : "rp"; }
+
+TransferMode parse_mode(const std::string& text, const std::string& what) {
+  std::string lower = text;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  if (lower == "od") return TransferMode::kOrdered;
+  if (lower == "rp") return TransferMode::kRandomProjection;
+  throw ConfigError("error: " + what + ": unknown transfer mode '" + text + "' (allowed: od, rp)");
+}
+
+std::string fill_name(TensorFill fill) {
+  switch (fill) {
+    case TensorFill::kCopied: return "copied";
+    case TensorFill::kSliced: return "sliced";
+    case TensorFill::kProjected: return "projected";
+    case TensorFill::kFresh: return "fresh";
+  }
+  return "fresh";
+}
+
+std::vector<int64_t> TensorSpec::shape() const {
+  std::vector<int64_t> s;
+  for (const Axis& a : axes) s.push_back(a.size);
+  return s;
+}
+
+int64_t TensorSpec::numel() const {
+  int64_t n = 1;
+  for (const Axis& a : axes) n *= a.size;
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout from the model dict (mirrors models/flex_model.cpp and models/ops/*.cpp).
+
+namespace {
+
+Axis hidden_out(int64_t h) { return {Axis::Kind::kHiddenOut, h}; }
+Axis hidden_in(int64_t h) { return {Axis::Kind::kHiddenIn, h}; }
+Axis hidden_diag(int64_t h) { return {Axis::Kind::kHiddenDiag, h}; }
+Axis ordered(int64_t n) { return {Axis::Kind::kOrdered, n}; }
+Axis centered(int64_t n) { return {Axis::Kind::kCentered, n}; }
+Axis exact(int64_t n) { return {Axis::Kind::kExact, n}; }
+Axis heads_axis(int64_t groups, int64_t heads, int64_t dim, bool centered_dim = false) {
+  Axis a{Axis::Kind::kHeads, groups * heads * dim};
+  a.groups = groups;
+  a.heads = heads;
+  a.dim = dim;
+  a.centered_dim = centered_dim;
+  return a;
+}
+
+struct LayoutBuilder {
+  std::vector<TensorSpec> specs;
+  std::string block, compat;
+  void add(const std::string& name, std::vector<Axis> axes) { specs.push_back({name, std::move(axes), compat, block}); }
+  /// A Linear in -> out: weight [out, in], bias [out].
+  void linear(const std::string& prefix, const Axis& out, const Axis& in, bool bias = true) {
+    add(prefix + ".weight", {out, in});
+    if (bias) add(prefix + ".bias", {out});
+  }
+  void layer_norm(const std::string& prefix, int64_t h) {
+    add(prefix + ".weight", {hidden_diag(h)});
+    add(prefix + ".bias", {hidden_out(h)});
+  }
+};
+
+}  // namespace
+
+std::vector<TensorSpec> tensor_layout(const Architecture& arch, const ModelOptions& o) {
+  models::validate_architecture(arch, o);
+  LayoutBuilder b;
+  const int64_t h0 = arch.layers.front().hidden, P2 = 2 * o.max_positions - 1;
+  b.block = "embeddings";
+  b.add("bert.embeddings.word_embeddings.weight", {exact(o.vocab_size), hidden_out(h0)});
+  b.add("bert.embeddings.token_type_embeddings.weight", {ordered(o.type_vocab_size), hidden_out(h0)});
+  b.layer_norm("bert.embeddings.LayerNorm", h0);
+  for (size_t i = 0; i < arch.layers.size(); ++i) {
+    const LayerSpec& L = arch.layers[i];
+    const int64_t h = L.hidden;
+    const std::string p = "bert.encoder.layer." + std::to_string(i) + ".";
+    b.block = "layer " + std::to_string(i);
+    Axis attn_width;  // the SelfOutput's input
+    if (L.head_list.empty()) {
+      b.compat = L.op;  // attention cores transfer between equal operation types only
+      const std::string s = p + "attention.self.";
+      const int64_t n = L.heads, d = h / n;
+      if (L.op == "c") {
+        const int64_t a = std::max<int64_t>(n / 2, 1), k = models::kernel_size_of(L.param);
+        const Axis A = heads_axis(1, a, d);
+        b.linear(s + "query", A, hidden_in(h));
+        b.linear(s + "key", A, hidden_in(h));
+        b.linear(s + "value", A, hidden_in(h));
+        b.add(s + "key_conv_attn_layer.depthwise.weight", {hidden_diag(h), ordered(1), centered(k)});
+        b.add(s + "key_conv_attn_layer.pointwise.weight", {A, hidden_in(h), ordered(1)});
+        b.add(s + "key_conv_attn_layer.bias", {A, ordered(1)});
+        b.linear(s + "conv_kernel_layer", heads_axis(1, a, k, /*centered_dim=*/true), A);
+        b.linear(s + "conv_out_layer", A, hidden_in(h));
+        b.add(s + "distance_embedding.weight", {centered(P2), ordered(d)});
+        attn_width = heads_axis(2, a, d);  // [attention heads | convolution heads]
+      } else {
+        const Axis W = heads_axis(1, n, d);
+        b.linear(s + "query", W, hidden_in(h));
+        if (L.op != "l") b.linear(s + "key", W, hidden_in(h));
+        b.linear(s + "value", W, hidden_in(h));
+        b.add(s + "distance_embedding.weight", {centered(P2), ordered(d)});
+        if (L.op == "sa" && L.param == "wma") b.add(s + "wma", {ordered(d), ordered(d)});
+        attn_width = W;
+      }
+      b.add(p + "attention.output.dense.weight", {hidden_out(h), attn_width});
+    } else {
+      b.compat = "";
+      const std::string s = p + "attention.self.";
+      const int64_t n = L.num_heads(), D = L.head_list.front().dim;
+      const Axis W = heads_axis(1, n, D);
+      b.linear(s + "query", W, hidden_in(h));
+      b.linear(s + "key", W, hidden_in(h));
+      b.linear(s + "value", W, hidden_in(h));
+      b.add(s + "distance_embedding.weight", {centered(P2), ordered(D)});
+      for (size_t j = 0; j < L.head_list.size(); ++j) {
+        const HeadSpec& head = L.head_list[j];
+        const std::string hp = s + "heads." + std::to_string(j) + ".";
+        if (head.type == "sa" && head.param == "wma") b.add(hp + "wma", {ordered(D), ordered(D)});
+        if (head.type == "c") {
+          const int64_t k = models::kernel_size_of(head.param);
+          b.add(hp + "key_conv_attn_layer.depthwise.weight", {ordered(D), ordered(1), centered(k)});
+          b.add(hp + "key_conv_attn_layer.pointwise.weight", {ordered(D), ordered(D), ordered(1)});
+          b.add(hp + "key_conv_attn_layer.bias", {ordered(D), ordered(1)});
+          b.linear(hp + "conv_kernel_layer", centered(k), ordered(D));
+          b.linear(hp + "conv_out_layer", ordered(D), ordered(D));
+        }
+      }
+      // Column block j belongs to head j whatever its type (spec §6.3).
+      b.add(p + "attention.output.dense.weight", {hidden_out(h), W});
+    }
+    b.compat = "";
+    b.add(p + "attention.output.dense.bias", {hidden_out(h)});
+    b.layer_norm(p + "attention.output.LayerNorm", h);
+    int64_t in = h;
+    for (size_t j = 0; j < L.ffn.size(); ++j) {
+      const std::string name = p + "intermediate." + (j == 0 ? std::string("dense") : "dense_" + std::to_string(j));
+      b.linear(name, ordered(L.ffn[j]), j == 0 ? hidden_in(h) : ordered(in));
+      in = L.ffn[j];
+    }
+    b.linear(p + "output.dense", hidden_out(h), ordered(in));
+    b.layer_norm(p + "output.LayerNorm", h);
+    if (i + 1 < arch.layers.size() && arch.layers[i + 1].hidden != h)
+      b.linear(p + "proj_head", hidden_out(arch.layers[i + 1].hidden), hidden_in(h));
+  }
+  const int64_t hl = arch.layers.back().hidden;
+  b.block = "head";
+  b.compat = "head:" + models::head_type_name(o.head);
+  switch (o.head) {
+    case HeadType::kMlm:
+      b.linear("cls.predictions.transform.dense", hidden_out(hl), hidden_in(hl));
+      b.layer_norm("cls.predictions.transform.LayerNorm", hl);
+      b.add("cls.predictions.decoder.weight", {exact(o.vocab_size), hidden_in(hl)});
+      b.add("cls.predictions.bias", {exact(o.vocab_size)});
+      break;
+    case HeadType::kSequence:
+      b.linear("bert.pooler.dense", hidden_out(hl), hidden_in(hl));
+      b.linear("classifier", exact(o.num_labels), hidden_in(hl));
+      break;
+    case HeadType::kToken:
+      b.linear("classifier", exact(o.num_labels), hidden_in(hl));
+      break;
+  }
+  return std::move(b.specs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plan.
+
+namespace {
+
+bool is_hidden(Axis::Kind k) {
+  return k == Axis::Kind::kHiddenOut || k == Axis::Kind::kHiddenIn || k == Axis::Kind::kHiddenDiag;
+}
+
+bool same_axis(const Axis& a, const Axis& b) {
+  return a.kind == b.kind && a.size == b.size && a.groups == b.groups && a.heads == b.heads && a.dim == b.dim;
+}
+
+/// Pairs (source index, target index) of an ordered or centred overlap of sizes s and t.
+std::vector<std::pair<int64_t, int64_t>> overlap_pairs(int64_t s, int64_t t, bool centred) {
+  const int64_t m = std::min(s, t);
+  const int64_t cs = centred ? (s - m) / 2 : 0, ct = centred ? (t - m) / 2 : 0;
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (int64_t i = 0; i < m; ++i) out.emplace_back(cs + i, ct + i);
+  return out;
+}
+
+/// Source/target index lists along one axis (after any rp projection of hidden axes).
+std::pair<std::vector<int64_t>, std::vector<int64_t>> axis_indices(const Axis& s, const Axis& t, TransferMode mode) {
+  std::vector<int64_t> si, ti;
+  if (is_hidden(t.kind) && mode == TransferMode::kRandomProjection) {
+    for (int64_t i = 0; i < t.size; ++i) si.push_back(i), ti.push_back(i);  // projected to the target width
+  } else if (t.kind == Axis::Kind::kHeads) {
+    const auto dims = overlap_pairs(s.dim, t.dim, t.centered_dim);
+    for (int64_t g = 0; g < t.groups; ++g)
+      for (int64_t j = 0; j < std::min(s.heads, t.heads); ++j)
+        for (const auto& [ds, dt] : dims) {
+          si.push_back((g * s.heads + j) * s.dim + ds);
+          ti.push_back((g * t.heads + j) * t.dim + dt);
+        }
+  } else if (t.kind == Axis::Kind::kExact) {
+    if (s.size == t.size)
+      for (int64_t i = 0; i < t.size; ++i) si.push_back(i), ti.push_back(i);
+  } else {
+    for (const auto& [a, b] : overlap_pairs(s.size, t.size, t.kind == Axis::Kind::kCentered)) si.push_back(a), ti.push_back(b);
+  }
+  return {si, ti};
+}
+
+int64_t axis_received(const Axis& s, const Axis& t, TransferMode mode) {
+  if (is_hidden(t.kind)) return mode == TransferMode::kRandomProjection ? t.size : std::min(s.size, t.size);
+  switch (t.kind) {
+    case Axis::Kind::kHeads:
+      return t.groups * std::min(s.heads, t.heads) * std::min(s.dim, t.dim);
+    case Axis::Kind::kExact:
+      return s.size == t.size ? t.size : 0;
+    default:
+      return std::min(s.size, t.size);
+  }
+}
+
+/// Whether the source tensor can feed the target one at all.
+bool compatible(const TensorSpec& s, const TensorSpec& t) {
+  if (s.compat != t.compat || s.axes.size() != t.axes.size()) return false;
+  for (size_t a = 0; a < t.axes.size(); ++a) {
+    if (s.axes[a].kind != t.axes[a].kind) return false;
+    if (t.axes[a].kind == Axis::Kind::kHeads && s.axes[a].groups != t.axes[a].groups) return false;
+  }
+  return true;
+}
+
+TensorTransfer plan_tensor(const TensorSpec* s, const TensorSpec& t, TransferMode mode) {
+  TensorTransfer tt{t.name, t.block, TensorFill::kFresh, t.numel(), 0};
+  if (!s || !compatible(*s, t)) return tt;
+  int64_t received = 1;
+  bool equal = true, projected = false;
+  for (size_t a = 0; a < t.axes.size(); ++a) {
+    received *= axis_received(s->axes[a], t.axes[a], mode);
+    equal = equal && same_axis(s->axes[a], t.axes[a]);
+    projected = projected || (is_hidden(t.axes[a].kind) && mode == TransferMode::kRandomProjection &&
+                              s->axes[a].size != t.axes[a].size);
+  }
+  tt.received = received;
+  if (received == 0) return tt;
+  tt.fill = equal ? TensorFill::kCopied : projected ? TensorFill::kProjected : TensorFill::kSliced;
+  return tt;
+}
+
+void check_same_format(const Architecture& source, const Architecture& target) {
+  if (source.format != target.format) {
+    auto name = [](const Architecture& a) { return a.is_hetero() ? std::string("hetero") : std::string("standard"); };
+    throw ConfigError("error: transfer needs the same model-dict format on both sides: the source is " + name(source) +
+                      ", the target is " + name(target));
+  }
+}
+
+}  // namespace
+
+TransferPlan plan_transfer(const Architecture& source, const Architecture& target, const ModelOptions& source_options,
+                           const ModelOptions& target_options, TransferMode mode) {
+  check_same_format(source, target);
+  const auto src = tensor_layout(source, source_options);
+  std::unordered_map<std::string, const TensorSpec*> by_name;
+  for (const auto& s : src) by_name[s.name] = &s;
+  TransferPlan plan;
+  for (const TensorSpec& t : tensor_layout(target, target_options)) {
+    auto it = by_name.find(t.name);
+    plan.tensors.push_back(plan_tensor(it == by_name.end() ? nullptr : it->second, t, mode));
+    plan.received += plan.tensors.back().received;
+    plan.total += plan.tensors.back().numel;
+  }
+  return plan;
+}
+
+double transfer_overlap(const Architecture& source, const Architecture& target, const ModelOptions& options,
+                        TransferMode mode) {
+  return plan_transfer(source, target, options, options, mode).overlap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Projections.
+
+namespace {
+
+/// An orthonormal basis of R^n (columns, [n, n] float64) whose first column is 1_n / sqrt(n).
+torch::Tensor basis_with_ones(int64_t n, std::mt19937_64& gen) {
+  std::normal_distribution<double> normal(0.0, 1.0);
+  auto a = torch::empty({n, n}, torch::kDouble);
+  auto acc = a.accessor<double, 2>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) acc[i][j] = j == 0 ? 1.0 / std::sqrt(double(n)) : normal(gen);
+  auto q = std::get<0>(torch::linalg_qr(a));
+  // QR keeps the span of the first column: q[:,0] = +-1/sqrt(n); make it +.
+  if (q[0][0].item<double>() < 0) q.select(1, 0).neg_();
+  return q;
+}
+
+}  // namespace
+
+const torch::Tensor& ProjectionCache::q(int64_t s, int64_t t) {
+  auto key = std::make_pair(s, t);
+  auto it = cache_.find(key);
+  if (it != cache_.end()) return it->second;
+  torch::Tensor q;
+  if (s == t) {
+    q = torch::eye(s, torch::kDouble);
+  } else {
+    // Independent of the order in which tensors ask: the stream depends on (seed, s, t) only.
+    std::seed_seq seq{uint32_t(seed_), uint32_t(seed_ >> 32), uint32_t(s), uint32_t(t)};
+    std::mt19937_64 gen(seq);
+    const int64_t m = std::min(s, t);
+    auto bs = basis_with_ones(s, gen), bt = basis_with_ones(t, gen);
+    q = torch::matmul(bt.narrow(1, 0, m), bs.narrow(1, 0, m).t());  // [t, s], maps 1_s/sqrt(s) to 1_t/sqrt(t)
+  }
+  return cache_.emplace(key, q).first->second;
+}
+
+torch::Tensor ProjectionCache::axis_matrix(Axis::Kind kind, int64_t s, int64_t t) {
+  const torch::Tensor& m = q(s, t);
+  switch (kind) {
+    case Axis::Kind::kHiddenOut: return m * alpha(s, t);
+    case Axis::Kind::kHiddenIn: return m / alpha(s, t);
+    case Axis::Kind::kHiddenDiag: {
+      auto w = m * m;
+      return w / w.sum(1, true).clamp_min(1e-12);
+    }
+    default: FLEXNAS_CHECK(false, "axis_matrix: not a hidden axis");
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Execution.
+
+namespace {
+
+std::string shape_text(torch::IntArrayRef s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+/// Applies m [t, s] along axis `a` of x.
+torch::Tensor apply_along(const torch::Tensor& x, const torch::Tensor& m, int64_t a) {
+  return torch::matmul(x.movedim(a, -1), m.t()).movedim(-1, a);
+}
+
+}  // namespace
+
+TransferPlan transfer_weights(const Architecture& source_arch, const ModelOptions& source_options,
+                              const std::map<std::string, torch::Tensor>& source_tensors, models::FlexModelImpl& target,
+                              const TransferOptions& options, ProjectionCache* projections,
+                              const std::string& source_where) {
+  check_same_format(source_arch, target.architecture());
+  const auto src_layout = tensor_layout(source_arch, source_options);
+  std::unordered_map<std::string, const TensorSpec*> src_by_name;
+  for (const auto& s : src_layout) {
+    src_by_name[s.name] = &s;
+    auto it = source_tensors.find(s.name);
+    if (it == source_tensors.end())
+      throw ConfigError(source_where + ": error: tensor '" + s.name + "': missing (the source architecture has it)");
+    if (it->second.sizes().vec() != s.shape())
+      throw ConfigError(source_where + ": error: tensor '" + s.name + "': shape " + shape_text(it->second.sizes()) +
+                        " in the source, its architecture implies " + shape_text(s.shape()));
+  }
+  ProjectionCache local(options.seed);
+  ProjectionCache& proj = projections ? *projections : local;
+  std::unordered_map<std::string, torch::Tensor> params;
+  for (const auto& item : target.named_parameters()) params[item.key()] = item.value();
+
+  torch::NoGradGuard no_grad;
+  TransferPlan plan;
+  for (const TensorSpec& t : tensor_layout(target.architecture(), target.options())) {
+    auto sit = src_by_name.find(t.name);
+    const TensorSpec* s = sit == src_by_name.end() ? nullptr : sit->second;
+    TensorTransfer tt = plan_tensor(s, t, options.mode);
+    plan.received += tt.received;
+    plan.total += tt.numel;
+    plan.tensors.push_back(tt);
+    auto pit = params.find(t.name);
+    FLEXNAS_CHECK(pit != params.end() && pit->second.sizes().vec() == t.shape(),
+                  "tensor_layout disagrees with the model at ", t.name);
+    if (tt.received == 0) continue;
+    torch::Tensor& dst = pit->second;
+    torch::Tensor x = source_tensors.at(t.name).to(torch::kCPU, torch::kDouble);
+    if (options.mode == TransferMode::kRandomProjection)
+      for (size_t a = 0; a < t.axes.size(); ++a)
+        if (is_hidden(t.axes[a].kind) && s->axes[a].size != t.axes[a].size)
+          x = apply_along(x, proj.axis_matrix(t.axes[a].kind, s->axes[a].size, t.axes[a].size), int64_t(a));
+    c10::List<c10::optional<torch::Tensor>> index;
+    const int64_t rank = int64_t(t.axes.size());
+    for (int64_t a = 0; a < rank; ++a) {
+      auto [si, ti] = axis_indices(s->axes[size_t(a)], t.axes[size_t(a)], options.mode);
+      x = x.index_select(a, torch::tensor(si, torch::kLong));
+      std::vector<int64_t> view(size_t(rank), 1);
+      view[size_t(a)] = int64_t(ti.size());
+      index.push_back(torch::tensor(ti, torch::kLong).view(view).to(dst.device()));
+    }
+    dst.index_put_(index, x.to(dst.device(), dst.scalar_type()));
+  }
+  return plan;
+}
+
+TransferPlan transfer_model(models::FlexModelImpl& source, models::FlexModelImpl& target, const TransferOptions& options,
+                            ProjectionCache* projections) {
+  std::map<std::string, torch::Tensor> tensors;
+  for (const auto& item : source.named_parameters()) tensors[item.key()] = item.value().detach();
+  return transfer_weights(source.architecture(), source.options(), tensors, target, options, projections, "source model");
+}
+
+std::vector<BlockSummary> summarize_blocks(const TransferPlan& plan) {
+  std::vector<BlockSummary> out;
+  for (const TensorTransfer& t : plan.tensors) {
+    if (out.empty() || out.back().block != t.block) out.push_back({t.block});
+    BlockSummary& b = out.back();
+    b.total += t.numel;
+    b.fresh += t.numel - t.received;
+    switch (t.fill) {
+      case TensorFill::kCopied: b.copied += t.received; break;
+      case TensorFill::kSliced: b.sliced += t.received; break;
+      case TensorFill::kProjected: b.projected += t.received; break;
+      case TensorFill::kFresh: break;
+    }
+  }
+  return out;
+}
+
+std::optional<WarmStart> choose_warm_start(const Library& library, int64_t target,
+                                           const std::map<std::string, std::string>& trained, double threshold,
+                                           const ModelOptions& options, TransferMode mode) {
+  FLEXNAS_CHECK(target >= 0 && size_t(target) < library.size(), "choose_warm_start: target index out of range");
+  const Architecture& arch = library.archs[size_t(target)];
+  std::optional<WarmStart> best;
+  if (size_t(target) >= library.neighbors.size()) return best;
+  for (const std::string& hash : library.neighbors[size_t(target)]) {  // nearest first
+    auto ckpt = trained.find(hash);
+    if (ckpt == trained.end()) continue;
+    const int64_t idx = library.find(hash);
+    if (idx < 0 || idx == target) continue;
+    const Architecture& src = library.archs[size_t(idx)];
+    if (src.format != arch.format) continue;
+    const double overlap = transfer_overlap(src, arch, options, mode);
+    // Strictly larger only: on ties the nearer neighbour (seen first) stays (defect 25).
+    if (overlap >= threshold && (!best || overlap > best->overlap)) best = WarmStart{idx, hash, ckpt->second, overlap};
+  }
+  return best;
+}
+
+}  // namespace flexnas::transfer
