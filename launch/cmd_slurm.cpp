@@ -17,7 +17,8 @@ struct SlurmCommandOptions {
 };
 
 /// A whole-number flag with a lower bound; a bad value is "error: --flag: ..." (exit 2).
-void add_count(CLI::App* cmd, const std::string& flag, int64_t& target, int64_t min, const std::string& help) {
+void add_count(CLI::App* cmd, const std::string& flag, int64_t& target, int64_t min, const std::string& help,
+               const std::string& type_name = "N") {
   cmd->add_option_function<std::string>(
       flag,
       [&target, flag, min](const std::string& text) {
@@ -27,7 +28,8 @@ void add_count(CLI::App* cmd, const std::string& flag, int64_t& target, int64_t 
                             text + "'");
         target = std::stoll(text);
       },
-      help);
+      help)
+      ->type_name(type_name);
 }
 
 void run_submit(const SlurmCommandOptions& o) {
@@ -66,20 +68,21 @@ void add_slurm_command(CLI::App& app) {
             "tasks (MPI ranks) per node; with more than one task in all, rank 0 schedules (default 1)");
   add_count(submit, "--gpus-per-task", r.gpus_per_task, 0, "GPUs per task (default 0: no GPU request)");
   add_count(submit, "--cpus-per-task", r.cpus_per_task, 1, "CPUs per task (default: the cluster's)");
-  submit->add_option("--mem", r.mem, "memory per node, e.g. 32G (default: the cluster's)");
-  submit->add_option("--time", r.time, "time limit per job, HH:MM:SS or D-HH:MM:SS (default: the partition's)");
-  submit->add_option("--partition", r.partition, "partition (default: the cluster's default partition)");
-  submit->add_option("--account", r.account, "account to charge");
-  submit->add_option("--qos", r.qos, "quality of service");
-  submit->add_option("--setup", s.setup, "shell file whose lines set up the environment (module load ...)");
+  submit->add_option("--mem", r.mem, "memory per node, e.g. 32G (default: the cluster's)")->type_name("SIZE");
+  submit->add_option("--time", r.time, "time limit per job, HH:MM:SS or D-HH:MM:SS (default: the partition's)")->type_name("TIME");
+  submit->add_option("--partition", r.partition, "partition (default: the cluster's default partition)")->type_name("NAME");
+  submit->add_option("--account", r.account, "account to charge")->type_name("NAME");
+  submit->add_option("--qos", r.qos, "quality of service")->type_name("NAME");
+  submit->add_option("--setup", s.setup, "shell file whose lines set up the environment (module load ...)")->type_name("FILE");
   add_count(submit, "--chain", s.chain, 0,
             "follow-on jobs queued with --dependency=afterany, each resuming the campaign (default 0)");
   add_count(submit, "--signal-lead", s.signal_lead, 1,
             "seconds before the time limit at which SLURM sends USR1 to drain (default: the campaign's "
-            "scheduler.drain_timeout + 30)");
-  submit->add_option("--launcher", s.launcher, "srun or mpirun starts `flexnas search` in the job (default srun)");
-  submit->add_option("--mpi", s.mpi, "srun --mpi type for multi-task jobs, e.g. pmix (default: the cluster's)");
-  submit->add_option("--flexnas", s.flexnas, "flexnas binary the job runs (default: this one)");
+            "scheduler.drain_timeout + 30)",
+            "SECONDS");
+  submit->add_option("--launcher", s.launcher, "srun or mpirun starts `flexnas search` in the job (default srun)")->type_name("srun|mpirun");
+  submit->add_option("--mpi", s.mpi, "srun --mpi type for multi-task jobs, e.g. pmix (default: the cluster's)")->type_name("TYPE");
+  submit->add_option("--flexnas", s.flexnas, "flexnas binary the job runs (default: this one)")->type_name("PATH");
   submit->add_flag("--dry-run", s.dry_run, "write the script and print the sbatch commands; submit nothing");
   submit->callback([options] { run_submit(*options); });
 

@@ -735,6 +735,10 @@ SubmitResult submit_campaign(const SlurmJobSpec& spec, int64_t chain, bool dry_r
     if (out.exit_code != 0) {
       std::string message = trim(out.err.empty() ? out.out : out.err);
       std::string already = result.job_ids.empty() ? "" : " (already queued and recorded: " + join_ids(result.job_ids, ", ") + ")";
+      if (message.find("Could not establish a configuration source") != std::string::npos ||
+          message.find("Unable to contact slurm controller") != std::string::npos)
+        message += "\n(sbatch found no reachable SLURM controller: on a cluster, run this on a login node; for the "
+                   "local test cluster, run scripts/slurm-local.sh start and export the SLURM_CONF it prints)";
       throw ConfigError("error: the cluster rejected " + what + already + "; sbatch said:\n" + message);
     }
     // --parsable prints "<id>" or "<id>;<cluster>".
