@@ -405,21 +405,28 @@ TransferPlan transfer_weights(const Architecture& source_arch, const ModelOption
                   "tensor_layout disagrees with the model at ", t.name);
     if (tt.received == 0) continue;
     torch::Tensor& dst = pit->second;
-    torch::Tensor x = source_tensors.at(t.name).to(torch::kCPU, torch::kDouble);
+    const torch::Tensor& from = source_tensors.at(t.name);
+    if (tt.fill == TensorFill::kCopied) {  // same shape and axes: a plain copy (rp: R = I)
+      dst.copy_(from);
+      continue;
+    }
+    // Projections run in the source's precision (the matrices are drawn in float64).
+    torch::Tensor x = from.to(dst.device());
     if (options.mode == TransferMode::kRandomProjection)
       for (size_t a = 0; a < t.axes.size(); ++a)
         if (is_hidden(t.axes[a].kind) && s->axes[a].size != t.axes[a].size)
-          x = apply_along(x, proj.axis_matrix(t.axes[a].kind, s->axes[a].size, t.axes[a].size), int64_t(a));
+          x = apply_along(x, proj.axis_matrix(t.axes[a].kind, s->axes[a].size, t.axes[a].size).to(x.device(), x.scalar_type()),
+                          int64_t(a));
     c10::List<c10::optional<torch::Tensor>> index;
     const int64_t rank = int64_t(t.axes.size());
     for (int64_t a = 0; a < rank; ++a) {
       auto [si, ti] = axis_indices(s->axes[size_t(a)], t.axes[size_t(a)], options.mode);
-      x = x.index_select(a, torch::tensor(si, torch::kLong));
+      x = x.index_select(a, torch::tensor(si, torch::kLong).to(x.device()));
       std::vector<int64_t> view(size_t(rank), 1);
       view[size_t(a)] = int64_t(ti.size());
       index.push_back(torch::tensor(ti, torch::kLong).view(view).to(dst.device()));
     }
-    dst.index_put_(index, x.to(dst.device(), dst.scalar_type()));
+    dst.index_put_(index, x.to(dst.scalar_type()));
   }
   return plan;
 }

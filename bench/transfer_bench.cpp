@@ -1,0 +1,83 @@
+// Time to transfer one model (od and rp) against the peer measured in the same run: building and
+// initialising the target model from scratch. The reference's RP runs scikit-learn's
+// GaussianRandomProjection on CPU once per tensor (spec §6.1/§6.3); flexnas draws one matrix per
+// width pair and applies it with LibTorch.
+//   transfer_bench [--repeats N] [--vocab V] [--threads T]
+// Prints one line per (pair, mode): milliseconds per transfer, per fresh build, their ratio, overlap.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "design_space/architecture.h"
+#include "transfer/transfer.h"
+
+using namespace flexnas;
+
+namespace {
+
+double now_ms() {
+  using namespace std::chrono;
+  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+Architecture arch(const char* json) { return architecture_from_json(nlohmann::json::parse(json), "bench"); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int repeats = 5, threads = 1;
+  int64_t vocab = 30522;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--repeats") repeats = std::atoi(argv[i + 1]);
+    else if (flag == "--vocab") vocab = std::atoll(argv[i + 1]);
+    else if (flag == "--threads") threads = std::atoi(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "transfer_bench: unknown flag %s\n", argv[i]);
+      return 2;
+    }
+  }
+  torch::set_num_threads(threads);
+  models::ModelOptions o;
+  o.vocab_size = vocab;
+  // FlexiBERT-Mini (spec Appendix B) as the source; targets: same, wider, narrower, other op, deeper.
+  const char* mini =
+      R"({"l":4,"h":[256,256,128,128],"n":[4,4,2,2],"o":["sa","sa","l","l"],"f":[[1024],[1024],[512,512,512],[512,512,512]],"p":["sdp","sdp","dct","dct"]})";
+  struct Case {
+    const char* name;
+    const char* target;
+  } cases[] = {
+      {"identical", mini},
+      {"wider", R"({"l":4,"h":[512,512,256,256],"n":[8,8,4,4],"o":["sa","sa","l","l"],"f":[[2048],[2048],[1024,1024,1024],[1024,1024,1024]],"p":["sdp","sdp","dct","dct"]})"},
+      {"narrower", R"({"l":4,"h":[128,128,128,128],"n":[2,2,2,2],"o":["sa","sa","l","l"],"f":[[512],[512],[512,512],[512,512]],"p":["sdp","sdp","dct","dct"]})"},
+      {"other-op", R"({"l":4,"h":[256,256,128,128],"n":[4,4,2,2],"o":["sa","c","l","l"],"f":[[1024],[1024],[512,512,512],[512,512,512]],"p":["sdp","9","dct","dct"]})"},
+      {"deeper", R"({"l":6,"h":[256,256,128,128,128,128],"n":[4,4,2,2,2,2],"o":["sa","sa","l","l","sa","sa"],"f":[[1024],[1024],[512,512,512],[512,512,512],[512],[512]],"p":["sdp","sdp","dct","dct","sdp","sdp"]})"},
+  };
+  const Architecture src_arch = arch(mini);
+  torch::manual_seed(0);
+  models::FlexModel src(src_arch, o);
+  std::printf("%-10s %-4s %12s %12s %8s %9s\n", "target", "mode", "transfer ms", "fresh ms", "ratio", "overlap");
+  for (const Case& c : cases) {
+    const Architecture tgt = arch(c.target);
+    for (auto mode : {transfer::TransferMode::kOrdered, transfer::TransferMode::kRandomProjection}) {
+      double fresh = 0, moved = 0, overlap = 0;
+      for (int r = 0; r < repeats; ++r) {
+        const double t0 = now_ms();
+        torch::manual_seed(uint64_t(r));
+        models::FlexModel dst(tgt, o);
+        const double t1 = now_ms();
+        const auto plan = transfer::transfer_model(*src, *dst, {mode, uint64_t(r)});
+        const double t2 = now_ms();
+        fresh += (t1 - t0) / repeats;
+        moved += (t2 - t1) / repeats;
+        overlap = plan.overlap();
+      }
+      std::printf("%-10s %-4s %12.1f %12.1f %7.2fx %9.4f\n", c.name, transfer::mode_name(mode).c_str(), moved, fresh,
+                  moved / fresh, overlap);
+    }
+  }
+  return 0;
+}
