@@ -19,9 +19,10 @@ results="$work/results.jsonl"
 for shape in bert-tiny flexibert-mini; do
   "$bench" --shape "$shape" --vocab "$vocab" --steps 0 --warmup 0 --save "$work/$shape" > /dev/null
   for threads in 1 2; do
-    # Alternate the order so neither side always runs on a warmer machine.
-    "$bench" --shape "$shape" --vocab "$vocab" --threads "$threads" --steps "$steps" | tee -a "$results"
-    "$py" "$here/train_bench.py" --checkpoint "$work/$shape" --shape "$shape" --threads "$threads" --steps "$steps" | tee -a "$results"
+    # Alternate the order so neither side always runs first.
+    run_cpp() { "$bench" --shape "$shape" --vocab "$vocab" --threads "$threads" --steps "$steps" | tee -a "$results"; }
+    run_py() { "$py" "$here/train_bench.py" --checkpoint "$work/$shape" --shape "$shape" --threads "$threads" --steps "$steps" | tee -a "$results"; }
+    if [ "$threads" = 1 ]; then run_cpp; run_py; else run_py; run_cpp; fi
   done
 done
 "$py" - "$results" <<'PY'
