@@ -1,5 +1,6 @@
 // flexnas finetune: a fresh task head on a pretrained checkpoint, trained on the task's train split,
 // the best epoch on dev kept (spec §8.3), metrics.json with the task's metrics and its "score".
+#include <algorithm>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include "datasets/tasks.h"
 #include "datasets/tokenizer.h"
 #include "design_space/error.h"
+#include "datasets/splits.h"
 #include "launch/command.h"
 #include "models/checkpoint.h"
 #include "models/trainer.h"
@@ -28,6 +30,7 @@ struct FinetuneCliOptions {
   std::string tokenizer;               // must be the checkpoint's (default: the recorded file)
   int64_t threads = 0;                 // torch threads (0 = every core)
   models::FinetuneTrainOptions train;  // epochs, lr, warm-up, decay, clipping, seed
+  int64_t max_train_examples = 0;      // 0 = the whole training split
   datasets::FinetuneOptions data;      // max length, batch size (shuffle seed = --seed)
 };
 
@@ -58,7 +61,18 @@ void run_finetune(FinetuneCliOptions o) {
 
   datasets::TaskLoadOptions load;
   load.data_dir = o.data_dir;
-  const datasets::TaskData data = datasets::load_task(o.task, load);
+  datasets::TaskData data = datasets::load_task(o.task, load);
+  // A seeded subsample of the training split: quick fine-tuning for campaigns on small budgets.
+  auto& train_examples = data.splits["train"];
+  if (o.max_train_examples > 0 && int64_t(train_examples.size()) > o.max_train_examples) {
+    const auto order = datasets::permutation(int64_t(train_examples.size()), o.train.seed);
+    std::vector<int64_t> keep(order.begin(), order.begin() + o.max_train_examples);
+    std::sort(keep.begin(), keep.end());  // keep the split's own order
+    std::vector<datasets::Example> subset;
+    subset.reserve(keep.size());
+    for (int64_t i : keep) subset.push_back(train_examples[size_t(i)]);
+    train_examples.swap(subset);
+  }
   o.data.seed = o.train.seed;
   const datasets::TaskDataset train = models::task_dataset(data, "train", tokenizer, o.data);
   std::vector<datasets::TaskDataset> selection, report;
@@ -97,7 +111,7 @@ void run_finetune(FinetuneCliOptions o) {
   for (size_t e = 0; e < r.epoch_scores.size(); ++e)
     epochs.push_back({{"epoch", e + 1}, {"train_loss", r.epoch_train_loss[e]}, {"score", r.epoch_scores[e]}});
   m["epochs"] = epochs;
-  m["run"] = {{"checkpoint", fs::absolute(o.checkpoint).string()}, {"data_dir", o.data_dir}, {"epochs", o.train.epochs},
+  m["run"] = {{"checkpoint", fs::absolute(o.checkpoint).string()}, {"data_dir", o.data_dir}, {"epochs", o.train.epochs}, {"max_train_examples", o.max_train_examples},
               {"lr", o.train.lr}, {"batch_size", o.data.batch_size}, {"max_len", o.data.max_length},
               {"seed", o.train.seed}, {"threads", torch::get_num_threads()}};
   models::commit_checkpoint(o.out, *model, nullptr, r.best_epoch, m, fs::absolute(tokenizer_file).string());
@@ -121,6 +135,9 @@ void add_finetune_command(CLI::App& app) {
   cmd->add_option("--cache-dir", o->cache_dir, "token caches (default <data-dir>/cache)");
   cmd->add_option("--tokenizer", o->tokenizer, "the checkpoint's tokenizer, when its recorded path moved");
   cmd->add_option("--epochs", o->train.epochs, "passes over the training split (default 3)");
+  cmd->add_option("--max-train-examples", o->max_train_examples,
+                  "train on a seeded subsample of at most N examples (default 0: all)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--lr", o->train.lr, "peak learning rate (default 5e-5)");
   cmd->add_option("--warmup-fraction", o->train.warmup_fraction, "warm-up share of the updates (default 0.1)");
   cmd->add_option("--weight-decay", o->train.weight_decay, "AdamW weight decay (default 0.01)");

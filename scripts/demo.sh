@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job: installs the dependencies, builds flexnas and compiles the reference test design
-# space into a graph library (9,312 architectures: graphs, hashes, distances, embeddings,
-# neighbours), then prints its summary. Output goes to runs/demo/.
+# The main job: installs the dependencies, builds flexnas, fetches the real corpora (Brown,
+# SpamAssassin), trains a SentencePiece tokenizer on Brown, and runs a small real search campaign
+# (examples/campaigns/demo_brown_spam.yaml: BOSHNAS over the reference test design space, each trial
+# pretrained on Brown and fine-tuned on spam detection), then prints the leaderboard.
+# Output: runs/demo/. Re-running continues the campaign where it stopped (--resume).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -9,6 +11,14 @@ scripts/build.sh
 BUILD_DIR="${FLEXNAS_BUILD_DIR:-build}"
 FLEXNAS="$BUILD_DIR/bin/flexnas"
 mkdir -p runs/demo
-"$FLEXNAS" space count --design-space examples/design_space_test.yaml
-"$FLEXNAS" library generate --design-space examples/design_space_test.yaml --out runs/demo/library_test.json
-"$FLEXNAS" library info runs/demo/library_test.json
+scripts/fetch-data.sh data
+if [ ! -f runs/demo/spm.model ]; then
+  "$FLEXNAS" tokenizer train --corpus data/brown/text.txt --vocab-size 4000 --out runs/demo/spm.model
+fi
+CAMPAIGN=examples/campaigns/demo_brown_spam.yaml
+if [ -f runs/demo/campaign/campaign.db ]; then
+  "$FLEXNAS" search "$CAMPAIGN" --resume
+else
+  "$FLEXNAS" search "$CAMPAIGN"
+fi
+"$FLEXNAS" status runs/demo/campaign
