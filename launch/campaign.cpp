@@ -425,7 +425,9 @@ class Scheduler {
                          std::to_string(ready_.size()) + " to re-run (" + std::to_string(interrupted) + " interrupted)");
     say("resumed: " + std::to_string(trials_.size()) + " trials, " + std::to_string(observed_) + " done, " +
         std::to_string(ready_.size()) + " to re-run");
-    // Results finished before the stop but not yet observed (ordered mode) are observed in order.
+    // A proposal that was due when the previous run stopped comes first; then results finished
+    // before the stop but not yet observed (ordered mode) are observed in order.
+    if (ordered_) fill_proposals();
     observe_ready();
   }
 
@@ -586,6 +588,10 @@ class Scheduler {
 
   void observe_ready() {
     while (next_observe_ < int64_t(trials_.size()) && unobserved_.count(next_observe_)) {
+      // While draining no proposal can be made: observing past the point where one is due would
+      // let the resumed run make that proposal with more observations than an uninterrupted run.
+      // The rest stay stored (final, unobserved) and are observed in order on resume.
+      if (draining_ && int64_t(trials_.size()) < observed_ + window_) break;
       TrialRow& t = trials_[size_t(next_observe_)];
       unobserved_.erase(next_observe_);
       t.observe_seq = next_seq_++;

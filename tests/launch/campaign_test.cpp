@@ -425,11 +425,7 @@ TEST(LocalCampaign, SameSeedSameTrialsWhateverTheWorkersAndTiming) {
   }
 }
 
-// DISABLED: a known bug, open in issue 6. Since the library pipeline changed (04:30), the resumed
-// evolution run diverges from the uninterrupted one at the first proposal after the stop (trial 13
-// of 30), with any worker count; the SIGTERM drain itself, the exit code and keeping every
-// completed trial still hold (see the kill -9 test below). Re-enable once resume is exact again.
-TEST(LocalCampaign, DISABLED_SigtermDrainThenResumeEqualsUninterrupted) {
+TEST(LocalCampaign, SigtermDrainThenResumeEqualsUninterrupted) {
   const std::string pol = "{name: evolution, population: 6, sample_size: 3}";
   const fs::path full = temp_dir("full"), cut = temp_dir("cut");
   ASSERT_EQ(run_campaign(write_config(full, table_campaign(pol, 30, 3)), false, 4), 0);
