@@ -11,6 +11,7 @@
 #include "design_space/atomic_file.h"
 #include "design_space/error.h"
 #include "launch/command.h"
+#include "launch/task_checkpoint.h"
 #include "models/checkpoint.h"
 #include "models/trainer.h"
 
@@ -34,8 +35,7 @@ void run_evaluate(EvaluateOptions o) {
   if (o.data.batch_size <= 0)
     throw ConfigError("error: --batch-size: expected a positive integer, got " + std::to_string(o.data.batch_size));
   if (o.data.max_length < 3) throw ConfigError("error: --max-len: expected at least 3, got " + std::to_string(o.data.max_length));
-  if (o.threads < 0) throw ConfigError("error: --threads: expected 0 (every core) or a positive count, got " + std::to_string(o.threads));
-  torch::set_num_threads(int(o.threads > 0 ? o.threads : std::max<int64_t>(1, std::thread::hardware_concurrency())));
+  set_torch_threads(o.threads);
   if (!fs::is_directory(o.checkpoint)) throw ConfigError("error: --checkpoint: '" + o.checkpoint + "': no such directory");
   const datasets::TaskInfo& info = datasets::task_info(o.task, "--task");
   if (o.split.empty()) o.split = info.eval_splits.front();
@@ -52,15 +52,8 @@ void run_evaluate(EvaluateOptions o) {
                       " head with " + std::to_string(config.options.num_labels) + " labels; task " + info.name +
                       " needs a " + models::head_type_name(wanted.head) + " head with " +
                       std::to_string(wanted.num_labels) + " (fine-tune it first: flexnas finetune)");
-  if (o.data.max_length > config.options.max_positions)
-    throw ConfigError("error: --max-len: " + std::to_string(o.data.max_length) + " exceeds the model's max positions " +
-                      std::to_string(config.options.max_positions));
-  const std::string tokenizer_file =
-      models::checkpoint_tokenizer(o.checkpoint, config.tokenizer_file, config.tokenizer_sha256, o.tokenizer);
-  const datasets::Tokenizer tokenizer(tokenizer_file, o.cache_dir.empty() ? o.data_dir + "/cache" : o.cache_dir);
-  if (tokenizer.vocab_size() != config.options.vocab_size)
-    throw ConfigError("error: --tokenizer: vocabulary " + std::to_string(tokenizer.vocab_size()) +
-                      " does not match the checkpoint's " + std::to_string(config.options.vocab_size));
+  const datasets::Tokenizer tokenizer =
+      checkpoint_task_tokenizer(o.checkpoint, config, o.tokenizer, o.cache_dir, o.data_dir, o.data.max_length);
 
   datasets::TaskLoadOptions load;
   load.data_dir = o.data_dir;

@@ -14,6 +14,7 @@
 #include "design_space/error.h"
 #include "datasets/splits.h"
 #include "launch/command.h"
+#include "launch/task_checkpoint.h"
 #include "models/checkpoint.h"
 #include "models/trainer.h"
 
@@ -43,21 +44,13 @@ void run_finetune(FinetuneCliOptions o) {
     throw ConfigError("error: --lr: expected a positive number, got " + std::to_string(o.train.lr));
   if (!(o.train.warmup_fraction >= 0 && o.train.warmup_fraction <= 1))
     throw ConfigError("error: --warmup-fraction: expected a number in [0, 1], got " + std::to_string(o.train.warmup_fraction));
-  if (o.threads < 0) throw ConfigError("error: --threads: expected 0 (every core) or a positive count, got " + std::to_string(o.threads));
-  torch::set_num_threads(int(o.threads > 0 ? o.threads : std::max<int64_t>(1, std::thread::hardware_concurrency())));
+  set_torch_threads(o.threads);
   if (!fs::is_directory(o.checkpoint)) throw ConfigError("error: --checkpoint: '" + o.checkpoint + "': no such directory");
   const datasets::TaskInfo& info = datasets::task_info(o.task, "--task");
 
   const models::CheckpointConfig config = models::read_checkpoint_config(o.checkpoint);
-  const std::string tokenizer_file =
-      models::checkpoint_tokenizer(o.checkpoint, config.tokenizer_file, config.tokenizer_sha256, o.tokenizer);
-  const datasets::Tokenizer tokenizer(tokenizer_file, o.cache_dir.empty() ? o.data_dir + "/cache" : o.cache_dir);
-  if (tokenizer.vocab_size() != config.options.vocab_size)
-    throw ConfigError("error: --tokenizer: vocabulary " + std::to_string(tokenizer.vocab_size()) +
-                      " does not match the checkpoint's " + std::to_string(config.options.vocab_size));
-  if (o.data.max_length > config.options.max_positions)
-    throw ConfigError("error: --max-len: " + std::to_string(o.data.max_length) + " exceeds the model's max positions " +
-                      std::to_string(config.options.max_positions));
+  const datasets::Tokenizer tokenizer =
+      checkpoint_task_tokenizer(o.checkpoint, config, o.tokenizer, o.cache_dir, o.data_dir, o.data.max_length);
 
   datasets::TaskLoadOptions load;
   load.data_dir = o.data_dir;
@@ -114,7 +107,7 @@ void run_finetune(FinetuneCliOptions o) {
   m["run"] = {{"checkpoint", fs::absolute(o.checkpoint).string()}, {"data_dir", o.data_dir}, {"epochs", o.train.epochs}, {"max_train_examples", o.max_train_examples},
               {"lr", o.train.lr}, {"batch_size", o.data.batch_size}, {"max_len", o.data.max_length},
               {"seed", o.train.seed}, {"threads", torch::get_num_threads()}};
-  models::commit_checkpoint(o.out, *model, nullptr, r.best_epoch, m, fs::absolute(tokenizer_file).string());
+  models::commit_checkpoint(o.out, *model, nullptr, r.best_epoch, m, fs::absolute(tokenizer.model_path()).string());
 
   std::cout << "best epoch: " << r.best_epoch << " of " << o.train.epochs << "\n";
   for (const auto& split : r.best) {

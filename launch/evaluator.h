@@ -3,7 +3,7 @@
 // the local runner or an MPI worker rank).
 //   table   : look-up in a tabular benchmark by architecture hash, in-process (no child process);
 //   command : a user program run as a child process with the architecture JSON and an output
-//             folder (argv placeholders and FLEXNAS_ARCH / FLEXNAS_OUT / FLEXNAS_SEED / FLEXNAS_TRIAL);
+//             folder (argv substitutions {arch} {out} ... and FLEXNAS_ARCH / FLEXNAS_OUT / FLEXNAS_SEED / FLEXNAS_TRIAL);
 //             it writes `metrics.json` there;
 //   builtin : flexnas's own `pretrain` then `finetune` subcommands as child processes (exact commands:
 //             builtin_commands below and docs/campaigns.md).

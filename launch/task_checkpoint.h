@@ -1,0 +1,23 @@
+#pragma once
+// What `flexnas finetune` and `flexnas evaluate` both check before touching a task: the thread
+// count, and a checkpoint's tokenizer (recorded path and hash, defect 32), vocabulary and
+// maximum sequence length. Errors name the flag (exit code 2).
+#include <cstdint>
+#include <string>
+
+#include "datasets/tokenizer.h"
+#include "models/checkpoint.h"
+#include "models/trainer.h"
+
+namespace flexnas::launch {
+
+/// Validates --threads (0 = every core) and sets LibTorch's intra-op threads.
+void set_torch_threads(int64_t threads);
+
+/// The checkpoint's tokenizer (or --tokenizer, when the recorded path moved), checked against the
+/// recorded hash and the model's vocabulary; --max-len checked against the model's positions.
+datasets::Tokenizer checkpoint_task_tokenizer(const std::string& checkpoint, const models::CheckpointConfig& config,
+                                              const std::string& tokenizer_flag, const std::string& cache_dir,
+                                              const std::string& data_dir, int64_t max_len);
+
+}  // namespace flexnas::launch
