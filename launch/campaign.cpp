@@ -156,6 +156,23 @@ std::unique_ptr<WorkerPool> make_local_pool(std::shared_ptr<Evaluator> evaluator
 
 // ---- opening a campaign ----
 
+namespace {
+/// The parent campaign's completed trials and its trained models (read-only).
+void load_parent(Campaign& c) {
+  const std::string& dir = c.config.parent;
+  CampaignStore parent(campaign_db_path(dir), true);
+  c.parent_level = std::stoll(parent.meta("level").value_or("1"));
+  c.level = c.parent_level + 1;
+  const Library library = load_library(campaign_library_path(dir));
+  for (TrialRow& t : parent.trials()) {
+    if (t.status != trial_status::kCompleted || !t.value) continue;
+    if (!t.checkpoint.empty() && fs::exists(t.checkpoint) && t.index >= 0 && size_t(t.index) < library.size())
+      c.parent_models.push_back({t.hash, library.archs[size_t(t.index)], t.checkpoint});
+    c.parent_completed.push_back(std::move(t));
+  }
+}
+}  // namespace
+
 Campaign open_campaign(const CampaignConfig& config, bool resume) {
   Campaign c;
   c.config = config;
@@ -173,6 +190,7 @@ Campaign open_campaign(const CampaignConfig& config, bool resume) {
   fs::create_directories(fs::path(dir) / "logs");
   fs::create_directories(fs::path(dir) / "report");
   c.store = std::make_unique<CampaignStore>(campaign_db_path(dir));
+  if (!config.parent.empty()) load_parent(c);
   if (!c.resumed) {
     write_file_atomic(frozen_config_path(dir), frozen_config_text(config));
     if (config.design_space) {
@@ -202,6 +220,7 @@ Campaign open_campaign(const CampaignConfig& config, bool resume) {
     c.store->set_meta("elapsed_seconds", "0");
     c.store->set_meta("created", std::to_string(unix_now()));
     c.store->set_meta("config", config.to_json().dump());
+    c.store->set_meta("level", std::to_string(c.level));
     t.commit();
     c.store->log_event(-1, "created", -1, "campaign " + config.name + " in " + dir);
   } else {
@@ -209,6 +228,18 @@ Campaign open_campaign(const CampaignConfig& config, bool resume) {
   }
   c.library.rebuild_index();
   return c;
+}
+
+std::string parent_trial_kind(int64_t level) { return "level" + std::to_string(level); }
+
+int64_t trial_level(const TrialRow& trial, int64_t campaign_level) {
+  if (trial.kind.rfind("level", 0) == 0 && trial.kind.size() > 5) {
+    try {
+      return std::stoll(trial.kind.substr(5));
+    } catch (const std::exception&) {
+    }
+  }
+  return campaign_level;
 }
 
 // ---- reports ----
@@ -251,19 +282,21 @@ std::string summarize_architecture(const Architecture& arch) {
   return out.str();
 }
 
-std::string leaderboard(const std::vector<TrialRow>& trials, const Library& library, int n) {
+std::string leaderboard(const std::vector<TrialRow>& trials, const Library& library, int64_t level, int n) {
   std::vector<const TrialRow*> done;
   for (const TrialRow& t : trials)
     if (t.status == trial_status::kCompleted && t.score) done.push_back(&t);
   std::stable_sort(done.begin(), done.end(), [](const TrialRow* a, const TrialRow* b) { return *a->score > *b->score; });
   std::ostringstream out;
-  out << std::left << std::setw(5) << "rank" << std::setw(7) << "trial" << std::setw(12) << "score" << std::setw(12)
+  out << std::left << std::setw(5) << "rank" << std::setw(6) << "level" << std::setw(7) << "trial" << std::setw(12)
+      << "score" << std::setw(12)
       << "parameters" << std::setw(14) << "hash" << "model dict\n";
   for (int i = 0; i < int(done.size()) && i < n; ++i) {
     const TrialRow& t = *done[size_t(i)];
     std::ostringstream score;
     score << std::setprecision(6) << *t.value;
-    out << std::left << std::setw(5) << (i + 1) << std::setw(7) << t.id << std::setw(12) << score.str() << std::setw(12)
+    out << std::left << std::setw(5) << (i + 1) << std::setw(6) << trial_level(t, level) << std::setw(7) << t.id
+        << std::setw(12) << score.str() << std::setw(12)
         << t.parameters << std::setw(14) << t.hash.substr(0, 12)
         << (t.index >= 0 && size_t(t.index) < library.size() ? summarize_architecture(library.archs[size_t(t.index)])
                                                                : std::string("?"))
@@ -285,9 +318,11 @@ class Scheduler {
     if (window_ <= 0) window_ = 2 * config_.workers;
     ordered_ = config_.scheduler.order == "ordered";
     elapsed_before_ = std::stod(store_.meta("elapsed_seconds").value_or("0"));
+    const int64_t taken_over = take_over_parent_trials();
     nas::PolicyOptions po;
     po.seed = config_.seed;
-    po.max_trials = config_.budget.trials;
+    // The budget counts this campaign's own trials, not the ones taken over from the parent.
+    po.max_trials = config_.budget.trials > 0 ? config_.budget.trials + taken_over : 0;
     po.max_parameters = config_.objective.max_parameters;
     po.cost_weight = config_.objective.cost_weight;
     nas::BoshnasOptions bo;
@@ -301,6 +336,9 @@ class Scheduler {
     eo.population = config_.policy.population;
     eo.sample_size = config_.policy.sample_size;
     policy_ = nas::make_policy(config_.policy.name, c_.library, po, bo, eo, "policy.name");
+    if (config_.evaluator.type == "builtin" && config_.evaluator.builtin.warm_start)
+      warm_ = std::make_unique<WarmStartChooser>(config_.evaluator.builtin.warm_threshold,
+                                                 config_.evaluator.builtin.transfer_mode);
     busy_.assign(size_t(pool_.size()), -1);
     start_ = last_save_ = std::chrono::steady_clock::now();
     restore();
@@ -354,7 +392,7 @@ class Scheduler {
     } else if (exit_code == 0) {
       store_.log_event(-1, "finished", -1, summary_line());
       if (!options_.quiet) std::cout << "campaign " << config_.name << " finished: " << summary_line() << "\n\n"
-                                     << leaderboard(all_trials(), c_.library) << std::flush;
+                                     << leaderboard(all_trials(), c_.library, c_.level) << std::flush;
     }
     return exit_code;
   }
@@ -379,6 +417,39 @@ class Scheduler {
 
   bool is_final(const TrialRow& t) const {
     return t.status == trial_status::kCompleted || t.status == trial_status::kFailed;
+  }
+
+  /// Hierarchical refinement, at the first start only: the parent's completed trials whose
+  /// architecture is in this library become this campaign's first trials (kind "level<N>",
+  /// completed, observed before any proposal), so they are not retrained and the policy learns from
+  /// them. Returns how many.
+  int64_t take_over_parent_trials() {
+    if (auto n = store_.meta("parent_taken_over")) return std::stoll(*n);
+    CampaignStore::Transaction tx(store_);
+    int64_t n = 0;
+    if (store_.trials().empty()) {
+      for (const TrialRow& p : c_.parent_completed) {
+        const int64_t index = c_.library.find(p.hash);
+        if (index < 0) continue;
+        TrialRow t = p;  // value, metrics, checkpoint, seed, costs, transfer source
+        t.id = n;
+        t.index = index;
+        t.kind = p.kind.rfind("level", 0) == 0 ? p.kind : parent_trial_kind(c_.parent_level);
+        t.worker = -1;
+        t.score = config_.objective.maximise ? *p.value : -*p.value;
+        t.observe_seq = n;  // observed first, in id order (restore() hands them to the policy)
+        store_.put_trial(t, "taken_over",
+                         "trial " + std::to_string(p.id) + " of the parent campaign " + config_.parent + " (" +
+                             t.kind + "), value " + format_value(*p.value));
+        c_.library.performances[size_t(index)] = *p.value;
+        library_dirty_ = true;
+        ++n;
+      }
+    }
+    store_.set_meta("parent_taken_over", std::to_string(n));
+    tx.commit();
+    if (n > 0) say("taken over from the parent campaign: " + std::to_string(n) + " trained architectures of this library");
+    return n;
   }
 
   /// Rebuilds the policy and the queues from the store (a no-op on a fresh campaign).
@@ -420,6 +491,7 @@ class Scheduler {
     next_observe_ = 0;
     while (next_observe_ < int64_t(trials_.size()) && trials_[size_t(next_observe_)].observe_seq >= 0) ++next_observe_;
     for (const TrialRow& t : trials_) by_hash_[t.hash] = t.id;
+    if (!c_.resumed) return;
     store_.log_event(-1, "resumed", -1,
                      std::to_string(trials_.size()) + " trials restored, " + std::to_string(observed_) + " observed, " +
                          std::to_string(ready_.size()) + " to re-run (" + std::to_string(interrupted) + " interrupted)");
@@ -468,20 +540,28 @@ class Scheduler {
     }
   }
 
-  /// Warm start (builtin): the nearest library neighbour with a trained checkpoint.
-  void choose_warm_start(const TrialRow& t, TrialTask& task) const {
-    if (config_.evaluator.type != "builtin" || !config_.evaluator.builtin.warm_start) return;
-    if (size_t(t.index) >= c_.library.neighbors.size()) return;
-    for (const std::string& h : c_.library.neighbors[size_t(t.index)]) {
-      auto it = by_hash_.find(h);
-      if (it == by_hash_.end()) continue;
-      const TrialRow& n = trials_[size_t(it->second)];
-      if (n.status == trial_status::kCompleted && !n.checkpoint.empty() && fs::exists(n.checkpoint)) {
-        task.warm_start_hash = n.hash;
-        task.warm_start_checkpoint = n.checkpoint;
-        return;
+  /// Warm start (builtin): the trained neighbour or parent model with the largest transfer overlap
+  /// at or above the threshold (launch/warm_start.h). Returns a note for the event log.
+  std::string choose_warm_start(const TrialRow& t, TrialTask& task) const {
+    if (!warm_) return "";
+    std::map<std::string, std::string> trained;  // hash -> checkpoint of the trained neighbours
+    if (size_t(t.index) < c_.library.neighbors.size()) {
+      for (const std::string& h : c_.library.neighbors[size_t(t.index)]) {
+        auto it = by_hash_.find(h);
+        if (it == by_hash_.end()) continue;
+        const TrialRow& n = trials_[size_t(it->second)];
+        if (n.status == trial_status::kCompleted && !n.checkpoint.empty() && fs::exists(n.checkpoint))
+          trained[h] = n.checkpoint;
       }
     }
+    const auto choice = warm_->choose(c_.library, t.index, trained, c_.parent_models);
+    if (!choice) return "";
+    task.warm_start_hash = choice->hash;
+    task.warm_start_checkpoint = choice->checkpoint;
+    std::ostringstream note;
+    note << ", warm start from " << choice->hash.substr(0, 12) << (choice->from_parent ? " (parent campaign)" : "")
+         << ", overlap " << std::setprecision(3) << choice->overlap;
+    return note.str();
   }
 
   void dispatch() {
@@ -497,13 +577,13 @@ class Scheduler {
       task.hash = t.hash;
       task.arch = nlohmann::json::parse(c_.library.archs[size_t(t.index)].to_canonical_string());
       task.seed = t.seed;
-      choose_warm_start(t, task);
+      const std::string warm_note = choose_warm_start(t, task);
       t.attempt = task.attempt;
       t.status = trial_status::kRunning;
       t.worker = pool_.worker_label(w);
       t.start_time = unix_now();
       t.transfer_source = task.warm_start_hash;
-      store_.put_trial(t, "started", "attempt " + std::to_string(t.attempt), t.worker);
+      store_.put_trial(t, "started", "attempt " + std::to_string(t.attempt) + warm_note, t.worker);
       busy_[size_t(w)] = id;
       pool_.start(w, task);
     }
@@ -618,14 +698,19 @@ class Scheduler {
   }
 
   std::string summary_line() const {
-    int64_t done = 0, failed = 0;
+    int64_t done = 0, failed = 0, taken_over = 0;
     for (const TrialRow& r : trials_) {
+      if (trial_level(r, c_.level) != c_.level) {
+        ++taken_over;
+        continue;
+      }
       done += r.status == trial_status::kCompleted;
       failed += r.status == trial_status::kFailed;
     }
     std::ostringstream s;
     s << "done " << done << ", failed " << failed << ", running " << running();
     if (config_.budget.trials > 0) s << " of " << config_.budget.trials;
+    if (taken_over > 0) s << " (+" << taken_over << " from the parent)";
     if (best_) s << " | best " << format_value(*best_->value) << " (trial " << best_->id << ")";
     const double secs = since(start_);
     if (done_now_ > 0 && secs > 0) {
@@ -671,7 +756,7 @@ class Scheduler {
 
   void write_report() {
     write_file_atomic((fs::path(config_.directory) / "report" / "leaderboard.txt").string(),
-                      leaderboard(all_trials(), c_.library) + "\n" + summary_line() + "\n");
+                      leaderboard(all_trials(), c_.library, c_.level) + "\n" + summary_line() + "\n");
   }
 
   Campaign& c_;
@@ -680,6 +765,7 @@ class Scheduler {
   WorkerPool& pool_;
   SchedulerOptions options_;
   std::unique_ptr<nas::Policy> policy_;
+  std::unique_ptr<WarmStartChooser> warm_;  // builtin evaluator with warm_start only
   std::deque<TrialRow> trials_;  // a deque: references stay valid while proposals are appended
   std::map<std::string, int64_t> by_hash_;
   std::deque<int64_t> ready_;
@@ -730,10 +816,24 @@ std::string campaign_status(const std::string& directory) {
   nlohmann::json config;
   if (auto text = store.meta("config")) config = nlohmann::json::parse(*text);
   const int64_t budget = config.is_object() ? config["budget"].value("trials", int64_t(0)) : 0;
+  const int64_t level = std::stoll(store.meta("level").value_or("1"));
   std::map<std::string, int64_t> counts;
+  std::map<int64_t, std::pair<int64_t, const TrialRow*>> levels;  // level -> (completed, best)
   const TrialRow* best = nullptr;
   double first_start = 0, last_end = 0;
+  int64_t taken_over = 0;
   for (const TrialRow& t : trials) {
+    const int64_t l = trial_level(t, level);
+    if (t.status == trial_status::kCompleted && t.score) {
+      auto& [n, b] = levels[l];
+      ++n;
+      if (!b || *t.score > *b->score) b = &t;
+    }
+    if (l != level) {  // taken over from the parent: not this campaign's work
+      ++taken_over;
+      if (t.status == trial_status::kCompleted && t.score && (!best || *t.score > *best->score)) best = &t;
+      continue;
+    }
     counts[t.status]++;
     if (t.status == trial_status::kCompleted && t.score && (!best || *t.score > *best->score)) best = &t;
     if (t.start_time > 0 && (first_start == 0 || t.start_time < first_start)) first_start = t.start_time;
@@ -743,7 +843,17 @@ std::string campaign_status(const std::string& directory) {
   out << "campaign: " << (config.is_object() ? config.value("name", std::string("?")) : std::string("?")) << " ("
       << directory << ")\n";
   const int64_t done = counts[trial_status::kCompleted], failed = counts[trial_status::kFailed];
-  out << "trials: " << trials.size();
+  const std::string parent = config.is_object() ? config.value("parent", std::string()) : std::string();
+  if (!parent.empty() || level > 1) {
+    out << "level: " << level << (parent.empty() ? "" : " (parent campaign: " + parent + ")") << "\n";
+    for (const auto& [l, entry] : levels) {
+      std::ostringstream v;
+      v << std::setprecision(6) << *entry.second->value;
+      out << "  level " << l << ": " << entry.first << " trained" << (l == level ? "" : " (taken over)") << ", best "
+          << v.str() << " (trial " << entry.second->id << ")\n";
+    }
+  }
+  out << "trials: " << int64_t(trials.size()) - taken_over;
   if (budget > 0) out << " of " << budget;
   out << " | done " << done << " | running " << counts[trial_status::kRunning] << " | queued "
       << counts[trial_status::kQueued] << " | failed " << failed << " | interrupted " << counts[trial_status::kInterrupted]
@@ -775,7 +885,7 @@ std::string campaign_status(const std::string& directory) {
   Library library;
   const std::string lib_path = campaign_library_path(directory);
   if (fs::exists(lib_path)) library = load_library(lib_path);
-  out << "\n" << leaderboard(trials, library);
+  out << "\n" << leaderboard(trials, library, level);
   return out.str();
 }
 

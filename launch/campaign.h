@@ -23,6 +23,7 @@
 #include "launch/campaign_config.h"
 #include "launch/campaign_store.h"
 #include "launch/evaluator.h"
+#include "launch/warm_start.h"
 
 namespace flexnas::nas {
 class Policy;
@@ -71,6 +72,11 @@ struct Campaign {
   std::unique_ptr<CampaignStore> store;
   Library library;
   bool resumed = false;
+  int64_t level = 1;                     // 1 + the parent's level (hierarchical refinement)
+  // Parent campaign (config.parent): its completed trials and its trained models.
+  std::vector<TrialRow> parent_completed;
+  std::vector<ParentModel> parent_models;
+  int64_t parent_level = 0;
 };
 Campaign open_campaign(const CampaignConfig& config, bool resume);
 
@@ -98,8 +104,14 @@ uint64_t trial_seed(uint64_t campaign_seed, int64_t trial_id);
 /// "L4 h256 | sa-wma n4 f1024x3 | l-dct n2 f512x3 | ..." (layers merged when identical).
 std::string summarize_architecture(const Architecture& arch);
 
-/// Top `n` completed trials by score: rank, score, parameters, hash prefix, model-dict summary.
-std::string leaderboard(const std::vector<TrialRow>& trials, const Library& library, int n = 10);
+/// Top `n` completed trials by score: rank, level, trial, score, parameters, hash prefix, model-dict
+/// summary. Trials taken over from a parent campaign (kind "level<N>") show their own level.
+std::string leaderboard(const std::vector<TrialRow>& trials, const Library& library, int64_t level, int n = 10);
+
+/// Kind of a trial taken over from a parent campaign of level `level` ("level1", ...); the level of
+/// a trial of a campaign at `campaign_level` (its own trials are at that level).
+std::string parent_trial_kind(int64_t level);
+int64_t trial_level(const TrialRow& trial, int64_t campaign_level);
 
 /// `flexnas status DIR` text: done/running/failed, best so far, rate and ETA, recent failures.
 std::string campaign_status(const std::string& directory);

@@ -121,8 +121,8 @@ void parse_budget(const ConfigNode& node, BudgetConfig& out) {
 }
 
 void parse_builtin(const ConfigNode& node, const std::string& base_dir, BuiltinConfig& out) {
-  node.check_keys({"type", "tokenizer", "corpus", "steps", "task", "epochs", "data_dir", "warm_start", "warm_steps",
-                   "transfer_mode", "pretrain_args", "finetune_args", "executable"});
+  node.check_keys({"type", "tokenizer", "corpus", "steps", "task", "epochs", "data_dir", "warm_start", "warm_threshold",
+                   "warm_steps", "transfer_mode", "pretrain_args", "finetune_args", "executable"});
   out.tokenizer = existing_file(node["tokenizer"], base_dir);
   const ConfigNode corpus = node["corpus"];
   if (corpus.is_scalar()) {
@@ -140,6 +140,11 @@ void parse_builtin(const ConfigNode& node, const std::string& base_dir, BuiltinC
     v->check(fs::is_directory(out.data_dir), "directory not found: " + out.data_dir);
   }
   node.get("warm_start", out.warm_start);
+  if (auto v = node.find("warm_threshold")) {
+    out.warm_threshold = number_at_least(*v, 0, "a number in [0, 1]");
+    v->check(out.warm_threshold <= 1, "expected a number in [0, 1] (a fraction of the parameters), got " +
+                                          std::to_string(out.warm_threshold));
+  }
   if (auto v = node.find("warm_steps")) out.warm_steps = int_at_least(*v, 0, "a non-negative integer");
   if (auto v = node.find("transfer_mode")) out.transfer_mode = one_of(*v, {"od", "rp"});
   if (auto v = node.find("pretrain_args")) out.pretrain_args = v->as_string_list(false, false);
@@ -187,6 +192,20 @@ void parse_scheduler(const ConfigNode& node, SchedulerConfig& out) {
     out.library_save_interval = number_at_least(*v, 0, "a non-negative number of seconds");
 }
 
+/// `parent`: an existing campaign directory whose objective is the same as this campaign's.
+void parse_parent(const ConfigNode& node, const std::string& base_dir, CampaignConfig& c) {
+  c.parent = resolve(base_dir, non_empty_string(node));
+  node.check(fs::is_regular_file(campaign_db_path(c.parent)) && fs::is_regular_file(frozen_config_path(c.parent)),
+             "not a campaign directory (no campaign.db and campaign.yaml in " + c.parent + ")");
+  node.check(!fs::exists(c.directory) || !fs::equivalent(c.parent, c.directory), "the parent is this campaign's own directory");
+  const CampaignConfig parent = load_campaign_config(frozen_config_path(c.parent));
+  node.check(parent.objective.metric == c.objective.metric && parent.objective.maximise == c.objective.maximise,
+             "the parent campaign " + c.parent + " measured '" + parent.objective.metric + "' (" +
+                 (parent.objective.maximise ? "maximised" : "minimised") + "), this campaign '" + c.objective.metric +
+                 "' (" + (c.objective.maximise ? "maximised" : "minimised") +
+                 "): their results are not comparable; allowed: a parent with the same objective");
+}
+
 CampaignConfig parse_root(const ConfigNode& root, const std::string& base_dir, const std::string& stem) {
   root.check(root.is_map(), "expected a campaign map (name, library, objective, policy, budget, evaluator, ...), got " +
                                 root.describe());
@@ -219,7 +238,7 @@ CampaignConfig parse_root(const ConfigNode& root, const std::string& base_dir, c
   if (auto v = root.find("trial")) parse_trial(*v, c.trial);
   if (auto v = root.find("workers")) c.workers = int_at_least(*v, 1, "a positive integer");
   if (auto v = root.find("scheduler")) parse_scheduler(*v, c.scheduler);
-  if (auto v = root.find("parent")) c.parent = resolve(base_dir, non_empty_string(*v));
+  if (auto v = root.find("parent")) parse_parent(*v, base_dir, c);
   if (c.budget.trials == 0 && c.budget.wall_time == 0 && !(c.policy.name == "boshnas" && c.policy.stop_on_convergence))
     root.fail("the campaign has no budget: set budget.trials or budget.wall_time (or policy.stop_on_convergence)");
   return c;
@@ -279,6 +298,7 @@ nlohmann::ordered_json CampaignConfig::to_json(bool for_compare) const {
     e["epochs"] = b.epochs;
     if (!b.data_dir.empty()) e["data_dir"] = b.data_dir;
     e["warm_start"] = b.warm_start;
+    e["warm_threshold"] = b.warm_threshold;
     e["warm_steps"] = b.warm_steps;
     e["transfer_mode"] = b.transfer_mode;
     e["pretrain_args"] = b.pretrain_args;

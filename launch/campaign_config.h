@@ -64,8 +64,9 @@ struct BuiltinConfig {
   int64_t epochs = 3;                   // fine-tuning epochs
   std::string data_dir;                 // --data-dir for the task ("" = the subcommand's default)
   bool warm_start = true;               // start from the nearest trained library neighbour
+  double warm_threshold = 0.8;          // warm start only from a model whose transfer overlap is at least this
   int64_t warm_steps = 250;             // pretraining steps after a warm start (0 = transfer only)
-  std::string transfer_mode = "od";     // od | rp (when warm_steps = 0: `flexnas transfer --mode`)
+  std::string transfer_mode = "od";     // od | rp: how the weights are transferred
   std::vector<std::string> pretrain_args;  // extra flags appended to `flexnas pretrain`
   std::vector<std::string> finetune_args;  // extra flags appended to `flexnas finetune`
   std::string executable;               // flexnas binary ("" = this executable)
@@ -112,7 +113,9 @@ struct CampaignConfig {
   TrialConfig trial;
   int64_t workers = 2;                  // local worker threads (MPI: ranks 1..N-1 instead)
   SchedulerConfig scheduler;
-  std::string parent;                   // parent campaign directory (hierarchical refinement), stored only
+  // Parent campaign directory (hierarchical refinement): its trained models are warm-start sources,
+  // architectures it trained are taken over instead of retrained, and reports show both levels.
+  std::string parent;
 
   /// Canonical JSON of every setting (absolute paths). `for_compare` leaves out what may change
   /// between runs of one campaign (workers, drain and heartbeat timeouts, save interval).

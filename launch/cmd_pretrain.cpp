@@ -16,7 +16,9 @@
 #include "design_space/log.h"
 #include "launch/command.h"
 #include "models/checkpoint.h"
+#include "models/safetensors.h"
 #include "models/trainer.h"
+#include "transfer/transfer.h"
 
 namespace flexnas::launch {
 namespace {
@@ -28,7 +30,8 @@ struct PretrainCliOptions {
   std::vector<std::string> corpus;  // plain-text files: one sentence per line, blank line between documents
   std::string out;                  // checkpoint directory
   std::string cache_dir;            // token caches (default: <first corpus dir>/cache)
-  std::string init_from;            // warm start: copy tensors with matching name and shape
+  std::string init_from;            // warm start: weight transfer from this checkpoint (transfer/)
+  std::string init_mode = "od";     // od | rp
   int64_t threads = 0;              // torch intra-op threads (0 = every core)
   int64_t max_positions = 514;      // relative distance tables: 2P-1 rows
   models::PretrainOptions train;    // steps, lr, warm-up, decay, clipping, eval/save cadence, seed, resume
@@ -75,6 +78,10 @@ void run_pretrain(PretrainCliOptions o) {
     if (!fs::is_regular_file(file)) throw ConfigError("error: --corpus: '" + file + "': no such file");
   if (!o.init_from.empty() && o.train.resume)
     throw ConfigError("error: --init-from: cannot be combined with --resume (the checkpoint being resumed has the weights)");
+  if (!o.init_from.empty()) {  // checked before the corpus is tokenized
+    transfer::parse_mode(o.init_mode, "--init-mode");
+    models::read_checkpoint_config(o.init_from);
+  }
 
   const bool resuming = o.train.resume && models::recover_checkpoint(o.out);
   if (o.train.resume && !resuming)
@@ -130,9 +137,20 @@ void run_pretrain(PretrainCliOptions o) {
   std::cout << "model: " << model->num_parameters() << " parameters, vocabulary " << model_options.vocab_size << ", "
             << torch::get_num_threads() << " threads\n";
   if (!o.init_from.empty()) {
-    const auto report = models::warm_start(*model, o.init_from);
-    std::cout << "init-from " << o.init_from << ": " << report.copied << " tensors copied (" << report.copied_params
-              << " parameters), " << report.fresh << " fresh\n";
+    // Warm start (spec §6): every tensor the source can fill, copied, sliced or projected.
+    const models::CheckpointConfig source = models::read_checkpoint_config(o.init_from);
+    if (source.arch.format != arch.format)
+      throw ConfigError("error: --init-from: the checkpoint '" + o.init_from + "' is in the " +
+                        (source.arch.is_hetero() ? "hetero" : "standard") + " format, the architecture in the " +
+                        (arch.is_hetero() ? "hetero" : "standard") + " format (transfer needs the same format)");
+    const std::string weights = (fs::path(o.init_from) / models::kWeightsFile).string();
+    transfer::TransferOptions to;
+    to.mode = transfer::parse_mode(o.init_mode, "--init-mode");
+    to.seed = o.train.seed;
+    const transfer::TransferPlan plan =
+        transfer::transfer_weights(source.arch, source.options, models::read_safetensors(weights), *model, to, nullptr, weights);
+    std::cout << "init-from " << o.init_from << " (" << transfer::mode_name(to.mode) << "): overlap " << plan.overlap()
+              << " (" << plan.received << " of " << plan.total << " parameters received source values)\n";
   }
 
   nlohmann::ordered_json run;
@@ -142,7 +160,10 @@ void run_pretrain(PretrainCliOptions o) {
   run["batch_size"] = o.data.batch_size;
   run["seq_len"] = o.data.seq_len;
   run["mask_prob"] = o.data.mask_prob;
-  if (!o.init_from.empty()) run["init_from"] = o.init_from;
+  if (!o.init_from.empty()) {
+    run["init_from"] = o.init_from;
+    run["init_mode"] = o.init_mode;
+  }
   const models::MlmSource source = models::mlm_source(data);
   const models::PretrainResult r =
       models::pretrain(model, source, o.train, o.out, fs::absolute(o.tokenizer).string(), run);
@@ -175,7 +196,8 @@ void add_pretrain_command(CLI::App& app) {
   cmd->add_option("--stop-after", o->train.stop_after, "stop with a checkpoint after N steps (continue with --resume)");
   cmd->add_option("--seed", o->train.seed, "initialisation, dropout, shuffling and masking (default 1)");
   cmd->add_option("--threads", o->threads, "torch threads (default 0: every core)");
-  cmd->add_option("--init-from", o->init_from, "warm start from a checkpoint (tensors with matching name and shape)");
+  cmd->add_option("--init-from", o->init_from, "warm start: transfer the weights of a checkpoint (any architecture of the same format)");
+  cmd->add_option("--init-mode", o->init_mode, "with --init-from: od (copy overlapping slices) | rp (random projection); default od");
   cmd->add_flag("--resume", o->train.resume, "continue the checkpoint in --out bit-exactly");
   cmd->add_option("--max-positions", o->max_positions, "longest sequence the model supports (default 514)");
   cmd->add_option("--mask-prob", o->data.mask_prob, "fraction of tokens predicted (default 0.15)");

@@ -157,7 +157,7 @@ std::vector<std::vector<std::string>> builtin_commands(const BuiltinConfig& c, c
     std::vector<std::string> pre = {exe, "pretrain", "--arch", arch_path, "--tokenizer", c.tokenizer, "--corpus"};
     pre.insert(pre.end(), c.corpus.begin(), c.corpus.end());
     pre.insert(pre.end(), {"--steps", std::to_string(warm ? c.warm_steps : c.steps), "--seed", seed, "--out", pretrained});
-    if (warm) pre.insert(pre.end(), {"--init-from", task.warm_start_checkpoint});
+    if (warm) pre.insert(pre.end(), {"--init-from", task.warm_start_checkpoint, "--init-mode", c.transfer_mode});
     pre.insert(pre.end(), c.pretrain_args.begin(), c.pretrain_args.end());
     commands.push_back(std::move(pre));
   }

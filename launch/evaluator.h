@@ -74,7 +74,7 @@ std::vector<std::string> substitute_argv(const std::vector<std::string>& argv, c
 
 /// The builtin evaluator's child commands for one attempt, in order (each one argv):
 ///   no warm start:  <exe> pretrain --arch A --tokenizer T --corpus C... --steps N --seed S --out M/pretrained [pretrain_args]
-///   warm start:     <exe> pretrain ... --steps warm_steps --init-from CKPT ...   (warm_steps > 0)
+///   warm start:     <exe> pretrain ... --steps warm_steps --init-from CKPT --init-mode od|rp ...   (warm_steps > 0)
 ///                   <exe> transfer --from CKPT --to A --mode od|rp --seed S --out M/pretrained   (warm_steps = 0)
 ///   then:           <exe> finetune --checkpoint M/pretrained --task TASK --epochs E --seed S --out M/<task> [--data-dir D] [finetune_args]
 /// where A = <out_dir>/arch.json and M = the model directory of the architecture.

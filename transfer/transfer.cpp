@@ -455,25 +455,34 @@ std::vector<BlockSummary> summarize_blocks(const TransferPlan& plan) {
   return out;
 }
 
+std::optional<WarmStart> choose_warm_start(const Architecture& target, const std::vector<WarmStartCandidate>& candidates,
+                                           double threshold, TransferMode mode) {
+  std::optional<WarmStart> best;
+  for (const WarmStartCandidate& c : candidates) {  // nearest first
+    FLEXNAS_CHECK(c.arch != nullptr, "choose_warm_start: candidate ", c.hash, " has no architecture");
+    if (c.arch->format != target.format) continue;
+    const double overlap = transfer_overlap(*c.arch, target, c.options, mode);
+    // Strictly larger only: on ties the nearer candidate (seen first) stays (defect 25).
+    if (overlap >= threshold && (!best || overlap > best->overlap)) best = WarmStart{c.index, c.hash, c.checkpoint, overlap};
+  }
+  return best;
+}
+
 std::optional<WarmStart> choose_warm_start(const Library& library, int64_t target,
                                            const std::map<std::string, std::string>& trained, double threshold,
                                            const ModelOptions& options, TransferMode mode) {
   FLEXNAS_CHECK(target >= 0 && size_t(target) < library.size(), "choose_warm_start: target index out of range");
-  const Architecture& arch = library.archs[size_t(target)];
-  std::optional<WarmStart> best;
-  if (size_t(target) >= library.neighbors.size()) return best;
-  for (const std::string& hash : library.neighbors[size_t(target)]) {  // nearest first
-    auto ckpt = trained.find(hash);
-    if (ckpt == trained.end()) continue;
-    const int64_t idx = library.find(hash);
-    if (idx < 0 || idx == target) continue;
-    const Architecture& src = library.archs[size_t(idx)];
-    if (src.format != arch.format) continue;
-    const double overlap = transfer_overlap(src, arch, options, mode);
-    // Strictly larger only: on ties the nearer neighbour (seen first) stays (defect 25).
-    if (overlap >= threshold && (!best || overlap > best->overlap)) best = WarmStart{idx, hash, ckpt->second, overlap};
+  std::vector<WarmStartCandidate> candidates;
+  if (size_t(target) < library.neighbors.size()) {
+    for (const std::string& hash : library.neighbors[size_t(target)]) {  // nearest first
+      auto ckpt = trained.find(hash);
+      if (ckpt == trained.end()) continue;
+      const int64_t idx = library.find(hash);
+      if (idx < 0 || idx == target) continue;
+      candidates.push_back({hash, &library.archs[size_t(idx)], ckpt->second, options, idx});
+    }
   }
-  return best;
+  return choose_warm_start(library.archs[size_t(target)], candidates, threshold, mode);
 }
 
 }  // namespace flexnas::transfer

@@ -140,17 +140,32 @@ struct BlockSummary {
 };
 std::vector<BlockSummary> summarize_blocks(const TransferPlan& plan);
 
-/// The warm-start source chosen for a library architecture.
+/// The warm-start source chosen for an architecture.
 struct WarmStart {
-  int64_t index = -1;      // library index of the source
+  int64_t index = -1;      // library index of the source (-1: a model from outside the library)
   std::string hash;
   std::string checkpoint;  // its checkpoint directory
   double overlap = 0.0;
 };
 
+/// A trained model that may give its weights, e.g. to a campaign's trial: the campaign's own
+/// trained library neighbours, or a parent campaign's models (hierarchical refinement).
+struct WarmStartCandidate {
+  std::string hash;
+  const Architecture* arch = nullptr;
+  std::string checkpoint;
+  models::ModelOptions options;  // the checkpoint's model options (the target uses the same)
+  int64_t index = -1;            // library index, -1 when outside the library
+};
+
+/// Among `candidates` ordered nearest first, the one with the largest overlap >= threshold onto
+/// `target`; ties go to the nearer one (defect 25: the reference prefers the farther). Candidates in
+/// another model-dict format are skipped. Computed from the model dicts alone.
+std::optional<WarmStart> choose_warm_start(const Architecture& target, const std::vector<WarmStartCandidate>& candidates,
+                                           double threshold = 0.8, TransferMode mode = TransferMode::kOrdered);
+
 /// Among the library neighbours of `target` (nearest first) that have trained checkpoints
-/// (`trained`: hash -> checkpoint dir), the one with the largest overlap >= threshold; ties go to
-/// the nearer neighbour (defect 25). Computed from the model dicts alone. nullopt when none qualifies.
+/// (`trained`: hash -> checkpoint dir), the one with the largest overlap >= threshold (as above).
 std::optional<WarmStart> choose_warm_start(const Library& library, int64_t target,
                                            const std::map<std::string, std::string>& trained, double threshold = 0.8,
                                            const models::ModelOptions& options = {},

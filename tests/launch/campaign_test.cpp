@@ -373,7 +373,7 @@ TEST(Evaluators, BuiltinCommands) {
   cmds = builtin_commands(b, "/bin/flexnas", "/o/arch.json", "/m/h", t);
   EXPECT_EQ(std::vector<std::string>(cmds[0].begin() + 9, cmds[0].end()),
             (std::vector<std::string>{"--steps", "100", "--seed", "11", "--out", "/m/h/pretrained", "--init-from",
-                                      "/m/n/pretrained"}));
+                                      "/m/n/pretrained", "--init-mode", "od"}));
   // warm_steps 0: transfer only, no pretraining.
   b.warm_steps = 0;
   cmds = builtin_commands(b, "/bin/flexnas", "/o/arch.json", "/m/h", t);

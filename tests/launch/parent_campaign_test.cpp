@@ -1,0 +1,227 @@
+// Hierarchical refinement across campaigns (issue 8): a campaign with a `parent` takes over the
+// parent's trained architectures instead of retraining them, counts only its own trials against
+// its budget, reports both levels, and resumes exactly; bad `parent` values are located errors.
+// The builtin warm-start choice (launch/warm_start.h) over own neighbours and parent models.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "design_space/atomic_file.h"
+#include "design_space/config_node.h"
+#include "design_space/library_builder.h"
+#include "launch/campaign.h"
+#include "launch/campaign_config.h"
+#include "launch/campaign_store.h"
+#include "launch/warm_start.h"
+#include "models/checkpoint.h"
+#include "models/flex_model.h"
+#include "transfer/transfer.h"
+
+namespace fs = std::filesystem;
+using namespace flexnas;
+using namespace flexnas::launch;
+
+namespace {
+
+const std::string kSample = std::string(FLEXNAS_TEST_DATA) + "/launch/nas_bench_bert_sample.json";
+
+fs::path temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("flexnas_parent_test_" + std::to_string(::getpid())) / name;
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+/// A library of the 80 NAS-Bench-BERT sample records (built once per process).
+const std::string& sample_library() {
+  static std::string path = [] {
+    const ConfigNode root = ConfigNode::load_file(kSample);
+    std::vector<Architecture> archs;
+    for (const ConfigNode& item : root.items()) archs.push_back(architecture_from_config(item));
+    LibraryBuildOptions b;
+    b.neighbors = 10;
+    b.progress = false;
+    const std::string out = (temp_dir("library") / "lib.json").string();
+    save_library(build_library_from_archs(std::move(archs), kSample, b), out);
+    return out;
+  }();
+  return path;
+}
+
+CampaignConfig write_config(const fs::path& dir, const std::string& body) {
+  fs::create_directories(dir);
+  const std::string path = (dir / "campaign.yaml").string();
+  write_file_atomic(path, body);
+  return load_campaign_config(path);
+}
+
+std::string campaign_yaml(const std::string& name, int64_t trials, const std::string& extra = "",
+                          const std::string& objective = "{metric: glue}") {
+  return "name: " + name + "\nlibrary: " + sample_library() + "\nobjective: " + objective +
+         "\npolicy: {name: evolution, population: 6, sample_size: 3}\nbudget: {trials: " + std::to_string(trials) +
+         "}\nseed: 3\nevaluator: {type: table, table: " + kSample + "}\nworkers: 2\nscheduler: {window: 4}\n" + extra;
+}
+
+int run(const CampaignConfig& config, bool resume, int64_t stop_after_results = -1) {
+  auto evaluator = std::shared_ptr<Evaluator>(make_evaluator(config));
+  Campaign campaign = open_campaign(config, resume);
+  auto pool = make_local_pool(evaluator, int(config.workers));
+  SchedulerOptions so;
+  so.quiet = true;
+  if (stop_after_results >= 0) request_stop(SIGTERM);
+  const int code = run_scheduler(campaign, *pool, so);
+  clear_stop();
+  return code;
+}
+
+std::vector<std::string> signature(const std::string& directory) {
+  CampaignStore store(campaign_db_path(directory), true);
+  std::vector<std::string> out;
+  for (const TrialRow& t : store.trials())
+    out.push_back(std::to_string(t.id) + " " + t.kind + " " + std::to_string(t.index) + " " + t.status + " " +
+                  (t.value ? std::to_string(*t.value) : "-"));
+  return out;
+}
+
+}  // namespace
+
+TEST(ParentCampaign, TakesOverTrainedArchitecturesAndCountsOnlyItsOwnTrials) {
+  const fs::path dir = temp_dir("levels");
+  const CampaignConfig parent = write_config(dir / "p", campaign_yaml("level1", 12));
+  ASSERT_EQ(run(parent, false), 0);
+  const CampaignConfig child = write_config(dir / "c", campaign_yaml("level2", 10, "parent: ../p/level1\n"));
+  EXPECT_EQ(child.parent, (dir / "p" / "level1").string());
+  ASSERT_EQ(run(child, false), 0);
+
+  CampaignStore ps(campaign_db_path(parent.directory), true), cs(campaign_db_path(child.directory), true);
+  const auto parent_trials = ps.trials(), trials = cs.trials();
+  ASSERT_EQ(trials.size(), 22u);  // 12 taken over + a budget of 10 own trials
+  std::set<int64_t> taken;
+  for (size_t i = 0; i < 12; ++i) {
+    const TrialRow& t = trials[i];
+    EXPECT_EQ(t.kind, "level1");
+    EXPECT_EQ(t.status, trial_status::kCompleted);
+    EXPECT_EQ(t.hash, parent_trials[i].hash);
+    EXPECT_EQ(*t.value, *parent_trials[i].value);
+    EXPECT_EQ(t.observe_seq, int64_t(i));
+    taken.insert(t.index);
+  }
+  for (size_t i = 12; i < trials.size(); ++i) {
+    EXPECT_NE(trials[i].kind.rfind("level", 0), 0u) << trials[i].kind;
+    EXPECT_EQ(taken.count(trials[i].index), 0u) << "trial " << i << " retrains an architecture of the parent";
+  }
+  // The campaign's library copy knows the parent's results.
+  EXPECT_EQ(load_library(campaign_library_path(child.directory)).num_performances(), 22u);
+  EXPECT_EQ(cs.meta("level").value_or(""), "2");
+
+  const std::string status = campaign_status(child.directory);
+  EXPECT_NE(status.find("level: 2 (parent campaign: " + parent.directory + ")"), std::string::npos) << status;
+  EXPECT_NE(status.find("level 1: 12 trained (taken over)"), std::string::npos) << status;
+  EXPECT_NE(status.find("level 2: 10 trained"), std::string::npos) << status;
+  EXPECT_NE(status.find("trials: 10 of 10 | done 10"), std::string::npos) << status;
+  EXPECT_NE(status.find("rank level trial"), std::string::npos) << status;
+}
+
+TEST(ParentCampaign, ResumeAfterAStopEqualsAnUninterruptedChild) {
+  const fs::path dir = temp_dir("resume");
+  ASSERT_EQ(run(write_config(dir / "p", campaign_yaml("level1", 8)), false), 0);
+  const CampaignConfig full = write_config(dir / "a", campaign_yaml("full", 12, "parent: ../p/level1\n"));
+  ASSERT_EQ(run(full, false), 0);
+  const CampaignConfig cut = write_config(dir / "b", campaign_yaml("cut", 12, "parent: ../p/level1\n"));
+  ASSERT_EQ(run(cut, false, /*stop at once*/ 0), 128 + SIGTERM);
+  ASSERT_EQ(run(cut, true), 0);
+  auto a = signature(full.directory), b = signature(cut.directory);
+  ASSERT_EQ(a.size(), 20u);
+  EXPECT_EQ(a, b);
+}
+
+TEST(ParentCampaign, BadParentsAreLocatedErrors) {
+  const fs::path dir = temp_dir("bad");
+  auto error = [&](const std::string& body) -> std::string {
+    try {
+      write_config(dir / "x", body);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  fs::create_directories(dir / "x" / "empty");
+  std::string e = error(campaign_yaml("c", 5, "parent: empty\n"));
+  EXPECT_NE(e.find("campaign.yaml:10:9: error: parent: not a campaign directory"), std::string::npos) << e;
+  ASSERT_EQ(run(write_config(dir / "p", campaign_yaml("level1", 4)), false), 0);
+  e = error(campaign_yaml("c", 5, "parent: ../p/level1\n", "{metric: mnli}"));
+  EXPECT_NE(e.find("error: parent: the parent campaign"), std::string::npos) << e;
+  EXPECT_NE(e.find("measured 'glue' (maximised), this campaign 'mnli'"), std::string::npos) << e;
+  e = error(campaign_yaml("c", 5, "parent: c\n"));
+  EXPECT_NE(e.find("not a campaign directory"), std::string::npos) << e;
+}
+
+TEST(WarmStartChooser, LargestOverlapAmongTrainedNeighboursAndParentModels) {
+  const fs::path dir = temp_dir("warm");
+  auto arch = [](const std::string& json) { return architecture_from_config(ConfigNode::load_string(json, "arch")); };
+  // Library: the target (0), a trained neighbour of another width (1), an untrained one (2).
+  std::vector<Architecture> archs = {
+      arch(R"({"l":2,"h":[64,64],"n":[2,2],"o":["sa","sa"],"f":[[128],[128]],"p":["sdp","sdp"]})"),
+      arch(R"({"l":2,"h":[32,32],"n":[2,2],"o":["sa","sa"],"f":[[128],[128]],"p":["sdp","sdp"]})"),
+      arch(R"({"l":2,"h":[64,64],"n":[2,2],"o":["sa","l"],"f":[[128],[128]],"p":["sdp","dft"]})")};
+  LibraryBuildOptions b;
+  b.neighbors = 2;
+  b.progress = false;
+  const Library lib = build_library_from_archs(archs, "test", b);
+  models::ModelOptions options;
+  options.vocab_size = 50;
+  options.max_positions = 16;
+  auto checkpoint = [&](const Architecture& a, const std::string& name) {
+    models::FlexModel model(a, options);
+    const std::string path = (dir / name).string();
+    models::save_checkpoint(path, *model);
+    return path;
+  };
+  auto index_of = [&](const Architecture& a) {
+    for (size_t i = 0; i < lib.size(); ++i)
+      if (lib.archs[i] == a) return int64_t(i);
+    return int64_t(-1);
+  };
+  const int64_t target = index_of(archs[0]), narrow = index_of(archs[1]);
+  ASSERT_GE(target, 0);
+  ASSERT_GE(narrow, 0);
+  const std::map<std::string, std::string> trained = {{lib.hashes[size_t(narrow)], checkpoint(lib.archs[size_t(narrow)], "narrow")}};
+  const double own_overlap = transfer::transfer_overlap(lib.archs[size_t(narrow)], lib.archs[size_t(target)], options);
+  ASSERT_GT(own_overlap, 0.0);
+  ASSERT_LT(own_overlap, 1.0);
+
+  WarmStartChooser chooser(0.0, "od");
+  auto choice = chooser.choose(lib, target, trained, {});
+  ASSERT_TRUE(choice);
+  EXPECT_EQ(choice->hash, lib.hashes[size_t(narrow)]);
+  EXPECT_DOUBLE_EQ(choice->overlap, own_overlap);
+  EXPECT_FALSE(choice->from_parent);
+
+  // A parent model with a deeper FFN but the target's widths covers more of the target: it wins.
+  const Architecture coarse = arch(R"({"l":2,"h":[64,64],"n":[2,2],"o":["sa","sa"],"f":[[128,128],[128]],"p":["sdp","sdp"]})");
+  const std::vector<ParentModel> parents = {{"coarse-hash", coarse, checkpoint(coarse, "coarse")}};
+  const double parent_overlap = transfer::transfer_overlap(coarse, lib.archs[size_t(target)], options);
+  ASSERT_GT(parent_overlap, own_overlap);
+  choice = chooser.choose(lib, target, trained, parents);
+  ASSERT_TRUE(choice);
+  EXPECT_EQ(choice->hash, "coarse-hash");
+  EXPECT_TRUE(choice->from_parent);
+  EXPECT_DOUBLE_EQ(choice->overlap, parent_overlap);
+
+  // The threshold: nothing below it is a source.
+  WarmStartChooser strict(parent_overlap + 1e-9, "od");
+  EXPECT_FALSE(strict.choose(lib, target, trained, parents));
+  WarmStartChooser middle(own_overlap + 1e-9, "od");
+  choice = middle.choose(lib, target, trained, parents);
+  ASSERT_TRUE(choice);
+  EXPECT_EQ(choice->hash, "coarse-hash");
+  // A checkpoint that disappeared is not a candidate.
+  fs::remove_all(dir / "coarse");
+  WarmStartChooser fresh(0.0, "od");
+  choice = fresh.choose(lib, target, trained, parents);
+  ASSERT_TRUE(choice);
+  EXPECT_EQ(choice->hash, lib.hashes[size_t(narrow)]);
+}
