@@ -1,6 +1,9 @@
 #include "launch/campaign.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -157,6 +160,31 @@ std::unique_ptr<WorkerPool> make_local_pool(std::shared_ptr<Evaluator> evaluator
 // ---- opening a campaign ----
 
 namespace {
+/// An exclusive flock on <dir>/.lock holding the owner's pid, released when the process ends (also
+/// on kill -9), so a stale lock never blocks a resume.
+std::shared_ptr<void> lock_directory(const std::string& dir, const std::string& source) {
+  const std::string path = (fs::path(dir) / ".lock").string();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  FLEXNAS_CHECK(fd >= 0, "cannot open ", path, ": ", std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {0};
+    const ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+    ::close(fd);
+    throw ConfigError(source + ": error: directory: the campaign directory " + dir +
+                      " is in use by another flexnas search" + (n > 0 ? " (pid " + std::string(pid, size_t(n)) + ")" : "") +
+                      "; wait for it to finish or stop it (SIGTERM) before resuming");
+  }
+  const std::string me = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) == 0 && ::pwrite(fd, me.data(), me.size(), 0) < 0) {
+    // The pid is only informative.
+  }
+  return std::shared_ptr<void>(new int(fd), [](void* p) {
+    int* fd = static_cast<int*>(p);
+    ::close(*fd);
+    delete fd;
+  });
+}
+
 /// The parent campaign's completed trials and its trained models (read-only).
 void load_parent(Campaign& c) {
   const std::string& dir = c.config.parent;
@@ -187,6 +215,7 @@ Campaign open_campaign(const CampaignConfig& config, bool resume) {
     c.resumed = true;
   }
   fs::create_directories(dir);
+  c.lock = lock_directory(dir, config.source);
   fs::create_directories(fs::path(dir) / "logs");
   fs::create_directories(fs::path(dir) / "report");
   c.store = std::make_unique<CampaignStore>(campaign_db_path(dir));

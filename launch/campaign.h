@@ -65,7 +65,8 @@ struct SchedulerOptions {
   bool progress_lines = true;    // a line per finished trial
 };
 
-/// Opens or creates the campaign directory: checks/freezes the configuration, opens the store,
+/// Opens or creates the campaign directory: locks it (a second `flexnas search` on the same
+/// directory is an error while the first runs), checks/freezes the configuration, opens the store,
 /// loads or generates the library (with performances reset on the first start).
 struct Campaign {
   CampaignConfig config;
@@ -77,6 +78,7 @@ struct Campaign {
   std::vector<TrialRow> parent_completed;
   std::vector<ParentModel> parent_models;
   int64_t parent_level = 0;
+  std::shared_ptr<void> lock;            // exclusive lock on <directory>/.lock while the campaign is open
 };
 Campaign open_campaign(const CampaignConfig& config, bool resume);
 

@@ -413,6 +413,26 @@ TEST(LocalCampaign, TableCampaignFillsStoreLibraryAndReport) {
   EXPECT_NE(status.find("rank"), std::string::npos);
 }
 
+TEST(LocalCampaign, ASecondSearchOnTheSameDirectoryIsRefusedWhileTheFirstRuns) {
+  const fs::path dir = temp_dir("lock");
+  const CampaignConfig c = write_config(dir, table_campaign("random", 4, 1));
+  {
+    Campaign first = open_campaign(c, false);
+    try {
+      open_campaign(c, true);
+      ADD_FAILURE() << "the second open succeeded";
+    } catch (const ConfigError& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("error: directory: the campaign directory " + c.directory + " is in use by another flexnas search (pid " +
+                       std::to_string(::getpid()) + ")"),
+                std::string::npos)
+          << m;
+    }
+  }
+  // Released with the campaign (and by the kernel when a process dies, kill -9 included).
+  EXPECT_NO_THROW(open_campaign(c, true));
+}
+
 TEST(LocalCampaign, SameSeedSameTrialsWhateverTheWorkersAndTiming) {
   for (const std::string policy : {"random", "evolution"}) {
     const fs::path a = temp_dir("det_a_" + policy), b = temp_dir("det_b_" + policy), c = temp_dir("det_c_" + policy);
