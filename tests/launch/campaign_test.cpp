@@ -23,46 +23,14 @@
 #include "launch/campaign_store.h"
 #include "launch/child_process.h"
 #include "launch/evaluator.h"
+#include "launch_test_support.h"
 
 namespace fs = std::filesystem;
 using namespace flexnas;
 using namespace flexnas::launch;
+using namespace flexnas::launch::test_support;
 
 namespace {
-
-const std::string kSample = std::string(FLEXNAS_TEST_DATA) + "/launch/nas_bench_bert_sample.json";
-
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("flexnas_launch_test_" + std::to_string(::getpid())) / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-/// A library of the 80 NAS-Bench-BERT records (built once per process).
-const std::string& sample_library() {
-  static std::string path = [] {
-    const fs::path dir = temp_dir("library");
-    const ConfigNode root = ConfigNode::load_file(kSample);
-    std::vector<Architecture> archs;
-    for (const ConfigNode& item : root.items()) archs.push_back(architecture_from_config(item));
-    LibraryBuildOptions b;
-    b.neighbors = 10;
-    b.progress = false;
-    const Library lib = build_library_from_archs(std::move(archs), kSample, b);
-    const std::string out = (dir / "lib.json").string();
-    save_library(lib, out);
-    return out;
-  }();
-  return path;
-}
-
-/// Writes campaign.yaml into `dir` and parses it.
-CampaignConfig write_config(const fs::path& dir, const std::string& body) {
-  const std::string path = (dir / "campaign.yaml").string();
-  write_file_atomic(path, body);
-  return load_campaign_config(path);
-}
 
 std::string table_campaign(const std::string& policy, int64_t trials, int64_t workers, int64_t window = 4,
                            uint64_t seed = 7) {

@@ -16,6 +16,7 @@
 #include "launch/campaign_config.h"
 #include "launch/campaign_store.h"
 #include "launch/warm_start.h"
+#include "launch_test_support.h"
 #include "models/checkpoint.h"
 #include "models/flex_model.h"
 #include "transfer/transfer.h"
@@ -23,40 +24,9 @@
 namespace fs = std::filesystem;
 using namespace flexnas;
 using namespace flexnas::launch;
+using namespace flexnas::launch::test_support;
 
 namespace {
-
-const std::string kSample = std::string(FLEXNAS_TEST_DATA) + "/launch/nas_bench_bert_sample.json";
-
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("flexnas_parent_test_" + std::to_string(::getpid())) / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-/// A library of the 80 NAS-Bench-BERT sample records (built once per process).
-const std::string& sample_library() {
-  static std::string path = [] {
-    const ConfigNode root = ConfigNode::load_file(kSample);
-    std::vector<Architecture> archs;
-    for (const ConfigNode& item : root.items()) archs.push_back(architecture_from_config(item));
-    LibraryBuildOptions b;
-    b.neighbors = 10;
-    b.progress = false;
-    const std::string out = (temp_dir("library") / "lib.json").string();
-    save_library(build_library_from_archs(std::move(archs), kSample, b), out);
-    return out;
-  }();
-  return path;
-}
-
-CampaignConfig write_config(const fs::path& dir, const std::string& body) {
-  fs::create_directories(dir);
-  const std::string path = (dir / "campaign.yaml").string();
-  write_file_atomic(path, body);
-  return load_campaign_config(path);
-}
 
 std::string campaign_yaml(const std::string& name, int64_t trials, const std::string& extra = "",
                           const std::string& objective = "{metric: glue}") {
