@@ -394,6 +394,7 @@ class Scheduler {
         fill_proposals();
         dispatch();
       }
+      print_progress();
       if (running() == 0) {
         if (draining || (ready_.empty() && exhausted_)) break;
         if (alive_workers() == 0) {
@@ -410,6 +411,7 @@ class Scheduler {
       for (PoolEvent& e : pool_.wait(0.05)) handle(e, draining);
       maybe_save_library(false);
     }
+    print_progress();
     if (draining) interrupt_rest();
     pool_.shutdown();
     maybe_save_library(true);
@@ -721,10 +723,22 @@ class Scheduler {
         if (r.status == trial_status::kCompleted && r.score && (!best_ || *r.score > *best_->score)) best_ = r;
     }
     if (options_.quiet || !options_.progress_lines) return;
-    std::cout << summary_line() << "  [trial " << t.id << " " << t.status
-              << (t.status == trial_status::kCompleted ? " " + format_value(*t.value) : ": " + t.failure_reason) << "]"
-              << std::endl;
+    // Printed after the next dispatch (print_progress), so "running" counts the trial that took the
+    // freed worker.
+    std::ostringstream line;
+    line << "  [trial " << t.id << " " << t.status
+         << (t.status == trial_status::kCompleted ? " " + format_value(*t.value) : ": " + t.failure_reason) << "]";
+    pending_progress_.push_back(line.str());
   }
+
+  void print_progress() {
+    if (pending_progress_.empty()) return;
+    const std::string summary = summary_line();
+    for (const std::string& finished : pending_progress_) std::cout << summary << finished << "\n";
+    std::cout << std::flush;
+    pending_progress_.clear();
+  }
+
 
   std::string summary_line() const {
     int64_t done = 0, failed = 0, taken_over = 0;
@@ -804,6 +818,7 @@ class Scheduler {
   bool ordered_ = true, exhausted_ = false, draining_ = false, cancelled_ = false, library_dirty_ = false;
   double elapsed_before_ = 0;
   std::optional<TrialRow> best_;
+  std::vector<std::string> pending_progress_;  // finished-trial notes waiting for print_progress
   std::chrono::steady_clock::time_point start_, last_save_;
 };
 
