@@ -347,7 +347,8 @@ class Scheduler {
     if (window_ <= 0) window_ = 2 * config_.workers;
     ordered_ = config_.scheduler.order == "ordered";
     elapsed_before_ = std::stod(store_.meta("elapsed_seconds").value_or("0"));
-    const int64_t taken_over = take_over_parent_trials();
+    taken_over_ = take_over_parent_trials();
+    const int64_t taken_over = taken_over_;
     nas::PolicyOptions po;
     po.seed = config_.seed;
     // The budget counts this campaign's own trials, not the ones taken over from the parent.
@@ -575,11 +576,15 @@ class Scheduler {
   /// at or above the threshold (launch/warm_start.h). Returns a note for the event log.
   std::string choose_warm_start(const TrialRow& t, TrialTask& task) const {
     if (!warm_) return "";
+    // Ordered mode: only trials observed before this one was proposed (ids below k - window + 1,
+    // and the taken-over ones), so the source, like the trial, depends only on the seed, not on
+    // which other trials happened to finish first.
+    const int64_t limit = ordered_ ? std::max(taken_over_, t.id - window_ + 1) : int64_t(trials_.size());
     std::map<std::string, std::string> trained;  // hash -> checkpoint of the trained neighbours
     if (size_t(t.index) < c_.library.neighbors.size()) {
       for (const std::string& h : c_.library.neighbors[size_t(t.index)]) {
         auto it = by_hash_.find(h);
-        if (it == by_hash_.end()) continue;
+        if (it == by_hash_.end() || it->second >= limit) continue;
         const TrialRow& n = trials_[size_t(it->second)];
         if (n.status == trial_status::kCompleted && !n.checkpoint.empty() && fs::exists(n.checkpoint))
           trained[h] = n.checkpoint;
@@ -814,7 +819,7 @@ class Scheduler {
   std::deque<int64_t> ready_;
   std::vector<int64_t> busy_;   // trial id per worker, -1 = idle
   std::set<int64_t> unobserved_;
-  int64_t window_ = 0, observed_ = 0, next_seq_ = 0, next_observe_ = 0, done_now_ = 0;
+  int64_t window_ = 0, observed_ = 0, next_seq_ = 0, next_observe_ = 0, done_now_ = 0, taken_over_ = 0;
   bool ordered_ = true, exhausted_ = false, draining_ = false, cancelled_ = false, library_dirty_ = false;
   double elapsed_before_ = 0;
   std::optional<TrialRow> best_;

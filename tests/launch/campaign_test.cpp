@@ -60,26 +60,6 @@ std::vector<std::string> trial_signature(const std::string& directory) {
   return out;
 }
 
-/// Wraps an evaluator: random delays (to scramble completion order) and an optional stop request.
-class ScrambledEvaluator : public Evaluator {
- public:
-  ScrambledEvaluator(std::shared_ptr<Evaluator> inner, uint64_t seed, int64_t stop_at = -1)
-      : inner_(std::move(inner)), seed_(seed), stop_at_(stop_at) {}
-  std::string name() const override { return "scrambled"; }
-  TrialOutcome evaluate(const TrialTask& task, const std::atomic<bool>* cancel,
-                        const std::function<void()>& tick) override {
-    if (task.trial_id == stop_at_) request_stop(SIGTERM);
-    std::mt19937 rng(uint32_t(seed_ * 1000 + uint64_t(task.trial_id)));
-    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 15));
-    return inner_->evaluate(task, cancel, tick);
-  }
-
- private:
-  std::shared_ptr<Evaluator> inner_;
-  uint64_t seed_;
-  int64_t stop_at_;
-};
-
 int run_campaign(const CampaignConfig& config, bool resume, uint64_t scramble_seed = 1, int64_t stop_at = -1) {
   std::shared_ptr<Evaluator> ev =
       std::make_shared<ScrambledEvaluator>(make_evaluator(config), scramble_seed, stop_at);

@@ -1,16 +1,22 @@
 #pragma once
 // Shared by the launch test binaries: scratch folders, the 80-record NAS-Bench-BERT sample library,
-// and writing + loading a campaign.yaml.
+// writing + loading a campaign.yaml, and an evaluator wrapper that scrambles completion order.
+#include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "design_space/atomic_file.h"
 #include "design_space/config_node.h"
 #include "design_space/library_builder.h"
+#include "launch/campaign.h"
 #include "launch/campaign_config.h"
+#include "launch/evaluator.h"
 
 namespace flexnas::launch::test_support {
 
@@ -48,5 +54,25 @@ inline CampaignConfig write_config(const std::filesystem::path& dir, const std::
   write_file_atomic(path, body);
   return load_campaign_config(path);
 }
+
+/// Wraps an evaluator: random delays (to scramble completion order) and an optional stop request.
+class ScrambledEvaluator : public Evaluator {
+ public:
+  ScrambledEvaluator(std::shared_ptr<Evaluator> inner, uint64_t seed, int64_t stop_at = -1)
+      : inner_(std::move(inner)), seed_(seed), stop_at_(stop_at) {}
+  std::string name() const override { return "scrambled"; }
+  TrialOutcome evaluate(const TrialTask& task, const std::atomic<bool>* cancel,
+                        const std::function<void()>& tick) override {
+    if (task.trial_id == stop_at_) request_stop(SIGTERM);
+    std::mt19937 rng(uint32_t(seed_ * 1000 + uint64_t(task.trial_id)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 15));
+    return inner_->evaluate(task, cancel, tick);
+  }
+
+ private:
+  std::shared_ptr<Evaluator> inner_;
+  uint64_t seed_;
+  int64_t stop_at_;
+};
 
 }  // namespace flexnas::launch::test_support
