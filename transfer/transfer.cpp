@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <numeric>
 #include <random>
 #include <unordered_map>
 
@@ -318,6 +319,32 @@ torch::Tensor basis_with_ones(int64_t n, std::mt19937_64& gen) {
   return q;
 }
 
+/// Widening s -> t (t > s) by random replication, [t, s] float64: target unit j holds source unit
+/// g(j) scaled by 1/sqrt(r), r = the number of target units holding that source unit. Units 0..s-1
+/// keep their place; unit s+k repeats source unit perm[k mod s] (perm drawn from `gen`), so every
+/// source unit is held floor(t/s) or ceil(t/s) times. The columns are orthonormal (disjoint supports)
+/// and every row has one entry, so diag(gamma_t) Q = Q diag(gamma_s) with gamma_t(j) = gamma_s(g(j)):
+/// per-unit gains (LayerNorm) are carried exactly, which a dense rotation cannot do.
+torch::Tensor replication(int64_t s, int64_t t, std::mt19937_64& gen) {
+  std::vector<int64_t> perm(static_cast<size_t>(s));
+  std::iota(perm.begin(), perm.end(), int64_t{0});
+  std::shuffle(perm.begin(), perm.end(), gen);
+  std::vector<int64_t> source_of(static_cast<size_t>(t)), copies(static_cast<size_t>(s), 1);
+  std::iota(source_of.begin(), source_of.begin() + s, int64_t{0});
+  for (int64_t k = 0; k < t - s; ++k) {
+    const int64_t i = perm[size_t(k % s)];
+    source_of[size_t(s + k)] = i;
+    ++copies[size_t(i)];
+  }
+  auto q = torch::zeros({t, s}, torch::kDouble);
+  auto acc = q.accessor<double, 2>();
+  for (int64_t j = 0; j < t; ++j) {
+    const int64_t i = source_of[size_t(j)];
+    acc[j][i] = 1.0 / std::sqrt(double(copies[size_t(i)]));
+  }
+  return q;
+}
+
 }  // namespace
 
 const torch::Tensor& ProjectionCache::q(int64_t s, int64_t t) {
@@ -331,9 +358,17 @@ const torch::Tensor& ProjectionCache::q(int64_t s, int64_t t) {
     // Independent of the order in which tensors ask: the stream depends on (seed, s, t) only.
     std::seed_seq seq{uint32_t(seed_), uint32_t(seed_ >> 32), uint32_t(s), uint32_t(t)};
     std::mt19937_64 gen(seq);
-    const int64_t m = std::min(s, t);
-    auto bs = basis_with_ones(s, gen), bt = basis_with_ones(t, gen);
-    q = torch::matmul(bt.narrow(1, 0, m), bs.narrow(1, 0, m).t());  // [t, s], maps 1_s/sqrt(s) to 1_t/sqrt(t)
+    if (t > s) {
+      // Widening: a dense rotation mixes units, so trained per-unit LayerNorm gains can only be
+      // averaged (measured: it starts and trains worse than od); replication keeps them exactly.
+      q = replication(s, t, gen);
+    } else {
+      // Narrowing: onto a random t-dimensional subspace through the mean direction. Every source
+      // unit keeps part of its signal (od drops s - t units whole); measured no worse than od or
+      // than a random subset / merge of units (bench/RESULTS-transfer.md).
+      auto bs = basis_with_ones(s, gen), bt = basis_with_ones(t, gen);
+      q = torch::matmul(bt.narrow(1, 0, t), bs.narrow(1, 0, t).t());  // [t, s], maps 1_s/sqrt(s) to 1_t/sqrt(t)
+    }
   }
   return cache_.emplace(key, q).first->second;
 }
