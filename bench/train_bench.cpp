@@ -3,17 +3,26 @@
 // one shape and thread count, in its own process so that the peak memory is this configuration's.
 //
 //   train_bench --shape bert-tiny|flexibert-mini [--threads T] [--vocab V] [--batch 32] [--len 128]
-//               [--steps N] [--warmup W] [--save DIR]
-// Prints one JSON line {shape, threads, vocab, batch, len, params, tokens_per_second, step_ms, peak_rss_mib}.
+//               [--steps N] [--warmup W] [--save DIR] [--profile TRACE.json] [--blas-threads B]
+// Prints one JSON line {shape, threads, vocab, batch, len, params, tokens_per_second, step_ms,
+// cpu_ms_per_step, faults_per_step, blas_threads, peak_rss_mib, last_loss}. Threads are set as
+// `flexnas` sets them (models::set_compute_threads: LibTorch and OpenBLAS on T threads, freed
+// memory kept); --blas-threads B overrides OpenBLAS's count alone, for experiments.
+// --profile writes a chrome trace of one step (LibTorch's legacy profiler) and prints the median
+// forward / backward / clipping / optimiser times of 5 steps to stderr.
 // --save DIR writes the initial model as a flexnas checkpoint plus batch.safetensors (the exact batch),
 // so bench/train_bench.py can time the same step in Python on the same model (bench/train_bench.sh).
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <string>
+
+#include <sys/resource.h>
 
 #include "design_space/architecture.h"
 #include "models/checkpoint.h"
@@ -43,8 +52,8 @@ double peak_rss_mib() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string shape = "bert-tiny", save;
-  int64_t threads = 1, vocab = 8000, batch = 32, len = 128, steps = 10, warmup = 2;
+  std::string shape = "bert-tiny", save, profile;
+  int64_t threads = 1, blas = 0, vocab = 8000, batch = 32, len = 128, steps = 10, warmup = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--shape") shape = v;
@@ -55,12 +64,15 @@ int main(int argc, char** argv) {
     else if (k == "--steps") steps = std::stoll(v);
     else if (k == "--warmup") warmup = std::stoll(v);
     else if (k == "--save") save = v;
+    else if (k == "--profile") profile = v;
+    else if (k == "--blas-threads") blas = std::stoll(v);
     else {
       std::cerr << "unknown flag " << k << "\n";
       return 2;
     }
   }
-  torch::set_num_threads(int(threads));
+  flexnas::models::set_compute_threads(int(threads));
+  if (blas > 0) flexnas::models::set_blas_threads(int(blas));  // experiments: OpenBLAS apart from LibTorch
   torch::manual_seed(1);
   using namespace flexnas;
   const Architecture arch = architecture_from_json(nlohmann::json::parse(shape_json(shape)));
@@ -94,15 +106,50 @@ int main(int argc, char** argv) {
     return loss.item<double>();
   };
   for (int64_t i = 0; i < warmup; ++i) one_step();
+  if (!profile.empty()) {
+    // Phase times (median of 5 steps), then one more step under the legacy profiler (chrome trace).
+    using clock = std::chrono::steady_clock;
+    auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    std::vector<std::vector<double>> phases(4);
+    for (int r = 0; r < 5; ++r) {
+      auto t0 = clock::now();
+      opt.zero_grad();
+      auto loss = model->loss(input, mask, labels);
+      auto t1 = clock::now();
+      loss.backward();
+      auto t2 = clock::now();
+      models::clip_grad_norm(*model, 1.0);
+      auto t3 = clock::now();
+      opt.step(1e-4);
+      auto t4 = clock::now();
+      loss.item<double>();
+      const double d[4] = {ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4)};
+      for (int j = 0; j < 4; ++j) phases[size_t(j)].push_back(d[j]);
+    }
+    for (auto& v : phases) std::sort(v.begin(), v.end());
+    std::fprintf(stderr, "flexnas phases ms (median of 5): forward %.1f backward %.1f clip %.1f step %.1f\n",
+                 phases[0][2], phases[1][2], phases[2][2], phases[3][2]);
+    torch::autograd::profiler::RecordProfile guard(profile);
+    one_step();
+  }
+  rusage u0{}, u1{};
+  getrusage(RUSAGE_SELF, &u0);
   const auto t0 = std::chrono::steady_clock::now();
   double last = 0;
   for (int64_t i = 0; i < steps; ++i) last = one_step();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  getrusage(RUSAGE_SELF, &u1);
   const double tps = double(batch * len * steps) / seconds;
+  auto cpu_s = [](const rusage& u) {
+    return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  };
+  const double per_step = 1.0 / double(std::max<int64_t>(1, steps));
   std::printf(
       "{\"impl\": \"flexnas\", \"shape\": \"%s\", \"threads\": %lld, \"vocab\": %lld, \"batch\": %lld, \"len\": %lld, "
-      "\"params\": %lld, \"tokens_per_second\": %.1f, \"step_ms\": %.1f, \"peak_rss_mib\": %.0f, \"last_loss\": %.4f}\n",
+      "\"params\": %lld, \"tokens_per_second\": %.1f, \"step_ms\": %.1f, \"cpu_ms_per_step\": %.1f, "
+      "\"faults_per_step\": %.0f, \"blas_threads\": %d, \"peak_rss_mib\": %.0f, \"last_loss\": %.4f}\n",
       shape.c_str(), (long long)threads, (long long)vocab, (long long)batch, (long long)len,
-      (long long)model->num_parameters(), tps, 1000.0 * seconds / double(steps), peak_rss_mib(), last);
+      (long long)model->num_parameters(), tps, 1000.0 * seconds / double(steps), 1000.0 * (cpu_s(u1) - cpu_s(u0)) * per_step,
+      double(u1.ru_minflt - u0.ru_minflt) * per_step, models::blas_threads(), peak_rss_mib(), last);
   return 0;
 }

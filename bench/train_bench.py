@@ -4,9 +4,12 @@ with python/flexnas_torch.py on Debian's PyTorch 1.13 (torch.optim.AdamW with tw
 no decay on biases and LayerNorm; beta2 0.98, eps 1e-6, weight decay 0.01; clip_grad_norm_ 1.0).
 
     /usr/bin/python3 bench/train_bench.py --checkpoint DIR [--threads T] [--steps N] [--warmup W]
-DIR is written by `train_bench --save DIR` (checkpoint + batch.safetensors). Prints one JSON line.
+DIR is written by `train_bench --save DIR` (checkpoint + batch.safetensors). Prints one JSON line with
+the same fields as train_bench (CPU time and minor page faults per step from getrusage; the OpenBLAS
+thread count is only read: bench/train_bench.sh sets OPENBLAS_NUM_THREADS for both sides).
 """
 import argparse
+import ctypes
 import json
 import os
 import resource
@@ -16,6 +19,14 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 import torch  # noqa: E402
 import flexnas_torch  # noqa: E402
+
+
+def blas_threads():
+    """OpenBLAS's thread count as seen by this process (reported, not changed), 0 if unknown."""
+    try:
+        return int(ctypes.CDLL("libopenblas.so.0").openblas_get_num_threads())
+    except (AttributeError, OSError):
+        return 0
 
 
 def main():
@@ -50,16 +61,22 @@ def main():
 
     for _ in range(a.warmup):
         step()
+    u0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     last = 0.0
     for _ in range(a.steps):
         last = step()
     seconds = time.perf_counter() - t0
+    u1 = resource.getrusage(resource.RUSAGE_SELF)
+    per_step = 1.0 / max(1, a.steps)
     b, t = ids.shape
     print(json.dumps({"impl": "python", "shape": a.shape, "threads": a.threads, "vocab": model.options["vocab_size"],
                       "batch": b, "len": t, "params": sum(p.numel() for p in model.parameters()),
                       "tokens_per_second": round(b * t * a.steps / seconds, 1),
                       "step_ms": round(1000 * seconds / a.steps, 1),
+                      "cpu_ms_per_step": round(1000 * (u1.ru_utime + u1.ru_stime - u0.ru_utime - u0.ru_stime) * per_step, 1),
+                      "faults_per_step": round((u1.ru_minflt - u0.ru_minflt) * per_step),
+                      "blas_threads": blas_threads(),
                       "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                       "last_loss": round(last, 4), "torch": torch.__version__}))
 

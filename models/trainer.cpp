@@ -172,6 +172,7 @@ double evaluate_mlm(FlexModelImpl& model, const MlmSource& data, int64_t max_bat
 PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainOptions& o, const std::string& out_dir,
                         const std::string& tokenizer_file, const nlohmann::ordered_json& extra_config) {
   FLEXNAS_CHECK(o.steps > 0, "steps must be positive");
+  prepare_training_process();  // no page faults per step, OpenBLAS on --threads cores (training.h)
   const torch::Device device = model->parameters().front().device();
   AdamW optimizer(*model, AdamWOptions{o.lr, 0.9, o.beta2, o.eps, o.weight_decay});
   const int64_t warmup = o.warmup_steps < 0 ? o.steps / 10 : o.warmup_steps;
@@ -423,6 +424,7 @@ FinetuneResult finetune(FlexModel& model, const TaskSource& task, const Finetune
   FLEXNAS_CHECK(o.epochs > 0, "epochs must be positive");
   FLEXNAS_CHECK(task.num_train_batches > 0, "empty training split");
   FLEXNAS_CHECK(!task.selection.empty(), "no selection split");
+  prepare_training_process();
   const torch::Device device = model->parameters().front().device();
   torch::manual_seed(o.seed);  // dropout stream
   AdamW optimizer(*model, AdamWOptions{o.lr, 0.9, o.beta2, o.eps, o.weight_decay});

@@ -4,7 +4,14 @@
 #include <torch/torch.h>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <dlfcn.h>
+
 #include <filesystem>
+#include <limits>
+#include <thread>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "design_space/error.h"
 #include "models/safetensors.h"
@@ -139,6 +146,52 @@ int64_t load_train_state(const std::string& dir, AdamW& optimizer) {
       gen.set_state(found->second);
     }
   return step;
+}
+
+namespace {
+
+// OpenBLAS's thread controls, looked up at run time: LibTorch reaches OpenBLAS through libblas.so.3,
+// and another BLAS (reference, BLIS) has no such symbols.
+using SetThreads = void (*)(int);
+using GetThreads = int (*)();
+SetThreads openblas_set() { return reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")); }
+GetThreads openblas_get() { return reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")); }
+
+}  // namespace
+
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  static const bool done = [] {
+    // Setting any of these turns off glibc's dynamic thresholds, so set both: blocks up to 32 MiB
+    // (glibc's maximum) come from the heap, and the heap top is never given back.
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+    return true;
+  }();
+  (void)done;
+#endif
+}
+
+int set_compute_threads(int threads) {
+  const int n = threads > 0 ? threads : std::max(1, int(std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+  set_blas_threads(n);
+  keep_freed_memory();
+  return n;
+}
+
+void set_blas_threads(int threads) {
+  if (auto set = openblas_set()) set(std::max(1, threads));
+}
+
+void prepare_training_process() {
+  keep_freed_memory();
+  set_blas_threads(torch::get_num_threads());
+}
+
+int blas_threads() {
+  auto get = openblas_get();
+  return get ? get() : 0;
 }
 
 }  // namespace flexnas::models
