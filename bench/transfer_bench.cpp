@@ -3,13 +3,16 @@
 // GaussianRandomProjection on CPU once per tensor (spec §6.1/§6.3); flexnas draws one matrix per
 // width pair and applies it with LibTorch.
 //   transfer_bench [--repeats N] [--vocab V] [--threads T]
-// Prints one line per (pair, mode): milliseconds per transfer, per fresh build, their ratio, overlap.
+// Prints one line per (pair, mode): best and median milliseconds per transfer and per fresh build
+// (interleaved), the ratio of the medians, the overlap.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "design_space/architecture.h"
 #include "transfer/transfer.h"
@@ -21,6 +24,12 @@ namespace {
 double now_ms() {
   using namespace std::chrono;
   return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+double best(std::vector<double> v) { return *std::min_element(v.begin(), v.end()); }
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 Architecture arch(const char* json) { return architecture_from_json(nlohmann::json::parse(json), "bench"); }
@@ -59,11 +68,13 @@ int main(int argc, char** argv) {
   const Architecture src_arch = arch(mini);
   torch::manual_seed(0);
   models::FlexModel src(src_arch, o);
-  std::printf("%-10s %-4s %12s %12s %8s %9s\n", "target", "mode", "transfer ms", "fresh ms", "ratio", "overlap");
+  std::printf("%-10s %-4s %8s %8s %8s %8s %8s %9s\n", "target", "mode", "xfer min", "xfer med", "new min", "new med",
+              "ratio", "overlap");
   for (const Case& c : cases) {
     const Architecture tgt = arch(c.target);
     for (auto mode : {transfer::TransferMode::kOrdered, transfer::TransferMode::kRandomProjection}) {
-      double fresh = 0, moved = 0, overlap = 0;
+      std::vector<double> fresh, moved;  // interleaved: build, transfer, build, transfer, ...
+      double overlap = 0;
       for (int r = 0; r < repeats; ++r) {
         const double t0 = now_ms();
         torch::manual_seed(uint64_t(r));
@@ -71,12 +82,12 @@ int main(int argc, char** argv) {
         const double t1 = now_ms();
         const auto plan = transfer::transfer_model(*src, *dst, {mode, uint64_t(r)});
         const double t2 = now_ms();
-        fresh += (t1 - t0) / repeats;
-        moved += (t2 - t1) / repeats;
+        fresh.push_back(t1 - t0);
+        moved.push_back(t2 - t1);
         overlap = plan.overlap();
       }
-      std::printf("%-10s %-4s %12.1f %12.1f %7.2fx %9.4f\n", c.name, transfer::mode_name(mode).c_str(), moved, fresh,
-                  moved / fresh, overlap);
+      std::printf("%-10s %-4s %8.1f %8.1f %8.1f %8.1f %7.2fx %9.4f\n", c.name, transfer::mode_name(mode).c_str(),
+                  best(moved), median(moved), best(fresh), median(fresh), median(moved) / median(fresh), overlap);
     }
   }
   return 0;
