@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <random>
 
@@ -90,6 +91,39 @@ int main(int argc, char** argv) {
   }
   std::cout << "GOBI step (K = 10, " << iterations << " iterations, snapped): " << best_step
             << " s (best of 5); reference ~7 s -> " << 7.0 / best_step << "x faster; target < 0.2 s\n";
+  // Profile of one AdaHessian iteration (K = 10, one probe): the hand-written derivatives GOBI
+  // uses vs autograd's double backward through the same networks (the previous implementation).
+  {
+    std::vector<int64_t> starts;
+    for (int k = 0; k < 10; ++k) starts.push_back(int64_t(rng() % uint64_t(N)));
+    const at::Tensor x = library.index_select(0, at::tensor(starts, at::kLong));
+    const at::Tensor probes = rademacher_probes(1, 10, d, gen);
+    const AcquisitionSettings acq;
+    auto time_it = [&](const char* what, const std::function<void()>& fn) {
+      const int reps = 200;
+      double best = 1e9;
+      for (int r = 0; r < 3; ++r) {
+        const auto t0 = Clock::now();
+        for (int i = 0; i < reps; ++i) fn();
+        best = std::min(best, seconds_since(t0) / reps);
+      }
+      std::cout << "  per iteration, " << what << ": " << best * 1e3 << " ms\n";
+    };
+    time_it("hand-written value + gradient + Hv (used)", [&] { (void)fitted.acquisition_derivatives(x, probes, acq); });
+    time_it("autograd forward only", [&] {
+      const at::Tensor xv = x.detach().requires_grad_(true);
+      (void)acquisition(fitted.forward(xv), acq);
+    });
+    time_it("autograd forward + gradient (create_graph)", [&] {
+      const at::Tensor xv = x.detach().requires_grad_(true);
+      const at::Tensor a = acquisition(fitted.forward(xv), acq);
+      (void)torch::autograd::grad({a.sum()}, {xv}, {}, true, true);
+    });
+    time_it("autograd forward + gradient + Hv (double backward)", [&] {
+      (void)autograd_derivatives([&](const at::Tensor& z) { return acquisition(fitted.forward(z), acq); }, x, probes);
+    });
+    time_it("Rademacher probe draw", [&] { (void)rademacher_probes(1, 10, d, gen); });
+  }
   double best_pred = 1e9;
   for (int rep = 0; rep < 5; ++rep) {
     const auto t0 = Clock::now();

@@ -26,6 +26,8 @@ struct ReplayCliOptions {
   uint64_t seed = 0;
   int threads = 1;                 // torch intra-op threads (tiny networks: one is fastest)
   int64_t max_parameters = 0;
+  double cost_weight = nas::PolicyOptions{}.cost_weight;
+  int64_t best_starts = nas::BoshnasOptions{}.best_starts;
   int64_t num_init = nas::BoshnasOptions{}.num_init;
   int64_t gobi_iterations = nas::GobiOptions{}.max_iterations;
   int64_t max_epochs = nas::SurrogateOptions{}.max_epochs;
@@ -46,6 +48,15 @@ void run_replay(const ReplayCliOptions& o) {
   if (o.threads < 1) throw ConfigError("error: --threads: expected at least 1, got " + std::to_string(o.threads));
   if (o.gobi_iterations < 1) throw ConfigError("error: --gobi-iterations: expected at least 1, got " + std::to_string(o.gobi_iterations));
   if (o.max_epochs < 1) throw ConfigError("error: --max-epochs: expected at least 1, got " + std::to_string(o.max_epochs));
+  if (o.max_parameters < 0)
+    throw ConfigError("error: --max-parameters: expected a positive number of parameters (or 0 for no limit), got " +
+                      std::to_string(o.max_parameters));
+  if (!std::isfinite(o.cost_weight) || o.cost_weight < 0) {
+    std::ostringstream v;
+    v << o.cost_weight;
+    throw ConfigError("error: --cost-weight: expected a finite number >= 0 (0 = score only), got " + v.str());
+  }
+  if (o.best_starts < 0) throw ConfigError("error: --best-starts: expected at least 0, got " + std::to_string(o.best_starts));
   if (o.num_init < 1) throw ConfigError("error: --num-init: expected at least 1, got " + std::to_string(o.num_init));
   bool known = false;
   for (const auto& n : nas::policy_names()) known |= n == o.policy;
@@ -70,6 +81,8 @@ void run_replay(const ReplayCliOptions& o) {
   ro.seeds = o.seeds;
   ro.seed = o.seed;
   ro.policy_options.max_parameters = o.max_parameters;
+  ro.policy_options.cost_weight = o.cost_weight;
+  ro.boshnas.best_starts = o.best_starts;
   ro.boshnas.num_init = o.num_init;
   ro.boshnas.gobi.max_iterations = o.gobi_iterations;
   ro.boshnas.surrogate.max_epochs = o.max_epochs;
@@ -77,6 +90,12 @@ void run_replay(const ReplayCliOptions& o) {
             << " architectures, " << matched << " with a " << o.metric << " score), budget " << o.budget << ", seeds "
             << o.seed << ".." << o.seed + uint64_t(o.seeds) - 1 << "\n"
             << "targets: best " << targets.best << ", top-1% >= " << targets.top1 << ", top-5% >= " << targets.top5 << "\n";
+  // Printed from the mapped options, so a flag that did not reach the policy shows here.
+  if (ro.policy_options.cost_weight > 0)
+    std::cout << "objective: score - " << ro.policy_options.cost_weight
+              << " * log2(parameters / 1e6) (results below are raw scores)\n";
+  if (ro.policy_options.max_parameters > 0)
+    std::cout << "constraint: at most " << ro.policy_options.max_parameters << " parameters\n";
   std::vector<nas::SeedResult> results;
   for (int64_t s = 0; s < o.seeds; ++s) {
     nas::SeedResult r = nas::replay_seed(library, scores, targets, ro, o.seed + uint64_t(s));
@@ -116,6 +135,10 @@ void add_replay_command(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "first seed (default 0)");
   cmd->add_option("--threads", o->threads, "LibTorch threads (default 1)");
   cmd->add_option("--max-parameters", o->max_parameters, "never propose architectures above this (default: no limit)");
+  cmd->add_option("--cost-weight", o->cost_weight,
+                  "second objective: maximise score - W*log2(parameters/1e6) (default 0 = score only)");
+  cmd->add_option("--best-starts", o->best_starts,
+                  "BOSHNAS: GOBI restarts started at the best completed architectures (default 5 of 10; 0 = spec)");
   cmd->add_option("--num-init", o->num_init, "BOSHNAS random initial designs (default 10)");
   cmd->add_option("--gobi-iterations", o->gobi_iterations, "BOSHNAS: AdaHessian iterations per GOBI step (default 200)");
   cmd->add_option("--max-epochs", o->max_epochs, "BOSHNAS: epochs per network and refit (default 200, early stopping)");

@@ -26,6 +26,8 @@ BoshnasPolicy::BoshnasPolicy(const Library& library, PolicyOptions options, Bosh
                       "); build it with `flexnas library generate` or `flexnas library import`");
   if (boshnas_.uncertainty_prob < 0 || boshnas_.diversity_prob < 0 || boshnas_.uncertainty_prob + boshnas_.diversity_prob > 1)
     throw ConfigError("error: boshnas: uncertainty_prob + diversity_prob must lie in [0, 1]");
+  if (boshnas_.best_starts < 0)
+    throw ConfigError("error: boshnas: best_starts must be at least 0, got " + std::to_string(boshnas_.best_starts));
   // Standardise the embeddings per dimension (library-wide statistics: known before any trial).
   std::vector<float> flat;
   flat.reserve(size_t(n * d));
@@ -100,10 +102,20 @@ void BoshnasPolicy::on_observe(int64_t index, std::optional<double> objective, c
 
 int64_t BoshnasPolicy::optimisation_step(std::mt19937_64& rng) {
   const int64_t n = inputs_.size(0), K = boshnas_.gobi.restarts;
-  // Start points: K library embeddings drawn uniformly with replacement (spec §3.4), seeded.
+  // Start points: the `best_starts` best completed architectures, then library embeddings drawn
+  // uniformly with replacement (spec §3.4), seeded.
   std::vector<int64_t> starts;
+  if (boshnas_.best_starts > 0) {
+    std::vector<std::pair<double, int64_t>> done;
+    for (const TrialRecord& t : state_.observations())
+      if (t.status == TrialStatus::kCompleted) done.push_back({objective(t.index, t.score), t.index});
+    // Best first; ties by observation order (stable) so the choice is deterministic.
+    std::stable_sort(done.begin(), done.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (size_t i = 0; i < done.size() && int64_t(starts.size()) < std::min(boshnas_.best_starts, K); ++i)
+      starts.push_back(done[i].second);
+  }
   std::uniform_int_distribution<int64_t> pick(0, n - 1);
-  for (int64_t k = 0; k < K; ++k) starts.push_back(pick(rng));
+  while (int64_t(starts.size()) < K) starts.push_back(pick(rng));
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(rng());
   AcquisitionSettings acq;
   acq.k = boshnas_.ucb_k;

@@ -40,6 +40,11 @@ struct BoshnasOptions {
   int64_t aleatoric_queries = 5;    // ALEATORIC_QUERIES
   bool stop_on_convergence = false; // false: restart the count and keep searching within the budget
   double ucb_k = 0.5;               // a = μ − k·u
+  // GOBI start points: this many of the K restarts start at the best completed architectures (by
+  // objective, best first; fewer while fewer are completed), the others at uniformly drawn library
+  // embeddings as in spec §3.4. 0 = the spec's all-random starts. Starting at good results lets the
+  // gradient steps refine them, and snapping then lands on their nearest untrained neighbours.
+  int64_t best_starts = 5;
   SurrogateOptions surrogate;
   GobiOptions gobi;
 };

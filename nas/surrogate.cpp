@@ -103,6 +103,244 @@ void load(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& 
   for (size_t i = 0; i < params.size(); ++i) params[i].copy_(values[i]);
 }
 
+
+// ---- Hand-written derivatives for GOBI (forward-over-reverse) ----
+//
+// Every quantity is a dual number (value, tangent along the probe v). The forward pass runs on
+// duals with x' = v; the reverse pass, written out per layer, then yields the adjoint of x whose
+// value is ∇a and whose tangent is H v (the directional derivative of the gradient). Everything
+// is double precision on a copy of the weights taken after each fit.
+
+struct Dual {
+  double v = 0, t = 0;
+};
+inline Dual operator+(Dual a, Dual b) { return {a.v + b.v, a.t + b.t}; }
+inline Dual operator-(Dual a, Dual b) { return {a.v - b.v, a.t - b.t}; }
+inline Dual operator*(Dual a, Dual b) { return {a.v * b.v, a.t * b.v + a.v * b.t}; }
+inline Dual operator*(double c, Dual a) { return {c * a.v, c * a.t}; }
+inline Dual operator+(double c, Dual a) { return {c + a.v, a.t}; }
+inline Dual operator/(Dual a, Dual b) { return {a.v / b.v, (a.t * b.v - a.v * b.t) / (b.v * b.v)}; }
+inline Dual dsqrt(Dual a) {
+  const double r = std::sqrt(a.v);
+  return {r, a.t / (2 * r)};
+}
+inline Dual dexp(Dual a) {
+  const double e = std::exp(a.v);
+  return {e, e * a.t};
+}
+inline double sigmoid_d(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+inline Dual dsigmoid(Dual a) {
+  const double s = sigmoid_d(a.v);
+  return {s, s * (1 - s) * a.t};
+}
+/// softplus as torch computes it (threshold 20: linear above).
+inline Dual dsoftplus(Dual a) {
+  if (a.v > 20) return a;
+  return {std::log1p(std::exp(a.v)), sigmoid_d(a.v) * a.t};
+}
+/// softplus' = sigmoid (1 above the threshold), on duals.
+inline Dual dsoftplus_grad(Dual a) { return a.v > 20 ? Dual{1, 0} : dsigmoid(a); }
+/// clamp_min(a, lo): torch passes the gradient where a >= lo.
+inline Dual dclamp_min(Dual a, double lo) { return a.v >= lo ? a : Dual{lo, 0}; }
+
+/// A dense layer's weights in double, w row-major [in][out].
+struct DenseD {
+  int64_t in = 0, out = 0;
+  std::vector<double> w, b;
+  void load(const at::Tensor& w_t, const at::Tensor& b_t) {
+    const at::Tensor wd = w_t.detach().to(at::kDouble).contiguous(), bd = b_t.detach().to(at::kDouble).contiguous();
+    in = wd.size(0), out = wd.size(1);
+    w.assign(wd.data_ptr<double>(), wd.data_ptr<double>() + in * out);
+    b.assign(bd.data_ptr<double>(), bd.data_ptr<double>() + out);
+  }
+  /// y[j] = b[j] + Σ_i x[i] w[i][j]
+  void forward(const Dual* x, Dual* y) const {
+    for (int64_t j = 0; j < out; ++j) y[j] = {b[size_t(j)], 0};
+    for (int64_t i = 0; i < in; ++i) {
+      const Dual xi = x[i];
+      const double* wr = &w[size_t(i * out)];
+      for (int64_t j = 0; j < out; ++j) y[j] = {y[j].v + xi.v * wr[j], y[j].t + xi.t * wr[j]};
+    }
+  }
+  /// x̄[i] += Σ_j ȳ[j] w[i][j]
+  void backward(const Dual* ybar, Dual* xbar) const {
+    for (int64_t i = 0; i < in; ++i) {
+      const double* wr = &w[size_t(i * out)];
+      Dual acc = xbar[i];
+      for (int64_t j = 0; j < out; ++j) acc = {acc.v + ybar[j].v * wr[j], acc.t + ybar[j].t * wr[j]};
+      xbar[i] = acc;
+    }
+  }
+};
+
+/// Teacher (no dropout) / student: in -> 64 -> 32 -> 1, Softplus, Sigmoid.
+struct MlpD {
+  DenseD l1, l2, l3;
+  void load(const Mlp& m) {
+    l1.load(m.l1.w, m.l1.b);
+    l2.load(m.l2.w, m.l2.b);
+    l3.load(m.l3.w, m.l3.b);
+  }
+  struct Tape {
+    std::vector<Dual> z1, h1, z2, h2;
+    Dual z3, out;
+  };
+  void forward(const Dual* x, Tape& t) const {
+    t.z1.resize(size_t(l1.out)), t.h1.resize(size_t(l1.out)), t.z2.resize(size_t(l2.out)), t.h2.resize(size_t(l2.out));
+    l1.forward(x, t.z1.data());
+    for (size_t j = 0; j < t.z1.size(); ++j) t.h1[j] = dsoftplus(t.z1[j]);
+    l2.forward(t.h1.data(), t.z2.data());
+    for (size_t j = 0; j < t.z2.size(); ++j) t.h2[j] = dsoftplus(t.z2[j]);
+    l3.forward(t.h2.data(), &t.z3);
+    t.out = dsigmoid(t.z3);
+  }
+  /// Adds out̄ · ∂out/∂x to xbar.
+  void backward(const Tape& t, Dual outbar, Dual* xbar) const {
+    const Dual z3bar = outbar * (t.out * (1.0 + (-1.0) * t.out));
+    std::vector<Dual> h2bar(t.h2.size()), z2bar(t.z2.size()), h1bar(t.h1.size()), z1bar(t.z1.size());
+    l3.backward(&z3bar, h2bar.data());
+    for (size_t j = 0; j < z2bar.size(); ++j) z2bar[j] = h2bar[j] * dsoftplus_grad(t.z2[j]);
+    l2.backward(z2bar.data(), h1bar.data());
+    for (size_t j = 0; j < z1bar.size(); ++j) z1bar[j] = h1bar[j] * dsoftplus_grad(t.z1[j]);
+    l1.backward(z1bar.data(), xbar);
+  }
+};
+
+/// NPN layer in double: mean weights wm, variance weights ws = softplus(ws_raw), and wm² + ws.
+struct NpnDenseD {
+  DenseD mean, var_of_m2, var_of_s;  // (wm, bm), (ws, bs), (ws + wm², 0)
+  void load(const NpnDense& l) {
+    torch::NoGradGuard guard;
+    const at::Tensor ws = at::softplus(l.ws_raw.to(at::kDouble)), bs = at::softplus(l.bs_raw.to(at::kDouble));
+    const at::Tensor wm = l.wm.to(at::kDouble);
+    mean.load(wm, l.bm);
+    var_of_m2.load(ws, bs);
+    var_of_s.load(ws + wm * wm, at::zeros_like(bs));
+  }
+  /// s == nullptr: zero input variance (first layer).
+  void forward(const Dual* m, const Dual* s, Dual* m_out, Dual* s_out) const {
+    const int64_t in = mean.in, out = mean.out;
+    std::vector<Dual> m2(static_cast<size_t>(in)), extra(static_cast<size_t>(out));
+    for (int64_t i = 0; i < in; ++i) m2[size_t(i)] = m[i] * m[i];
+    mean.forward(m, m_out);
+    var_of_m2.forward(m2.data(), s_out);
+    if (s) {
+      var_of_s.forward(s, extra.data());
+      for (int64_t j = 0; j < out; ++j) s_out[j] = s_out[j] + extra[size_t(j)];
+    }
+  }
+  void backward(const Dual* m, const Dual* mbar_out, const Dual* sbar_out, Dual* mbar, Dual* sbar) const {
+    const int64_t in = mean.in;
+    std::vector<Dual> m2bar(static_cast<size_t>(in));
+    mean.backward(mbar_out, mbar);
+    var_of_m2.backward(sbar_out, m2bar.data());
+    for (int64_t i = 0; i < in; ++i) mbar[i] = mbar[i] + 2.0 * (m[i] * m2bar[size_t(i)]);
+    if (sbar) var_of_s.backward(sbar_out, sbar);
+  }
+};
+
+/// npn_relu on one element, with its local partial derivatives (as duals).
+struct ReluD {
+  Dual m_out, s_out, dm_dm, dm_ds, ds_dm, ds_ds;
+};
+ReluD npn_relu_d(Dual m, Dual s_in) {
+  static const double kappa = std::sqrt(8.0 / M_PI), c = 1.0 / std::sqrt(2 * M_PI);
+  const bool s_passes = s_in.v >= kVarFloor;
+  const Dual s = dclamp_min(s_in, kVarFloor);
+  const Dual sd = dsqrt(s);
+  const Dual r = m / sd;
+  const Dual g = dsigmoid(kappa * r);
+  const Dual phi = c * (sd * dexp(-0.5 * (r * r)));
+  ReluD o;
+  o.m_out = g * m + phi;
+  const Dual m2s = m * m + s;
+  const Dual s_raw = g * m2s + m * phi - o.m_out * o.m_out;
+  // ∂g/∂m = κ g(1−g)/√s, ∂g/∂s = −κ g(1−g) r/(2s); ∂φ/∂m = −m φ/s, ∂φ/∂s = φ(1 + r²)/(2s).
+  const Dual gp = kappa * (g * (1.0 + (-1.0) * g));
+  const Dual dg_dm = gp / sd, dg_ds = -0.5 * (gp * r / s);
+  const Dual dphi_dm = -1.0 * (m * phi / s), dphi_ds = 0.5 * (phi * (1.0 + r * r) / s);
+  o.dm_dm = g + m * dg_dm + dphi_dm;
+  o.dm_ds = m * dg_ds + dphi_ds;
+  o.ds_dm = dg_dm * m2s + 2.0 * (g * m) + phi + m * dphi_dm - 2.0 * (o.m_out * o.dm_dm);
+  o.ds_ds = dg_ds * m2s + g + m * dphi_ds - 2.0 * (o.m_out * o.dm_ds);
+  if (!s_passes) o.dm_ds = o.ds_ds = Dual{};
+  if (s_raw.v < kVarFloor) o.ds_dm = o.ds_ds = Dual{};
+  o.s_out = dclamp_min(s_raw, kVarFloor);
+  return o;
+}
+
+/// npn_sigmoid on one element, with its local partial derivatives.
+ReluD npn_sigmoid_d(Dual m, Dual s) {
+  static const double xi2 = M_PI / 8.0, alpha = 4.0 - 2.0 * std::sqrt(2.0), beta = -std::log(std::sqrt(2.0) + 1.0);
+  const Dual q1 = 1.0 + xi2 * s, q2 = 1.0 + (xi2 * alpha * alpha) * s;
+  const Dual z1 = m / dsqrt(q1), z2 = alpha * (m + Dual{beta, 0}) / dsqrt(q2);
+  const Dual m_out = dsigmoid(z1), t = dsigmoid(z2);
+  const Dual sp1 = m_out * (1.0 + (-1.0) * m_out), sp2 = t * (1.0 + (-1.0) * t);
+  ReluD o;
+  o.m_out = m_out;
+  o.dm_dm = sp1 / dsqrt(q1);
+  o.dm_ds = -0.5 * xi2 * (sp1 * z1 / q1);
+  const Dual dt_dm = alpha * (sp2 / dsqrt(q2)), dt_ds = -0.5 * xi2 * alpha * alpha * (sp2 * z2 / q2);
+  const Dual s_raw = t - m_out * m_out;
+  o.ds_dm = dt_dm - 2.0 * (m_out * o.dm_dm);
+  o.ds_ds = dt_ds - 2.0 * (m_out * o.dm_ds);
+  if (s_raw.v < kVarFloor) o.ds_dm = o.ds_ds = Dual{};
+  o.s_out = dclamp_min(s_raw, kVarFloor);
+  return o;
+}
+
+struct NpnD {
+  NpnDenseD l1, l2, l3;
+  void load(const Npn& n) {
+    l1.load(n.l1);
+    l2.load(n.l2);
+    l3.load(n.l3);
+  }
+  struct Tape {
+    std::vector<ReluD> r1, r2;
+    std::vector<Dual> m1r, s1r, m2r, s2r;
+    ReluD out;
+  };
+  void forward(const Dual* x, Tape& t) const {
+    const size_t h1 = size_t(l1.mean.out), h2 = size_t(l2.mean.out);
+    std::vector<Dual> m(std::max(h1, h2)), s(std::max(h1, h2));
+    t.r1.resize(h1), t.r2.resize(h2), t.m1r.resize(h1), t.s1r.resize(h1), t.m2r.resize(h2), t.s2r.resize(h2);
+    l1.forward(x, nullptr, m.data(), s.data());
+    for (size_t j = 0; j < h1; ++j) {
+      t.r1[j] = npn_relu_d(m[j], s[j]);
+      t.m1r[j] = t.r1[j].m_out, t.s1r[j] = t.r1[j].s_out;
+    }
+    l2.forward(t.m1r.data(), t.s1r.data(), m.data(), s.data());
+    for (size_t j = 0; j < h2; ++j) {
+      t.r2[j] = npn_relu_d(m[j], s[j]);
+      t.m2r[j] = t.r2[j].m_out, t.s2r[j] = t.r2[j].s_out;
+    }
+    Dual m3, s3;
+    l3.forward(t.m2r.data(), t.s2r.data(), &m3, &s3);
+    t.out = npn_sigmoid_d(m3, s3);  // Npn::forward's final clamp is the same floor (idempotent)
+  }
+  /// Adds m̄ · ∂mean/∂x + s̄ · ∂var/∂x to xbar.
+  void backward(const Tape& t, Dual mbar, Dual sbar, const Dual* x, Dual* xbar) const {
+    const Dual m3bar = mbar * t.out.dm_dm + sbar * t.out.ds_dm;
+    const Dual s3bar = mbar * t.out.dm_ds + sbar * t.out.ds_ds;
+    const size_t h1 = t.r1.size(), h2 = t.r2.size();
+    std::vector<Dual> m2rbar(h2), s2rbar(h2), m2bar(h2), s2bar(h2), m1rbar(h1), s1rbar(h1), m1bar(h1), s1bar(h1);
+    l3.backward(t.m2r.data(), &m3bar, &s3bar, m2rbar.data(), s2rbar.data());
+    for (size_t j = 0; j < h2; ++j) {
+      const ReluD& r = t.r2[j];
+      m2bar[j] = m2rbar[j] * r.dm_dm + s2rbar[j] * r.ds_dm;
+      s2bar[j] = m2rbar[j] * r.dm_ds + s2rbar[j] * r.ds_ds;
+    }
+    l2.backward(t.m1r.data(), m2bar.data(), s2bar.data(), m1rbar.data(), s1rbar.data());
+    for (size_t j = 0; j < h1; ++j) {
+      const ReluD& r = t.r1[j];
+      m1bar[j] = m1rbar[j] * r.dm_dm + s1rbar[j] * r.ds_dm;
+      s1bar[j] = m1rbar[j] * r.dm_ds + s1rbar[j] * r.ds_ds;
+    }
+    l1.backward(x, m1bar.data(), s1bar.data(), xbar, nullptr);
+  }
+};
+
 }  // namespace
 
 std::pair<at::Tensor, at::Tensor> npn_relu(const at::Tensor& m, const at::Tensor& s_in) {
@@ -143,6 +381,16 @@ struct Surrogate::Impl {
   std::unique_ptr<torch::optim::AdamW> teacher_opt, npn_opt;
   std::unique_ptr<torch::optim::SGD> student_opt;
   bool fitted = false;
+  // Double copies of the weights for acquisition_derivatives(), refreshed after every fit.
+  MlpD teacher_d, student_d;
+  NpnD npn_d;
+
+  void freeze() {
+    torch::NoGradGuard guard;
+    teacher_d.load(teacher);
+    student_d.load(student);
+    npn_d.load(npn);
+  }
 
   explicit Impl(SurrogateOptions o) : options(o) {
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(o.seed, 100, 0));
@@ -154,6 +402,7 @@ struct Surrogate::Impl {
     student_opt = std::make_unique<torch::optim::SGD>(student.parameters(), torch::optim::SGDOptions(o.student_lr));
     npn_opt = std::make_unique<torch::optim::AdamW>(npn.parameters(),
                                                      torch::optim::AdamWOptions(o.npn_lr).weight_decay(o.npn_weight_decay));
+    freeze();
   }
 
   /// Mini-batch training of one network with early stopping; keeps the best-validation weights.
@@ -251,6 +500,7 @@ struct Surrogate::Impl {
     std::tie(report.epochs[2], report.validation_loss[2]) =
         train(*npn_opt, npn.parameters(), train_rows, val_rows, npn_loss, false, gen);
     fitted = true;
+    freeze();
     return report;
   }
 
@@ -277,6 +527,65 @@ SurrogatePrediction Surrogate::predict(const at::Tensor& x) const {
 }
 
 SurrogatePrediction Surrogate::forward(const at::Tensor& x) const { return impl_->forward(x); }
+
+Surrogate::Derivatives Surrogate::acquisition_derivatives(const at::Tensor& x_in, const at::Tensor& probes_in,
+                                                          const AcquisitionSettings& settings) const {
+  const at::Tensor x = x_in.detach().to(at::kDouble).contiguous();
+  const at::Tensor probes = probes_in.detach().to(at::kDouble).contiguous();
+  FLEXNAS_CHECK(x.dim() == 2 && x.size(1) == impl_->options.input_dim, "acquisition_derivatives: x ", x.sizes());
+  FLEXNAS_CHECK(probes.dim() == 3 && probes.size(1) == x.size(0) && probes.size(2) == x.size(1),
+                "acquisition_derivatives: probes ", probes.sizes(), " for x ", x.sizes());
+  const int64_t K = x.size(0), d = x.size(1), P = probes.size(0);
+  Derivatives out;
+  out.value = at::zeros({K}, at::kDouble);
+  out.grad = at::zeros({K, d}, at::kDouble);
+  out.diag = at::zeros({K, d}, at::kDouble);
+  const double* xp = x.data_ptr<double>();
+  const double* vp = probes.data_ptr<double>();
+  double* value = out.value.data_ptr<double>();
+  double* grad = out.grad.data_ptr<double>();
+  double* diag = out.diag.data_ptr<double>();
+  const Impl& im = *impl_;
+  std::vector<Dual> xd(static_cast<size_t>(d)), xbar(static_cast<size_t>(d));
+  MlpD::Tape mean_tape, ep_tape;
+  NpnD::Tape npn_tape;
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t p = 0; p < std::max<int64_t>(P, 1); ++p) {
+      for (int64_t i = 0; i < d; ++i) xd[size_t(i)] = {xp[k * d + i], P > 0 ? vp[(p * K + k) * d + i] : 0.0};
+      // Forward: μ (NPN mean or teacher), σ_ep (student), σ²_al (NPN variance).
+      im.npn_d.forward(xd.data(), npn_tape);
+      im.student_d.forward(xd.data(), ep_tape);
+      if (!im.options.mean_from_npn) im.teacher_d.forward(xd.data(), mean_tape);
+      const Dual mu = im.options.mean_from_npn ? npn_tape.out.m_out : mean_tape.out;
+      const Dual ep = ep_tape.out;
+      Dual u = ep;
+      if (settings.aleatoric) u = dsqrt(ep * ep + npn_tape.out.s_out + Dual{1e-12, 0});
+      const Dual a = settings.uncertainty_only ? -1.0 * u : mu - settings.k * u;
+      // Reverse: ā = 1; ū = −k (or −1); ∂u/∂σ_ep = σ_ep/u, ∂u/∂σ²_al = 1/(2u) in the aleatoric phase.
+      const Dual ubar{settings.uncertainty_only ? -1.0 : -settings.k, 0};
+      const Dual mubar{settings.uncertainty_only ? 0.0 : 1.0, 0};
+      Dual epbar = ubar, sbar{};
+      if (settings.aleatoric) {
+        epbar = ubar * ep / u;
+        sbar = 0.5 * (ubar / u);
+      }
+      std::fill(xbar.begin(), xbar.end(), Dual{});
+      if (im.options.mean_from_npn) im.npn_d.backward(npn_tape, mubar, sbar, xd.data(), xbar.data());
+      else {
+        im.teacher_d.backward(mean_tape, mubar, xbar.data());
+        if (settings.aleatoric) im.npn_d.backward(npn_tape, Dual{}, sbar, xd.data(), xbar.data());
+      }
+      im.student_d.backward(ep_tape, epbar, xbar.data());
+      if (p == 0) {
+        value[k] = a.v;
+        for (int64_t i = 0; i < d; ++i) grad[k * d + i] = xbar[size_t(i)].v;
+      }
+      if (P > 0)
+        for (int64_t i = 0; i < d; ++i) diag[k * d + i] += xd[size_t(i)].t * xbar[size_t(i)].t / double(P);
+    }
+  }
+  return out;
+}
 bool Surrogate::fitted() const { return impl_->fitted; }
 const SurrogateOptions& Surrogate::options() const { return impl_->options; }
 
