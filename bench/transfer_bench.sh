@@ -78,7 +78,7 @@ for t in $targets; do
       [ "$start" = fresh ] && fresh_steps="$steps"
       if [ "$start" != fresh ] && [[ "$steps" =~ ^[0-9]+$ ]]; then
         if [[ "$fresh_steps" =~ ^[0-9]+$ ]]; then ratio="$(awk -v a="$steps" -v b="$fresh_steps" 'BEGIN{printf "%.2f", a/b}')"
-        else ratio="<$(awk -v a="$steps" -v b="$cap" 'BEGIN{printf "%.2f", a/b}')"; fi
+        elif [ -n "$fresh_steps" ]; then ratio="<$(awk -v a="$steps" -v b="$cap" 'BEGIN{printf "%.2f", a/b}')"; fi
       fi
     fi
     printf "%-9s %-6s %8s %10.4f %9s %10s %9s\n" "$t" "$start" "$overlap" "$loss0" "$steps" "$at" "$ratio"
