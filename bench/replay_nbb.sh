@@ -1,6 +1,7 @@
 #!/bin/sh
 # Replays BOSHNAS, random search and regularized evolution on NAS-Bench-BERT (GLUE score) over
-# SEEDS seeds with a budget of BUDGET trials and prints the aggregate lines of each.
+# SEEDS seeds with a budget of BUDGET trials and prints the aggregate lines of each. Every
+# setting is the default of the options structs (nas/boshnas.h, nas/surrogate.h, nas/gobi.h).
 #   bench/replay_nbb.sh [BUILD_DIR] [SEEDS] [BUDGET]
 set -eu
 BUILD=${1:-build}
@@ -17,6 +18,5 @@ cmake -DIN="$NBB" -DOUT="$WORK/archs.json" -P "$SRC/tests/nas/dedupe_records.cma
 for policy in boshnas random evolution; do
   echo "== $policy"
   /usr/bin/time -f "wall %e s" "$FLEXNAS" replay --library "$WORK/nbb_lib.json" --table "$NBB" --metric glue \
-    --policy "$policy" --budget "$BUDGET" --seeds "$SEEDS" --seed 0 --threads 1 --summary-only \
-    --gobi-iterations 30 --max-epochs 50
+    --policy "$policy" --budget "$BUDGET" --seeds "$SEEDS" --seed 0 --threads 1 --summary-only
 done

@@ -138,7 +138,7 @@ void add_replay_command(CLI::App& app) {
   cmd->add_option("--cost-weight", o->cost_weight,
                   "second objective: maximise score - W*log2(parameters/1e6) (default 0 = score only)");
   cmd->add_option("--best-starts", o->best_starts,
-                  "BOSHNAS: GOBI restarts started at the best completed architectures (default 5 of 10; 0 = spec)");
+                  "BOSHNAS: GOBI restarts started at the best completed architectures (default 0 = spec: all random)");
   cmd->add_option("--num-init", o->num_init, "BOSHNAS random initial designs (default 10)");
   cmd->add_option("--gobi-iterations", o->gobi_iterations, "BOSHNAS: AdaHessian iterations per GOBI step (default 200)");
   cmd->add_option("--max-epochs", o->max_epochs, "BOSHNAS: epochs per network and refit (default 200, early stopping)");

@@ -42,9 +42,9 @@ struct BoshnasOptions {
   double ucb_k = 0.5;               // a = μ − k·u
   // GOBI start points: this many of the K restarts start at the best completed architectures (by
   // objective, best first; fewer while fewer are completed), the others at uniformly drawn library
-  // embeddings as in spec §3.4. 0 = the spec's all-random starts. Starting at good results lets the
-  // gradient steps refine them, and snapping then lands on their nearest untrained neighbours.
-  int64_t best_starts = 5;
+  // embeddings as in spec §3.4. 0 = the spec's all-random starts (the default: 5 gave no clear gain
+  // on NAS-Bench-BERT over 30 seeds, see bench/RESULTS-nas.md).
+  int64_t best_starts = 0;
   SurrogateOptions surrogate;
   GobiOptions gobi;
 };
