@@ -108,7 +108,13 @@ ChildResult run_child(const std::vector<std::string>& argv, const std::map<std::
     struct sigaction dfl;
     std::memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
-    for (int sig : {SIGINT, SIGTERM, SIGUSR1, SIGPIPE}) ::sigaction(sig, &dfl, nullptr);
+    for (int sig : {SIGINT, SIGTERM, SIGPIPE}) ::sigaction(sig, &dfl, nullptr);
+    // SIGUSR1 is the scheduler's drain request, and SLURM's --signal=USR1@T reaches every process
+    // of the job step, trials included: the trial ignores it (kept across exec) and the scheduler
+    // decides (waits drain_timeout, then cancels).
+    struct sigaction ign = dfl;
+    ign.sa_handler = SIG_IGN;
+    ::sigaction(SIGUSR1, &ign, nullptr);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
