@@ -5,7 +5,6 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
-#include <thread>
 
 #include "datasets/mlm.h"
 #include "datasets/tokenizer.h"
@@ -18,6 +17,7 @@
 #include "models/checkpoint.h"
 #include "models/safetensors.h"
 #include "models/trainer.h"
+#include "models/training.h"
 #include "transfer/transfer.h"
 
 namespace flexnas::launch {
@@ -48,8 +48,9 @@ void check_non_negative(const char* flag, double v) {
 
 void set_threads(int64_t threads) {
   if (threads < 0) throw ConfigError("error: --threads: expected 0 (every core) or a positive count, got " + std::to_string(threads));
-  const int64_t n = threads > 0 ? threads : std::max<int64_t>(1, std::thread::hardware_concurrency());
-  torch::set_num_threads(int(n));  // LibTorch 1.13 defaults to 1 on these machines (PLATFORM.md)
+  // LibTorch's intra-op pool and OpenBLAS's together (models/training.h: otherwise BLAS runs on
+  // every core whatever --threads says); 0 = every core.
+  models::set_compute_threads(int(threads));
 }
 
 void run_pretrain(PretrainCliOptions o) {

@@ -3,16 +3,16 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <thread>
 
 #include "design_space/error.h"
+#include "models/training.h"
 
 namespace flexnas::launch {
 
 void set_torch_threads(int64_t threads) {
   if (threads < 0)
     throw ConfigError("error: --threads: expected 0 (every core) or a positive count, got " + std::to_string(threads));
-  torch::set_num_threads(int(threads > 0 ? threads : std::max<int64_t>(1, std::thread::hardware_concurrency())));
+  models::set_compute_threads(int(threads));  // LibTorch and OpenBLAS together; 0 = every core
 }
 
 datasets::Tokenizer checkpoint_task_tokenizer(const std::string& checkpoint, const models::CheckpointConfig& config,

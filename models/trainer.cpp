@@ -125,27 +125,6 @@ void commit_checkpoint(const std::string& dir, FlexModelImpl& model, const AdamW
   finish_commit(dir);
 }
 
-WarmStartReport warm_start(FlexModelImpl& model, const std::string& dir) {
-  read_checkpoint_config(dir);  // ConfigError when `dir` is not a checkpoint
-  const auto source = read_safetensors(join(dir, kWeightsFile));
-  WarmStartReport report;
-  torch::NoGradGuard no_grad;
-  auto visit = [&](const std::string& name, torch::Tensor& t) {
-    auto it = source.find(name);
-    if (it != source.end() && it->second.sizes() == t.sizes()) {
-      t.copy_(it->second.to(t.dtype()));
-      ++report.copied;
-      report.copied_params += t.numel();
-    } else {
-      ++report.fresh;
-      report.fresh_names.push_back(name);
-    }
-  };
-  for (auto& item : model.named_parameters()) visit(item.key(), item.value());
-  for (auto& item : model.named_buffers()) visit(item.key(), item.value());
-  return report;
-}
-
 double evaluate_mlm(FlexModelImpl& model, const MlmSource& data, int64_t max_batches) {
   const bool was_training = model.is_training();
   model.eval();

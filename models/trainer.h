@@ -101,17 +101,6 @@ bool recover_checkpoint(const std::string& dir);
 void commit_checkpoint(const std::string& dir, FlexModelImpl& model, const AdamW* optimizer, int64_t step,
                        const nlohmann::ordered_json& metrics, const std::string& tokenizer_file);
 
-/// What a warm start copied.
-struct WarmStartReport {
-  int64_t copied = 0;        // tensors copied (name and shape match)
-  int64_t fresh = 0;         // tensors of the new model left as initialised
-  int64_t copied_params = 0; // scalars copied
-  std::vector<std::string> fresh_names;
-};
-/// Warm start: copies every tensor of checkpoint `dir`'s model.safetensors whose name and shape
-/// match a parameter or buffer of `model`. ConfigError if `dir` is not a checkpoint.
-WarmStartReport warm_start(FlexModelImpl& model, const std::string& dir);
-
 /// Fine-tuning settings (defaults: spec §8.3's Trainer defaults, with the brief's lr and epochs).
 struct FinetuneTrainOptions {
   int64_t epochs = 3;            // passes over the training split

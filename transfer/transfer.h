@@ -5,7 +5,8 @@
 // Everything is driven by a tensor layout computed from the model dict alone (tensor_layout): every
 // parameter's name and shape, and what each axis means. Axes are
 //   - hidden widths h_i (the residual stream): od copies the first min(h_s, h_t) entries; rp maps the
-//     source through one projection per (source width, target width) pair (ProjectionCache), shared
+//     source through one random coordinate map per (source width, target width) pair
+//     (ProjectionCache: widening replicates random units, narrowing selects a random subset), shared
 //     by every tensor meeting at that width;
 //   - head-structured attention widths (groups x heads x per-head dims): common heads, first dims;
 //   - ordered axes (FFN widths, token types): the first min entries;
@@ -101,10 +102,17 @@ TransferPlan plan_transfer(const Architecture& source, const Architecture& targe
 double transfer_overlap(const Architecture& source, const Architecture& target,
                         const models::ModelOptions& options = {}, TransferMode mode = TransferMode::kOrdered);
 
-/// One projection per (source width, target width) pair: Q (t x s) a partial isometry drawn from the
-/// seed and the pair, with Q 1_s/sqrt(s) = 1_t/sqrt(t) (so LayerNorm's mean removal commutes with
-/// it), and a scale alpha = sqrt(t/s) for t > s, 1 otherwise (so LayerNorm's variance is kept).
-/// Equal widths: Q = I. A hidden state x_s of the source corresponds to x_t = alpha Q x_s.
+/// One projection per (source width, target width) pair, drawn from the seed and the pair only (not
+/// from the order in which tensors ask), so every tensor meeting at a width uses the same map:
+///   - widening (t > s): random replication: target units 0..s-1 keep their source unit, each further
+///     unit repeats a randomly chosen one; an entry is 1/sqrt(copies of that source unit), so the
+///     columns are orthonormal;
+///   - narrowing (t < s): random selection of t source units (in order), one 1 per row;
+///   - equal widths: Q = I.
+/// Q (t x s) has one non-negative entry per row, so per-unit gains (LayerNorm) carry over exactly and
+/// applying it is a gather. With alpha = sqrt(t/s) for t > s (1 otherwise), a hidden state x_s of
+/// the source corresponds to x_t = alpha Q x_s: each unit keeps its value when copies are even, so
+/// LayerNorm's statistics are kept. Measured against dense rotations in transfer.cpp.
 class ProjectionCache {
  public:
   explicit ProjectionCache(uint64_t seed) : seed_(seed) {}
