@@ -79,7 +79,7 @@ class LocalPool : public WorkerPool {
     s.cancel = false;
     s.task = task;
     s.busy = true;
-    work_cv_.notify_all();
+    s.wake.notify_one();  // only this worker (one condition variable for all woke every thread)
   }
 
   std::vector<PoolEvent> wait(double seconds) override {
@@ -100,8 +100,10 @@ class LocalPool : public WorkerPool {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopping_) return;
       stopping_ = true;
-      for (Slot& s : slots_) s.cancel = true;
-      work_cv_.notify_all();
+      for (Slot& s : slots_) {
+        s.cancel = true;
+        s.wake.notify_one();
+      }
     }
     for (std::thread& t : threads_) t.join();
   }
@@ -111,6 +113,7 @@ class LocalPool : public WorkerPool {
     std::optional<TrialTask> task;
     bool busy = false;
     std::atomic<bool> cancel{false};
+    std::condition_variable wake;  // a task or shutdown for this worker
   };
 
   void loop(int w) {
@@ -119,7 +122,7 @@ class LocalPool : public WorkerPool {
       TrialTask task;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        work_cv_.wait(lock, [&] { return stopping_ || slots_[size_t(w)].task.has_value(); });
+        slots_[size_t(w)].wake.wait(lock, [&] { return stopping_ || slots_[size_t(w)].task.has_value(); });
         if (stopping_ && !slots_[size_t(w)].task) return;
         task = *slots_[size_t(w)].task;
         slots_[size_t(w)].task.reset();
@@ -137,7 +140,7 @@ class LocalPool : public WorkerPool {
       std::lock_guard<std::mutex> lock(mutex_);
       slots_[size_t(w)].busy = false;
       events_.push_back(std::move(e));
-      done_cv_.notify_all();
+      done_cv_.notify_one();  // the scheduler is the only waiter
       if (stopping_) return;
     }
   }
@@ -146,7 +149,7 @@ class LocalPool : public WorkerPool {
   std::vector<Slot> slots_;
   std::vector<std::thread> threads_;
   std::mutex mutex_;
-  std::condition_variable work_cv_, done_cv_;
+  std::condition_variable done_cv_;
   std::deque<PoolEvent> events_;
   bool stopping_ = false;
 };
