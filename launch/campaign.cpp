@@ -365,6 +365,7 @@ class Scheduler {
     bo.patience = config_.policy.patience;
     bo.aleatoric_queries = config_.policy.aleatoric_queries;
     bo.stop_on_convergence = config_.policy.stop_on_convergence;
+    bo.targets = config_.policy.targets;
     nas::EvolutionOptions eo;
     eo.population = config_.policy.population;
     eo.sample_size = config_.policy.sample_size;

@@ -45,6 +45,7 @@ struct PolicyConfig {
   int64_t patience = 5;
   int64_t aleatoric_queries = 5;
   bool stop_on_convergence = false;
+  std::string targets = "rank";          // rank | minmax (nas::normalised_targets)
   // evolution
   int64_t population = 20;
   int64_t sample_size = 5;

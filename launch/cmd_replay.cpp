@@ -28,6 +28,7 @@ struct ReplayCliOptions {
   int64_t max_parameters = 0;
   double cost_weight = nas::PolicyOptions{}.cost_weight;
   int64_t best_starts = nas::BoshnasOptions{}.best_starts;
+  std::string targets = nas::BoshnasOptions{}.targets;
   int64_t num_init = nas::BoshnasOptions{}.num_init;
   int64_t gobi_iterations = nas::GobiOptions{}.max_iterations;
   int64_t max_epochs = nas::SurrogateOptions{}.max_epochs;
@@ -83,6 +84,7 @@ void run_replay(const ReplayCliOptions& o) {
   ro.policy_options.max_parameters = o.max_parameters;
   ro.policy_options.cost_weight = o.cost_weight;
   ro.boshnas.best_starts = o.best_starts;
+  ro.boshnas.targets = o.targets;
   ro.boshnas.num_init = o.num_init;
   ro.boshnas.gobi.max_iterations = o.gobi_iterations;
   ro.boshnas.surrogate.max_epochs = o.max_epochs;
@@ -139,6 +141,8 @@ void add_replay_command(CLI::App& app) {
                   "second objective: maximise score - W*log2(parameters/1e6) (default 0 = score only)");
   cmd->add_option("--best-starts", o->best_starts,
                   "BOSHNAS: GOBI restarts started at the best completed architectures (default 0 = spec: all random)");
+  cmd->add_option("--targets", o->targets, "BOSHNAS surrogate targets: rank | minmax (default rank)")
+      ->check(CLI::IsMember({"rank", "minmax"}));
   cmd->add_option("--num-init", o->num_init, "BOSHNAS random initial designs (default 10)");
   cmd->add_option("--gobi-iterations", o->gobi_iterations, "BOSHNAS: AdaHessian iterations per GOBI step (default 200)");
   cmd->add_option("--max-epochs", o->max_epochs, "BOSHNAS: epochs per network and refit (default 200, early stopping)");

@@ -26,6 +26,8 @@ BoshnasPolicy::BoshnasPolicy(const Library& library, PolicyOptions options, Bosh
                       "); build it with `flexnas library generate` or `flexnas library import`");
   if (boshnas_.uncertainty_prob < 0 || boshnas_.diversity_prob < 0 || boshnas_.uncertainty_prob + boshnas_.diversity_prob > 1)
     throw ConfigError("error: boshnas: uncertainty_prob + diversity_prob must lie in [0, 1]");
+  if (boshnas_.targets != "rank" && boshnas_.targets != "minmax")
+    throw ConfigError("error: boshnas: targets must be rank or minmax, got '" + boshnas_.targets + "'");
   if (boshnas_.best_starts < 0)
     throw ConfigError("error: boshnas: best_starts must be at least 0, got " + std::to_string(boshnas_.best_starts));
   // Standardise the embeddings per dimension (library-wide statistics: known before any trial).
@@ -75,15 +77,29 @@ void BoshnasPolicy::refit() {
       values.push_back(objective(t.index, t.score));
     }
   if (rows.empty()) return;
-  // y = normalised loss in [0.1, 0.9]: 0.1 for the best result so far, 0.9 for the worst. The
-  // normaliser follows the data at every refit (defect 11 fix: the reference froze max_loss after
-  // the initial designs, so later, better results could leave the sigmoid's range).
-  const double best = *std::max_element(values.begin(), values.end());
-  const double worst = *std::min_element(values.begin(), values.end());
-  std::vector<float> y;
-  for (double v : values) y.push_back(best > worst ? float(0.1 + 0.8 * (best - v) / (best - worst)) : 0.5f);
+  // y = normalised loss in [0.1, 0.9], recomputed at every refit (defect 11 fix: the reference
+  // froze max_loss after the initial designs, so later, better results could leave the sigmoid's range).
+  const std::vector<float> y = normalised_targets(values, boshnas_.targets);
   const at::Tensor x = inputs_.index_select(0, at::tensor(rows, at::kLong));
   surrogate_.fit(x, at::tensor(y, at::kFloat), derive_seed(options_.seed, 3, uint64_t(state_.observations().size())));
+}
+
+std::vector<float> normalised_targets(const std::vector<double>& values, const std::string& mode) {
+  std::vector<float> y;
+  if (values.empty()) return y;
+  const double best = *std::max_element(values.begin(), values.end());
+  const double worst = *std::min_element(values.begin(), values.end());
+  if (!(best > worst)) return std::vector<float>(values.size(), 0.5f);
+  for (double v : values) {
+    if (mode == "minmax") {
+      y.push_back(float(0.1 + 0.8 * (best - v) / (best - worst)));
+      continue;
+    }
+    double better = -0.5;  // v itself counts as a tie with itself
+    for (double w : values) better += w > v ? 1.0 : (w == v ? 0.5 : 0.0);
+    y.push_back(float(0.1 + 0.8 * better / double(values.size() - 1)));
+  }
+  return y;
 }
 
 void BoshnasPolicy::on_observe(int64_t index, std::optional<double> objective, const std::string& kind) {

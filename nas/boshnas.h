@@ -45,9 +45,19 @@ struct BoshnasOptions {
   // embeddings as in spec §3.4. 0 = the spec's all-random starts (the default: 5 gave no clear gain
   // on NAS-Bench-BERT over 30 seeds, see bench/RESULTS-nas.md).
   int64_t best_starts = 0;
+  // Surrogate targets (normalised loss in [0.1, 0.9], 0.1 = best so far; see normalised_targets):
+  // "rank" (default) or "minmax" (the reference's scaling by value, with defect 11 fixed).
+  std::string targets = "rank";
   SurrogateOptions surrogate;
   GobiOptions gobi;
 };
+
+/// The surrogate's targets for results `values` (higher = better): a loss in [0.1, 0.9], 0.1 for
+/// the best. "minmax": 0.1 + 0.8 (best - v) / (best - worst), linear in the value. "rank": 0.1 +
+/// 0.8 (results better than v, ties counted half) / (n - 1). Scores bunch near the top (NAS-Bench-BERT:
+/// the best 1% lie within 0.6 GLUE points of a 21-point range, so min-max gives them 2% of the
+/// target range); ranks spread them evenly, and one outlier cannot squash the rest. All equal: 0.5.
+std::vector<float> normalised_targets(const std::vector<double>& values, const std::string& mode);
 
 class BoshnasPolicy : public Policy {
  public:

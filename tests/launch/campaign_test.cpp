@@ -132,6 +132,9 @@ TEST(CampaignConfig, EachMistakeHasALocatedMessage) {
   EXPECT_NE(config_error(base + "policy: {name: boshnas, uncertainty_prob: 1.5}\n").find("uncertainty_prob: expected a probability"),
             std::string::npos);
   EXPECT_NE(config_error(base + "policy: {name: random, population: 3}\n").find("policy.population"), std::string::npos);
+  EXPECT_NE(config_error(base + "policy: {name: boshnas, targets: quantile}\n")
+                .find("policy.targets: unknown value 'quantile'; allowed: rank, minmax"),
+            std::string::npos);
   EXPECT_NE(config_error(base + "scheduler: {order: fifo}\n").find("scheduler.order: unknown value 'fifo'"),
             std::string::npos);
   EXPECT_NE(config_error(base + "budget: {trials: 0}\n").find("no budget"), std::string::npos);

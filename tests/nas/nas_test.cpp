@@ -320,6 +320,28 @@ TEST(Boshnas, SnapsOnlyToOpenArchitecturesAndIsDeterministic) {
   delete c;
 }
 
+TEST(Boshnas, NormalisedTargetsByRankAndByValue) {
+  // Higher value = better; target 0.1 = best, 0.9 = worst.
+  const std::vector<double> v = {75.0, 60.0, 74.5, 74.9, 74.5};
+  const std::vector<float> rank = normalised_targets(v, "rank");
+  // Results better than each: 0, 4, 2 (+ the tie counted half: 2.5), 1, 2.5 -> 0.1 + 0.8 * k / 4.
+  const std::vector<float> want_rank = {0.1f, 0.9f, 0.6f, 0.3f, 0.6f};
+  ASSERT_EQ(rank.size(), want_rank.size());
+  for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(rank[i], want_rank[i], 1e-6) << i;
+  const std::vector<float> minmax = normalised_targets(v, "minmax");
+  // By value the outlier (60) squashes the top four into 0.1 .. 0.127.
+  EXPECT_NEAR(minmax[0], 0.1f, 1e-6);
+  EXPECT_NEAR(minmax[1], 0.9f, 1e-6);
+  EXPECT_NEAR(minmax[2], 0.1f + 0.8f * 0.5f / 15.0f, 1e-6);
+  EXPECT_NEAR(minmax[3], 0.1f + 0.8f * 0.1f / 15.0f, 1e-6);
+  EXPECT_EQ(normalised_targets({3.0, 3.0}, "rank"), std::vector<float>({0.5f, 0.5f}));
+  EXPECT_EQ(normalised_targets({3.0}, "minmax"), std::vector<float>({0.5f}));
+  EXPECT_TRUE(normalised_targets({}, "rank").empty());
+  BoshnasOptions bad;
+  bad.targets = "quantile";
+  EXPECT_THROW(BoshnasPolicy(synthetic_library(20, 3), PolicyOptions{}, bad), ConfigError);
+}
+
 TEST(Boshnas, RestoreReplaysObservationsToTheSameNextProposal) {
   const Library lib = synthetic_library(80, 13);
   const auto scores = synthetic_scores(lib);
