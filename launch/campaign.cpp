@@ -614,8 +614,8 @@ class Scheduler {
 
   void dispatch() {
     // Free workers start first; their "started" rows follow in one commit, so the store is off the
-    // path from a free worker to its next trial. A kill -9 between the two leaves those trials
-    // "proposed", and resume runs them (the same as for trials that were running).
+    // path from a free worker to its next trial. A kill -9 in the ~0.1 ms between the two leaves
+    // those trials "proposed": resume runs them again under the same attempt number.
     std::vector<std::pair<int64_t, std::string>> started;  // trial id, event note
     for (int w = 0; w < pool_.size() && !ready_.empty(); ++w) {
       if (!pool_.alive(w) || busy_[size_t(w)] >= 0) continue;
@@ -760,11 +760,26 @@ class Scheduler {
   }
 
   void print_progress() {
-    if (pending_progress_.empty()) return;
+    if (pending_progress_.empty()) {
+      // Trials of the builtin evaluator run for minutes: between results, a line every
+      // running_line_seconds says what is running and for how long.
+      if (options_.quiet || !options_.progress_lines || running() == 0 ||
+          since(last_progress_) < options_.running_line_seconds)
+        return;
+      std::ostringstream line;
+      line << summary_line() << " | running:";
+      const double now = unix_now();
+      for (int64_t id : busy_)
+        if (id >= 0) line << " trial " << id << " (" << format_duration(now - trials_[size_t(id)].start_time) << ")";
+      std::cout << line.str() << std::endl;
+      last_progress_ = std::chrono::steady_clock::now();
+      return;
+    }
     const std::string summary = summary_line();
     for (const std::string& finished : pending_progress_) std::cout << summary << finished << "\n";
     std::cout << std::flush;
     pending_progress_.clear();
+    last_progress_ = std::chrono::steady_clock::now();
   }
 
 
@@ -848,6 +863,7 @@ class Scheduler {
   std::optional<TrialRow> best_;
   std::vector<std::string> pending_progress_;  // finished-trial notes waiting for print_progress
   std::chrono::steady_clock::time_point start_, last_save_;
+  std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace

@@ -63,6 +63,7 @@ std::unique_ptr<WorkerPool> make_local_pool(std::shared_ptr<Evaluator> evaluator
 struct SchedulerOptions {
   bool quiet = false;            // no progress lines or leaderboard on stdout
   bool progress_lines = true;    // a line per finished trial
+  double running_line_seconds = 60;  // between results, a line on what runs at most this often
 };
 
 /// Opens or creates the campaign directory: locks it (a second `flexnas search` on the same

@@ -416,6 +416,27 @@ TEST(LocalCampaign, SigtermDrainThenResumeEqualsUninterrupted) {
   EXPECT_EQ(trial_signature((full / "c").string()), trial_signature(c.directory));
 }
 
+TEST(LocalCampaign, LongTrialsGetRunningLinesBetweenResults) {
+  const fs::path dir = temp_dir("running_lines");
+  const CampaignConfig c = write_config(
+      dir, "name: c\nlibrary: " + sample_library() + "\nobjective: {metric: score}\npolicy: random\nbudget: {trials: 1}\n"
+           "evaluator: {type: command, argv: [/bin/sh, -c, 'sleep 1.2; echo ''{\"score\": 1}'' > \"$FLEXNAS_OUT/metrics.json\"']}\n");
+  Campaign campaign = open_campaign(c, false);
+  auto pool = make_local_pool(make_evaluator(c), 1);
+  SchedulerOptions so;
+  so.running_line_seconds = 0.3;
+  testing::internal::CaptureStdout();
+  const int code = run_scheduler(campaign, *pool, so);
+  const std::string out = testing::internal::GetCapturedStdout();
+  ASSERT_EQ(code, 0) << out;
+  // "done 0, failed 0, running 1 of 1 | running: trial 0 (0.3 s)" at least once before the result.
+  const size_t running = out.find("running 1 of 1 | running: trial 0 (");
+  const size_t result = out.find("[trial 0 completed 1]");
+  ASSERT_NE(running, std::string::npos) << out;
+  ASSERT_NE(result, std::string::npos) << out;
+  EXPECT_LT(running, result) << out;
+}
+
 TEST(LocalCampaign, RetriesThenFailureIsReportedAndCampaignFinishes) {
   const fs::path dir = temp_dir("chaos");
   const CampaignConfig c = write_config(
