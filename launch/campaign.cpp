@@ -1,4 +1,5 @@
 #include "launch/campaign.h"
+#include "launch/report_plot.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -836,13 +837,17 @@ class Scheduler {
     library_dirty_ = false;
     last_save_ = std::chrono::steady_clock::now();
     save_elapsed();
+    write_report();  // the leaderboard and the picture follow the campaign, not only its end
   }
 
   void save_elapsed() { store_.set_meta("elapsed_seconds", std::to_string(campaign_elapsed())); }
 
   void write_report() {
-    write_file_atomic((fs::path(config_.directory) / "report" / "leaderboard.txt").string(),
-                      leaderboard(all_trials(), c_.library, c_.level) + "\n" + summary_line() + "\n");
+    const std::vector<TrialRow> trials = all_trials();
+    const fs::path report = fs::path(config_.directory) / "report";
+    write_file_atomic((report / "leaderboard.txt").string(), leaderboard(trials, c_.library, c_.level) + "\n" + summary_line() + "\n");
+    write_file_atomic((report / "trials.svg").string(),
+                      trials_svg(trials, config_.objective.metric, config_.objective.maximise, c_.level));
   }
 
   Campaign& c_;

@@ -22,6 +22,7 @@
 #include "launch/campaign_config.h"
 #include "launch/campaign_store.h"
 #include "launch/child_process.h"
+#include "launch/report_plot.h"
 #include "launch/evaluator.h"
 #include "launch_test_support.h"
 
@@ -414,6 +415,30 @@ TEST(LocalCampaign, SigtermDrainThenResumeEqualsUninterrupted) {
   again.workers = 2;
   ASSERT_EQ(run_campaign(again, true, 6), 0);
   EXPECT_EQ(trial_signature((full / "c").string()), trial_signature(c.directory));
+}
+
+TEST(LocalCampaign, ReportHasLeaderboardAndPicture) {
+  const fs::path dir = temp_dir("report_svg");
+  const CampaignConfig c = write_config(dir, table_campaign("random", 12, 2));
+  ASSERT_EQ(run_campaign(c, false), 0);
+  const std::string svg = read_file((fs::path(c.directory) / "report" / "trials.svg").string());
+  ASSERT_EQ(svg.rfind("<svg", 0), 0u) << svg.substr(0, 200);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  // One point per completed trial in each panel (by trial; by size), and both step lines.
+  size_t circles = 0;
+  for (size_t at = svg.find("<circle"); at != std::string::npos; at = svg.find("<circle", at + 1)) ++circles;
+  CampaignStore store(campaign_db_path(c.directory), true);
+  size_t completed = 0;
+  for (const TrialRow& t : store.trials()) completed += t.status == trial_status::kCompleted;
+  ASSERT_GT(completed, 0u);
+  EXPECT_EQ(circles, 2 * completed);
+  size_t lines = 0;
+  for (size_t at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) ++lines;
+  EXPECT_EQ(lines, 2u);
+  EXPECT_NE(svg.find("glue by trial (" + std::to_string(completed) + " done, 0 failed)"), std::string::npos);
+  EXPECT_TRUE(fs::exists(fs::path(c.directory) / "report" / "leaderboard.txt"));
+  // Nothing completed: a picture that says so.
+  EXPECT_NE(trials_svg({}, "glue", true, 1).find("no completed trials yet (0 failed)"), std::string::npos);
 }
 
 TEST(LocalCampaign, LongTrialsGetRunningLinesBetweenResults) {
