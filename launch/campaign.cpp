@@ -837,7 +837,12 @@ class Scheduler {
     library_dirty_ = false;
     last_save_ = std::chrono::steady_clock::now();
     save_elapsed();
-    write_report();  // the leaderboard and the picture follow the campaign, not only its end
+    // The leaderboard and the picture follow the campaign, not only its end; less often than the
+    // library, because like the library save they stall the scheduler while workers wait.
+    if (since(last_report_) >= options_.report_seconds) {
+      write_report();
+      last_report_ = std::chrono::steady_clock::now();
+    }
   }
 
   void save_elapsed() { store_.set_meta("elapsed_seconds", std::to_string(campaign_elapsed())); }
@@ -869,6 +874,7 @@ class Scheduler {
   std::vector<std::string> pending_progress_;  // finished-trial notes waiting for print_progress
   std::chrono::steady_clock::time_point start_, last_save_;
   std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_report_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace

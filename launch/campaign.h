@@ -64,6 +64,7 @@ struct SchedulerOptions {
   bool quiet = false;            // no progress lines or leaderboard on stdout
   bool progress_lines = true;    // a line per finished trial
   double running_line_seconds = 60;  // between results, a line on what runs at most this often
+  double report_seconds = 60;        // report/ (leaderboard, trials.svg) rewritten at most this often, and at the end
 };
 
 /// Opens or creates the campaign directory: locks it (a second `flexnas search` on the same
