@@ -14,10 +14,10 @@
 #include "design_space/error.h"
 #include "design_space/log.h"
 #include "launch/command.h"
+#include "launch/task_checkpoint.h"
 #include "models/checkpoint.h"
 #include "models/safetensors.h"
 #include "models/trainer.h"
-#include "models/training.h"
 #include "transfer/transfer.h"
 
 namespace flexnas::launch {
@@ -46,13 +46,6 @@ void check_non_negative(const char* flag, double v) {
     throw ConfigError(std::string("error: ") + flag + ": expected a non-negative number, got " + std::to_string(v));
 }
 
-void set_threads(int64_t threads) {
-  if (threads < 0) throw ConfigError("error: --threads: expected 0 (every core) or a positive count, got " + std::to_string(threads));
-  // LibTorch's intra-op pool and OpenBLAS's together (models/training.h: otherwise BLAS runs on
-  // every core whatever --threads says); 0 = every core.
-  models::set_compute_threads(int(threads));
-}
-
 void run_pretrain(PretrainCliOptions o) {
   check_positive("--steps", o.train.steps);
   check_positive("--seq-len", o.data.seq_len);
@@ -74,7 +67,7 @@ void run_pretrain(PretrainCliOptions o) {
     if (v < 0) throw ConfigError(std::string("error: ") + flag + ": expected a non-negative integer, got " + std::to_string(v));
   if (!(o.data.mask_prob > 0 && o.data.mask_prob < 1))
     throw ConfigError("error: --mask-prob: expected a number in (0, 1), got " + std::to_string(o.data.mask_prob));
-  set_threads(o.threads);
+  set_torch_threads(o.threads);
   for (const auto& file : o.corpus)
     if (!fs::is_regular_file(file)) throw ConfigError("error: --corpus: '" + file + "': no such file");
   if (!o.init_from.empty() && o.train.resume)

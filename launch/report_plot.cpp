@@ -36,8 +36,7 @@ std::string escape(const std::string& s) {
 }
 
 /// [lo, hi] padded by 5%, or lo +- 1 when all values are equal.
-std::pair<double, double> padded_range(const std::vector<double>& v) {
-  double lo = *std::min_element(v.begin(), v.end()), hi = *std::max_element(v.begin(), v.end());
+std::pair<double, double> padded_range(double lo, double hi) {
   if (hi - lo < 1e-12) return {lo - 1, hi + 1};
   const double pad = 0.05 * (hi - lo);
   return {lo - pad, hi + pad};
@@ -52,11 +51,12 @@ void panel(std::ostringstream& svg, double x0, const std::string& title, const s
            const std::string& line_colour, bool integer_x, Label x_label_of) {
   std::vector<double> xs, ys;
   for (const Point& p : points) xs.push_back(p.x), ys.push_back(p.y);
-  const auto [x_lo, x_hi] = padded_range(xs);
-  const auto [y_lo, y_hi] = padded_range(ys);
   // Ticks span the data, not the padding; `integer_x` rounds them (trial numbers).
-  const double x_min = *std::min_element(xs.begin(), xs.end()), x_max = *std::max_element(xs.begin(), xs.end());
-  const double y_min = *std::min_element(ys.begin(), ys.end()), y_max = *std::max_element(ys.begin(), ys.end());
+  const auto [x_min_it, x_max_it] = std::minmax_element(xs.begin(), xs.end());
+  const auto [y_min_it, y_max_it] = std::minmax_element(ys.begin(), ys.end());
+  const double x_min = *x_min_it, x_max = *x_max_it, y_min = *y_min_it, y_max = *y_max_it;
+  const auto [x_lo, x_hi] = padded_range(x_min, x_max);
+  const auto [y_lo, y_hi] = padded_range(y_min, y_max);
   const double w = kPanelWidth - kLeft - kRight, h = kPanelHeight - kTop - kBottom;
   auto px = [&](double x) { return x0 + kLeft + (x - x_lo) / (x_hi - x_lo) * w; };
   auto py = [&](double y) { return kTop + h - (y - y_lo) / (y_hi - y_lo) * h; };

@@ -11,7 +11,8 @@
 
 namespace flexnas::launch {
 
-/// Validates --threads (0 = every core) and sets LibTorch's intra-op threads.
+/// Validates --threads (0 = every core) and sets LibTorch's intra-op threads and OpenBLAS's pool
+/// (models::set_compute_threads). Used by pretrain, finetune and evaluate.
 void set_torch_threads(int64_t threads);
 
 /// The checkpoint's tokenizer (or --tokenizer, when the recorded path moved), checked against the
