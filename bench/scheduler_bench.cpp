@@ -11,7 +11,7 @@
 // that is their published number, not measured here.
 //
 // Usage: scheduler_bench [--trials 2000] [--workers 2,4,8] [--sleep-ms 50] [--repeat 1] [--flexnas PATH]
-//                        [--work DIR] [--space YAML] [--shell | --script SH] [--no-local] [--no-mpi]
+//                        [--work DIR] [--space YAML] [--shell | --script SH] [--no-local] [--no-mpi] [--keep]
 // The trial program is a real child process per trial. Default: bench/sleep_trial (writes
 // metrics.json, sleeps; one exec, no shell), so what is measured is the scheduler, not a shell's
 // start-up. --shell: `/bin/sh -c` a script that writes metrics.json and execs /bin/sleep (~2 ms more
@@ -20,6 +20,12 @@
 // (the scheduler's own loop), and end to end (process start-up, mpirun, library load included).
 // Each configuration runs --repeat times, runners interleaved (mpi, local, mpi, local, ...); every
 // run prints the load averages before it and a per-trial breakdown of where the time went.
+// Clean-up: a run creates ~5 files per trial, in WORK/bench-<pid>/, removed at the end (--keep:
+// kept), never between runs or at the start: on ext4 without a journal (this
+// platform's disk) the inode allocator skips inodes deleted in the last 1-6 minutes, reading each
+// one's inode-table block, and a campaign started right after 10,000 files were deleted spent 4.8 s
+// of system time instead of 1.2 s and lost 2-5 points of efficiency. Leave a minute between
+// invocations for the same reason.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -82,11 +88,12 @@ std::string percent(double x) {
   return s.str();
 }
 
-Run run_one(const std::string& runner, int workers, const std::string& flexnas, const fs::path& work,
-            const std::string& library, int64_t trials, int sleep_ms, const std::vector<std::string>& program) {
-  const std::string name = runner + "_" + std::to_string(workers);
+Run run_one(const std::string& runner, int workers, int repeat_index, const std::string& flexnas,
+            const fs::path& work, const std::string& library, int64_t trials, int sleep_ms,
+            const std::vector<std::string>& program) {
+  // A new directory per run, and nothing deleted before or between runs: see "Clean-up" above.
+  const std::string name = runner + "_" + std::to_string(workers) + "_run" + std::to_string(repeat_index + 1);
   const fs::path yaml = work / (name + ".yaml");
-  fs::remove_all(work / name);
   // Each argument inside single quotes in YAML: a single quote is doubled.
   std::string argv;
   for (const std::string& arg : program) {
@@ -155,7 +162,7 @@ int main(int argc, char** argv) {
   int sleep_ms = 50, repeat = 1;
   std::string flexnas = (fs::canonical("/proc/self/exe").parent_path().parent_path() / "bin" / "flexnas").string();
   fs::path work = fs::temp_directory_path() / "flexnas_scheduler_bench";
-  bool local = true, mpi = true;
+  bool local = true, mpi = true, keep = false;
   std::string space_file;  // default: <source>/examples/design_space_test.yaml
   std::string script;      // --shell / --script: the trial runs `/bin/sh -c script`
   bool shell = false;
@@ -179,6 +186,7 @@ int main(int argc, char** argv) {
     else if (a == "--shell") shell = true;
     else if (a == "--no-local") local = false;
     else if (a == "--no-mpi") mpi = false;
+    else if (a == "--keep") keep = true;
     else {
       std::cerr << "unknown flag " << a << "\n";
       return 2;
@@ -196,6 +204,9 @@ int main(int argc, char** argv) {
                                        std::to_string(sleep_ms)};
   setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
   setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+  // This invocation's own folder: what an earlier one left (--keep) is not deleted now.
+  work /= "bench-" + std::to_string(::getpid());
+  fs::remove_all(work);
   fs::create_directories(work);
 
   // A library with enough architectures: the first `trials` of the reference's test space.
@@ -246,7 +257,7 @@ int main(int argc, char** argv) {
     for (int k = 0; k < repeat; ++k) {
       for (const std::string runner : {"mpi", "local"}) {
         if ((runner == std::string("mpi") && !mpi) || (runner == std::string("local") && !local)) continue;
-        const Run r = run_one(runner, w, flexnas, work, library, trials, sleep_ms, program);
+        const Run r = run_one(runner, w, k, flexnas, work, library, trials, sleep_ms, program);
         if (r.completed != trials) {
           std::cout << runner << " " << w << ": only " << r.completed << " trials completed\n";
           continue;
@@ -270,5 +281,7 @@ int main(int argc, char** argv) {
     }
   }
   std::cout << "load after: " << loadavg() << "\n";
+  if (keep) std::cout << "campaign folders kept in " << work.string() << "\n";
+  else fs::remove_all(work);
   return 0;
 }

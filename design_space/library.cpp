@@ -541,7 +541,8 @@ Library load_library(const std::string& path, const LibraryLoadOptions& options)
 namespace {
 
 /// Streams the file text into `sink`, a few MB at a time (a 63,756 x 100 library is ~450 MB).
-void write_library(const Library& lib, std::ostream& sink) {
+/// `performances` stands in for lib.performances (a snapshot taken while the library is in use).
+void write_library(const Library& lib, const std::vector<std::optional<double>>& performances, std::ostream& sink) {
   const size_t N = lib.size();
   FLEXNAS_CHECK(lib.hashes.size() == N, "hashes ", lib.hashes.size(), " vs ", N);
   constexpr size_t kChunk = size_t(4) << 20;
@@ -631,9 +632,9 @@ void write_library(const Library& lib, std::ostream& sink) {
   out += "[";
   for (size_t i = 0; i < N; ++i) {
     out += i ? ",\n" : "\n";
-    if (i < lib.performances.size() && lib.performances[i]) {
-      FLEXNAS_CHECK(std::isfinite(*lib.performances[i]), "non-finite performance at ", i);
-      append_float(out, *lib.performances[i], false);
+    if (i < performances.size() && performances[i]) {
+      FLEXNAS_CHECK(std::isfinite(*performances[i]), "non-finite performance at ", i);
+      append_float(out, *performances[i], false);
     } else {
       out += "null";
     }
@@ -655,12 +656,17 @@ void write_library(const Library& lib, std::ostream& sink) {
 
 std::string library_to_string(const Library& lib) {
   std::ostringstream out;
-  write_library(lib, out);
+  write_library(lib, lib.performances, out);
   return out.str();
 }
 
 void save_library(const Library& library, const std::string& path) {
-  write_file_atomic(path, [&library](std::ostream& out) { write_library(library, out); });
+  save_library(library, library.performances, path);
+}
+
+void save_library(const Library& library, const std::vector<std::optional<double>>& performances,
+                  const std::string& path) {
+  write_file_atomic(path, [&](std::ostream& out) { write_library(library, performances, out); });
 }
 
 bool libraries_equal(const Library& a, const Library& b) {

@@ -69,6 +69,10 @@ Library load_library(const std::string& path, const LibraryLoadOptions& options 
 Library parse_library(const std::string& text, const std::string& name, const LibraryLoadOptions& options = {});
 /// Writes it atomically (temp file + rename).
 void save_library(const Library& library, const std::string& path);
+/// Same, with `performances` in place of library.performances: a campaign saves a snapshot of them
+/// from a background thread while the scheduler goes on filling in the library's own.
+void save_library(const Library& library, const std::vector<std::optional<double>>& performances,
+                  const std::string& path);
 /// The file text save_library writes.
 std::string library_to_string(const Library& library);
 

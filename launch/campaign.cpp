@@ -24,6 +24,7 @@
 #include "design_space/error.h"
 #include "design_space/log.h"
 #include "design_space/progress.h"
+#include "launch/background_job.h"
 #include "launch/mpi_runner.h"
 #include "nas/boshnas.h"
 #include "nas/policy.h"
@@ -830,30 +831,50 @@ class Scheduler {
     tx.commit();
   }
 
+  // Saves the library's performances (and, at most every report_seconds, the report) every
+  // library_save_interval seconds from the background job, on a snapshot, so the scheduler goes on
+  // handing out trials meanwhile; `force` (the end) waits for it and writes both here.
   void maybe_save_library(bool force) {
-    if (!library_dirty_) return;
-    if (!force && since(last_save_) < config_.scheduler.library_save_interval) return;
-    save_library(c_.library, campaign_library_path(config_.directory));
+    if (force) {
+      writer_.wait();
+      if (library_dirty_) save_library(c_.library, campaign_library_path(config_.directory));
+      library_dirty_ = false;
+      save_elapsed();
+      return;
+    }
+    if (!library_dirty_ || since(last_save_) < config_.scheduler.library_save_interval) return;
+    const bool report_due = since(last_report_) >= options_.report_seconds;
+    ReportPages pages;
+    if (report_due) pages = report_pages();
+    const bool started = writer_.try_start(
+        [this, performances = c_.library.performances, pages = std::move(pages)] {
+          // Reads the library's fixed parts, which nothing changes while the campaign runs.
+          save_library(c_.library, performances, campaign_library_path(config_.directory));
+          if (!pages.leaderboard.empty()) write_report_pages(pages);
+        });
+    if (!started) return;  // the previous save is still being written: next time round
     library_dirty_ = false;
     last_save_ = std::chrono::steady_clock::now();
+    if (report_due) last_report_ = last_save_;
     save_elapsed();
-    // The leaderboard and the picture follow the campaign, not only its end; less often than the
-    // library, because like the library save they stall the scheduler while workers wait.
-    if (since(last_report_) >= options_.report_seconds) {
-      write_report();
-      last_report_ = std::chrono::steady_clock::now();
-    }
   }
 
   void save_elapsed() { store_.set_meta("elapsed_seconds", std::to_string(campaign_elapsed())); }
 
-  void write_report() {
+  struct ReportPages {
+    std::string leaderboard, svg;  // report/leaderboard.txt, report/trials.svg
+  };
+  ReportPages report_pages() const {
     const std::vector<TrialRow> trials = all_trials();
-    const fs::path report = fs::path(config_.directory) / "report";
-    write_file_atomic((report / "leaderboard.txt").string(), leaderboard(trials, c_.library, c_.level) + "\n" + summary_line() + "\n");
-    write_file_atomic((report / "trials.svg").string(),
-                      trials_svg(trials, config_.objective.metric, config_.objective.maximise, c_.level));
+    return {leaderboard(trials, c_.library, c_.level) + "\n" + summary_line() + "\n",
+            trials_svg(trials, config_.objective.metric, config_.objective.maximise, c_.level)};
   }
+  void write_report_pages(const ReportPages& pages) const {
+    const fs::path report = fs::path(config_.directory) / "report";
+    write_file_atomic((report / "leaderboard.txt").string(), pages.leaderboard);
+    write_file_atomic((report / "trials.svg").string(), pages.svg);
+  }
+  void write_report() { write_report_pages(report_pages()); }
 
   Campaign& c_;
   const CampaignConfig& config_;
@@ -875,6 +896,7 @@ class Scheduler {
   std::chrono::steady_clock::time_point start_, last_save_;
   std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_report_ = std::chrono::steady_clock::now();
+  BackgroundJob writer_;  // last: joined before the members its jobs read are destroyed
 };
 
 }  // namespace

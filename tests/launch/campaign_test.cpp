@@ -341,6 +341,24 @@ TEST(Evaluators, BuiltinCommands) {
 
 // ---- local campaigns ----
 
+// library_save_interval 0: the library is saved from the background job as often as it can be,
+// on snapshots, while results keep arriving; the file at the end holds every result.
+TEST(LocalCampaign, BackgroundLibrarySavesEndWithEveryResult) {
+  const fs::path dir = temp_dir("table_saves");
+  std::string body = table_campaign("random", 40, 4);
+  body.replace(body.find("drain_timeout: 20"), 17, "drain_timeout: 20, library_save_interval: 0");
+  const CampaignConfig c = write_config(dir, body);
+  ASSERT_EQ(c.scheduler.library_save_interval, 0);
+  ASSERT_EQ(run_campaign(c, false), 0);
+  CampaignStore store(campaign_db_path(c.directory), true);
+  const auto trials = store.trials();
+  ASSERT_EQ(trials.size(), 40u);
+  const Library lib = load_library(campaign_library_path(c.directory));
+  EXPECT_EQ(lib.num_performances(), 40u);
+  for (const TrialRow& t : trials) EXPECT_EQ(*lib.performances[size_t(t.index)], *t.value);
+  EXPECT_TRUE(fs::exists(fs::path(c.directory) / "report" / "trials.svg"));
+}
+
 TEST(LocalCampaign, TableCampaignFillsStoreLibraryAndReport) {
   const fs::path dir = temp_dir("table");
   const CampaignConfig c = write_config(dir, table_campaign("random", 20, 3));
