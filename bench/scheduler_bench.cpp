@@ -273,11 +273,11 @@ int main(int argc, char** argv) {
     }
   }
   if (repeat > 1) {
-    std::cout << "\nstrict efficiency over " << repeat << " runs: best / median\n";
+    std::cout << "\nstrict efficiency over " << repeat << " runs: best / median / worst\n";
     for (auto& [key, v] : strict) {
       std::sort(v.begin(), v.end());
       std::cout << std::left << std::setw(7) << key.first << std::setw(4) << key.second << percent(v.back()) << " / "
-                << percent(v[v.size() / 2]) << "\n";
+                << percent(v[(v.size() - 1) / 2]) << " / " << percent(v.front()) << "\n";
     }
   }
   std::cout << "load after: " << loadavg() << "\n";
