@@ -368,6 +368,8 @@ class Scheduler {
     bo.aleatoric_queries = config_.policy.aleatoric_queries;
     bo.stop_on_convergence = config_.policy.stop_on_convergence;
     bo.targets = config_.policy.targets;
+    bo.local_parents = config_.policy.local_parents;
+    bo.local_neighbours = config_.policy.local_neighbours;
     nas::EvolutionOptions eo;
     eo.population = config_.policy.population;
     eo.sample_size = config_.policy.sample_size;

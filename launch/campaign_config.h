@@ -46,6 +46,8 @@ struct PolicyConfig {
   int64_t aleatoric_queries = 5;
   bool stop_on_convergence = false;
   std::string targets = "rank";          // rank | minmax (nas::normalised_targets)
+  int64_t local_parents = 3;             // 0 = GOBI's candidates only (nas::BoshnasOptions)
+  int64_t local_neighbours = 10;
   // evolution
   int64_t population = 20;
   int64_t sample_size = 5;

@@ -29,6 +29,8 @@ struct ReplayCliOptions {
   double cost_weight = nas::PolicyOptions{}.cost_weight;
   int64_t best_starts = nas::BoshnasOptions{}.best_starts;
   std::string targets = nas::BoshnasOptions{}.targets;
+  int64_t local_parents = nas::BoshnasOptions{}.local_parents;
+  int64_t local_neighbours = nas::BoshnasOptions{}.local_neighbours;
   int64_t num_init = nas::BoshnasOptions{}.num_init;
   int64_t gobi_iterations = nas::GobiOptions{}.max_iterations;
   int64_t max_epochs = nas::SurrogateOptions{}.max_epochs;
@@ -58,6 +60,10 @@ void run_replay(const ReplayCliOptions& o) {
     throw ConfigError("error: --cost-weight: expected a finite number >= 0 (0 = score only), got " + v.str());
   }
   if (o.best_starts < 0) throw ConfigError("error: --best-starts: expected at least 0, got " + std::to_string(o.best_starts));
+  if (o.local_parents < 0)
+    throw ConfigError("error: --local-parents: expected at least 0, got " + std::to_string(o.local_parents));
+  if (o.local_neighbours < 0)
+    throw ConfigError("error: --local-neighbours: expected at least 0, got " + std::to_string(o.local_neighbours));
   if (o.num_init < 1) throw ConfigError("error: --num-init: expected at least 1, got " + std::to_string(o.num_init));
   bool known = false;
   for (const auto& n : nas::policy_names()) known |= n == o.policy;
@@ -85,6 +91,8 @@ void run_replay(const ReplayCliOptions& o) {
   ro.policy_options.cost_weight = o.cost_weight;
   ro.boshnas.best_starts = o.best_starts;
   ro.boshnas.targets = o.targets;
+  ro.boshnas.local_parents = o.local_parents;
+  ro.boshnas.local_neighbours = o.local_neighbours;
   ro.boshnas.num_init = o.num_init;
   ro.boshnas.gobi.max_iterations = o.gobi_iterations;
   ro.boshnas.surrogate.max_epochs = o.max_epochs;
@@ -143,6 +151,10 @@ void add_replay_command(CLI::App& app) {
                   "BOSHNAS: GOBI restarts started at the best completed architectures (default 0 = spec: all random)");
   cmd->add_option("--targets", o->targets, "BOSHNAS surrogate targets: rank | minmax (default rank)")
       ->check(CLI::IsMember({"rank", "minmax"}));
+  cmd->add_option("--local-parents", o->local_parents,
+                  "BOSHNAS: rank the open library neighbours of this many best architectures too (default 3; 0 = GOBI only)");
+  cmd->add_option("--local-neighbours", o->local_neighbours,
+                  "BOSHNAS: open library neighbours taken per local parent, nearest first (default 10)");
   cmd->add_option("--num-init", o->num_init, "BOSHNAS random initial designs (default 10)");
   cmd->add_option("--gobi-iterations", o->gobi_iterations, "BOSHNAS: AdaHessian iterations per GOBI step (default 200)");
   cmd->add_option("--max-epochs", o->max_epochs, "BOSHNAS: epochs per network and refit (default 200, early stopping)");

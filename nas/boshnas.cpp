@@ -120,16 +120,7 @@ int64_t BoshnasPolicy::optimisation_step(std::mt19937_64& rng) {
   const int64_t n = inputs_.size(0), K = boshnas_.gobi.restarts;
   // Start points: the `best_starts` best completed architectures, then library embeddings drawn
   // uniformly with replacement (spec §3.4), seeded.
-  std::vector<int64_t> starts;
-  if (boshnas_.best_starts > 0) {
-    std::vector<std::pair<double, int64_t>> done;
-    for (const TrialRecord& t : state_.observations())
-      if (t.status == TrialStatus::kCompleted) done.push_back({objective(t.index, t.score), t.index});
-    // Best first; ties by observation order (stable) so the choice is deterministic.
-    std::stable_sort(done.begin(), done.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (size_t i = 0; i < done.size() && int64_t(starts.size()) < std::min(boshnas_.best_starts, K); ++i)
-      starts.push_back(done[i].second);
-  }
+  std::vector<int64_t> starts = best_completed(std::min(boshnas_.best_starts, K));
   std::uniform_int_distribution<int64_t> pick(0, n - 1);
   while (int64_t(starts.size()) < K) starts.push_back(pick(rng));
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(rng());
@@ -142,10 +133,40 @@ int64_t BoshnasPolicy::optimisation_step(std::mt19937_64& rng) {
   std::vector<int64_t> snapped = snap(r.x);
   std::set<int64_t> unique(snapped.begin(), snapped.end());
   unique.erase(-1);
+  for (int64_t i : local_candidates()) unique.insert(i);
   if (unique.empty()) return -1;
   std::vector<int64_t> candidates(unique.begin(), unique.end());
   const at::Tensor a = acquisition(surrogate_.predict(inputs_.index_select(0, at::tensor(candidates, at::kLong))), acq);
   return candidates[size_t(a.argmin().item<int64_t>())];
+}
+
+std::vector<int64_t> BoshnasPolicy::best_completed(int64_t count) const {
+  if (count <= 0) return {};
+  std::vector<std::pair<double, int64_t>> done;
+  for (const TrialRecord& t : state_.observations())
+    if (t.status == TrialStatus::kCompleted) done.push_back({objective(t.index, t.score), t.index});
+  // Best first; ties by observation order (stable) so the choice is deterministic.
+  std::stable_sort(done.begin(), done.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < done.size() && int64_t(out.size()) < count; ++i) out.push_back(done[i].second);
+  return out;
+}
+
+std::vector<int64_t> BoshnasPolicy::local_candidates() const {
+  std::vector<int64_t> out;
+  std::set<int64_t> seen;
+  for (int64_t parent : best_completed(boshnas_.local_parents)) {
+    if (size_t(parent) >= library().neighbors.size()) continue;
+    int64_t taken = 0;
+    for (const std::string& hash : library().neighbors[size_t(parent)]) {  // nearest first
+      if (taken >= boshnas_.local_neighbours) break;
+      const int64_t j = library().find(hash);
+      if (j < 0 || !state_.is_open(j)) continue;
+      ++taken;
+      if (seen.insert(j).second) out.push_back(j);
+    }
+  }
+  return out;
 }
 
 int64_t BoshnasPolicy::uncertainty_step() {

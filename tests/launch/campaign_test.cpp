@@ -25,6 +25,7 @@
 #include "launch/report_plot.h"
 #include "launch/evaluator.h"
 #include "launch_test_support.h"
+#include "nas/boshnas.h"
 
 namespace fs = std::filesystem;
 using namespace flexnas;
@@ -136,6 +137,10 @@ TEST(CampaignConfig, EachMistakeHasALocatedMessage) {
   EXPECT_NE(config_error(base + "policy: {name: boshnas, targets: quantile}\n")
                 .find("policy.targets: unknown value 'quantile'; allowed: rank, minmax"),
             std::string::npos);
+  EXPECT_NE(config_error(base + "policy: {name: boshnas, local_parents: -2}\n")
+                .find("policy.local_parents: expected a non-negative integer, got -2"),
+            std::string::npos)
+      << config_error(base + "policy: {name: boshnas, local_parents: -2}\n");
   EXPECT_NE(config_error(base + "scheduler: {order: fifo}\n").find("scheduler.order: unknown value 'fifo'"),
             std::string::npos);
   EXPECT_NE(config_error(base + "budget: {trials: 0}\n").find("no budget"), std::string::npos);
@@ -337,6 +342,21 @@ TEST(Evaluators, BuiltinCommands) {
   cmds = builtin_commands(b, "/bin/flexnas", "/o/arch.json", "/m/h", t);
   EXPECT_EQ(cmds[0][1], "pretrain");
   EXPECT_EQ(cmds[0][10], "500");
+}
+
+// A campaign's policy settings default to the policy's own defaults (nas::BoshnasOptions).
+TEST(CampaignConfig, BoshnasDefaultsMatchThePolicy) {
+  const PolicyConfig c;
+  const nas::BoshnasOptions o;
+  EXPECT_EQ(c.num_init, o.num_init);
+  EXPECT_EQ(c.uncertainty_prob, o.uncertainty_prob);
+  EXPECT_EQ(c.diversity_prob, o.diversity_prob);
+  EXPECT_EQ(c.patience, o.patience);
+  EXPECT_EQ(c.aleatoric_queries, o.aleatoric_queries);
+  EXPECT_EQ(c.stop_on_convergence, o.stop_on_convergence);
+  EXPECT_EQ(c.targets, o.targets);
+  EXPECT_EQ(c.local_parents, o.local_parents);
+  EXPECT_EQ(c.local_neighbours, o.local_neighbours);
 }
 
 // ---- local campaigns ----

@@ -342,6 +342,30 @@ TEST(Boshnas, NormalisedTargetsByRankAndByValue) {
   EXPECT_THROW(BoshnasPolicy(synthetic_library(20, 3), PolicyOptions{}, bad), ConfigError);
 }
 
+TEST(Boshnas, LocalCandidatesAreOpenNeighboursOfTheBest) {
+  Library lib = synthetic_library(40, 14);
+  // Neighbour lists, nearest first: i + 7, i + 14, ... (mod 40).
+  for (size_t i = 0; i < lib.size(); ++i)
+    for (size_t k = 1; k <= 12; ++k) lib.neighbors[i].push_back(lib.hashes[(i + 7 * k) % lib.size()]);
+  BoshnasOptions bo = fast_boshnas();
+  bo.local_parents = 2;
+  bo.local_neighbours = 3;
+  // Completed 0..5 and 9 (scores: 4 best, then 2), 11 still running.
+  const std::vector<double> score = {1, 2, 5, 3, 9, 4};
+  std::vector<TrialRecord> history;
+  for (int64_t i = 0; i < 6; ++i) history.push_back({i, "init", TrialStatus::kCompleted, score[size_t(i)]});
+  history.push_back({9, "init", TrialStatus::kCompleted, 0});
+  history.push_back({11, "init", TrialStatus::kPending, 0});
+  BoshnasPolicy policy(lib, PolicyOptions{}, bo);
+  policy.restore(history);
+  // Parent 4: 11 (running) skipped, then 18, 25, 32. Parent 2: 9 (completed) skipped, 16, 23, 30.
+  EXPECT_EQ(policy.local_candidates(), (std::vector<int64_t>{18, 25, 32, 16, 23, 30}));
+  bo.local_parents = 0;
+  BoshnasPolicy gobi_only(lib, PolicyOptions{}, bo);
+  gobi_only.restore(history);
+  EXPECT_TRUE(gobi_only.local_candidates().empty());
+}
+
 TEST(Boshnas, RestoreReplaysObservationsToTheSameNextProposal) {
   const Library lib = synthetic_library(80, 13);
   const auto scores = synthetic_scores(lib);
