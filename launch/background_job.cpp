@@ -40,11 +40,12 @@ void BackgroundJob::loop() {
   for (;;) {
     cv_.wait(lock, [this] { return stop_ || job_; });
     if (!job_) return;  // stopping and idle
-    std::function<void()> job = job_;
     lock.unlock();
     std::exception_ptr error;
     try {
-      job();
+      // Run in place, not a copy (its captures hold a snapshot): nothing replaces job_ while it
+      // is set, and the other threads only test it.
+      job_();
     } catch (...) {
       error = std::current_exception();
     }

@@ -1,5 +1,4 @@
 #include "launch/campaign.h"
-#include "launch/report_plot.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -26,6 +25,7 @@
 #include "design_space/progress.h"
 #include "launch/background_job.h"
 #include "launch/mpi_runner.h"
+#include "launch/report_plot.h"
 #include "nas/boshnas.h"
 #include "nas/policy.h"
 
@@ -841,8 +841,7 @@ class Scheduler {
       writer_.wait();
       if (library_dirty_) save_library(c_.library, campaign_library_path(config_.directory));
       library_dirty_ = false;
-      save_elapsed();
-      return;
+      return;  // run() records the elapsed time and writes the report next
     }
     if (!library_dirty_ || since(last_save_) < config_.scheduler.library_save_interval) return;
     const bool report_due = since(last_report_) >= options_.report_seconds;

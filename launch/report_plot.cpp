@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "launch/campaign.h"
+#include "nas/pareto.h"
 
 namespace flexnas::launch {
 namespace {
@@ -126,21 +127,18 @@ std::string trials_svg(const std::vector<TrialRow>& trials, const std::string& m
         "trial", metric + " (" + direction + ")", by_trial, best_line, "#d62728", true,
         [](double x) { return number(x); });
 
-  // Right: value against parameters (log10), Pareto front from small to large.
-  std::vector<const TrialRow*> sized;
+  // Right: value against parameters (log10), Pareto front (fewer parameters, better value) from
+  // small to large.
+  std::vector<Point> by_size;
+  std::vector<nas::Point2> objectives;  // both minimised
   for (const TrialRow* t : done)
-    if (t->parameters > 0) sized.push_back(t);
-  if (!sized.empty()) {
-    std::sort(sized.begin(), sized.end(), [&](const TrialRow* a, const TrialRow* b) {
-      return a->parameters != b->parameters ? a->parameters < b->parameters : better(*a->value, *b->value);
-    });
-    std::vector<Point> by_size;
-    std::vector<std::pair<double, double>> front;
-    for (const TrialRow* t : sized) {
-      const double x = std::log10(double(t->parameters));
-      by_size.push_back({x, *t->value, trial_level(*t, campaign_level) == campaign_level});
-      if (front.empty() || better(*t->value, front.back().second)) front.push_back({x, *t->value});
+    if (t->parameters > 0) {
+      by_size.push_back({std::log10(double(t->parameters)), *t->value, trial_level(*t, campaign_level) == campaign_level});
+      objectives.push_back({double(t->parameters), maximise ? -*t->value : *t->value});
     }
+  if (!by_size.empty()) {
+    std::vector<std::pair<double, double>> front;
+    for (int64_t i : nas::pareto_front_2d(objectives)) front.push_back({by_size[size_t(i)].x, by_size[size_t(i)].y});
     panel(svg, kPanelWidth, metric + " against size (Pareto front joined)", "parameters",
           metric, by_size, front, "#2ca02c", false, [](double x) { return number(std::pow(10.0, x) / 1e6) + "M"; });
   }

@@ -51,6 +51,20 @@ std::vector<int64_t> pareto_front(const std::vector<std::vector<double>>& points
   return fronts.empty() ? std::vector<int64_t>{} : fronts.front();
 }
 
+std::vector<int64_t> pareto_front_2d(const std::vector<Point2>& points) {
+  std::vector<int64_t> order(points.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = int64_t(i);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return points[size_t(a)] < points[size_t(b)]; });
+  // Sweep by the first objective: a point is on the front when it lowers the running minimum of
+  // the second, or repeats the last front point exactly (neither of two equal points dominates).
+  std::vector<int64_t> front;
+  for (int64_t i : order) {
+    const Point2& p = points[size_t(i)];
+    if (front.empty() || p[1] < points[size_t(front.back())][1] || p == points[size_t(front.back())]) front.push_back(i);
+  }
+  return front;
+}
+
 double hypervolume_2d(const std::vector<Point2>& points, const Point2& reference) {
   std::vector<Point2> inside;
   for (const auto& p : points)

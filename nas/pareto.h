@@ -21,6 +21,10 @@ std::vector<std::vector<int64_t>> non_dominated_sort(const std::vector<std::vect
 /// Indices of the first front only (ascending).
 std::vector<int64_t> pareto_front(const std::vector<std::vector<double>>& points);
 
+/// Indices of the Pareto front of 2-D points (both minimised), ordered by the first objective: the
+/// same set as pareto_front (exact duplicates of a front point included), by an O(N log N) sweep.
+std::vector<int64_t> pareto_front_2d(const std::vector<Point2>& points);
+
 /// Hypervolume dominated by `points` inside the box bounded by `reference` (both objectives
 /// minimised; points not strictly better than the reference in both objectives add nothing).
 /// Exact 2-D sweep, O(N log N).

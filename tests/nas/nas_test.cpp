@@ -437,6 +437,23 @@ TEST(Pareto, NonDominatedSortAndHypervolume) {
   // Reference (6,6): staircase 5·1 + 4·2 + 2·2 = 17 (by hand: slabs at x=1, 2, 4).
   EXPECT_DOUBLE_EQ(hypervolume_2d({{1, 5}, {3, 4}, {2, 3}, {4, 1}, {5, 5}}, {6, 6}), 17.0);
   EXPECT_DOUBLE_EQ(hypervolume_2d({{7, 1}}, {6, 6}), 0.0);
+  // The 2-D sweep: ordered by the first objective; the same set as pareto_front, ties and exact
+  // duplicates included (small integer coordinates make both frequent).
+  EXPECT_EQ(pareto_front_2d({{1, 5}, {3, 4}, {2, 3}, {4, 1}, {5, 5}}), (std::vector<int64_t>{0, 2, 3}));
+  std::mt19937_64 rng(3);
+  for (int round = 0; round < 50; ++round) {
+    std::vector<std::vector<double>> v;
+    std::vector<Point2> p;
+    for (int i = 0; i < 30; ++i) {
+      const double x = double(rng() % 6), y = double(rng() % 6);
+      v.push_back({x, y});
+      p.push_back({x, y});
+    }
+    std::vector<int64_t> sweep = pareto_front_2d(p);
+    for (size_t i = 1; i < sweep.size(); ++i) EXPECT_LE(p[size_t(sweep[i - 1])][0], p[size_t(sweep[i])][0]);
+    std::sort(sweep.begin(), sweep.end());
+    EXPECT_EQ(sweep, pareto_front(v)) << "round " << round;
+  }
 }
 
 TEST(CostModel, BertTinyMatchesTheHandCount) {
