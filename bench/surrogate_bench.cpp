@@ -1,10 +1,11 @@
 // Surrogate cost: fit on 16, 64 and 256 points, one GOBI step (K = 10, AdaHessian, snapped to the
 // nearest open architecture with the k-d tree) and prediction over the whole library.
 //
-//   surrogate_bench [LIB.json] [--threads N]
+//   surrogate_bench [LIB.json] [--threads N] [--inputs embedding|embedding+dict]
 // With a library file (e.g. `flexnas library generate --design-space examples/design_space_test.yaml
-// --out /tmp/lib_test.json`: 9,312 architectures) its embeddings are used; otherwise 9,312 random
-// 16-d points. Targets are a smooth synthetic function of the embedding (the cost does not depend
+// --out /tmp/lib_test.json`: 9,312 architectures) the surrogate sees what BOSHNAS feeds it
+// (nas::surrogate_inputs: by default the embedding plus the model-dict features); otherwise 9,312
+// random 16-d points. Targets are a smooth synthetic function of the embedding (the cost does not depend
 // on the values). Compared with the reference's published figures (issue 5, measured on this
 // machine type): 16 s CPU to fit its three networks on 16 points, about 7 s per K = 10 GOBI step.
 #include <torch/torch.h>
@@ -16,6 +17,7 @@
 #include <random>
 
 #include "design_space/library.h"
+#include "nas/boshnas.h"
 #include "nas/gobi.h"
 #include "nas/kdtree.h"
 #include "nas/surrogate.h"
@@ -29,24 +31,25 @@ static double seconds_since(Clock::time_point t) { return std::chrono::duration<
 int main(int argc, char** argv) {
   std::string lib_path;
   int threads = 1;
+  std::string inputs = BoshnasOptions{}.inputs;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--inputs") && i + 1 < argc) inputs = argv[++i];
     else lib_path = argv[i];
   }
   torch::set_num_threads(threads);
   at::Tensor library;
   if (!lib_path.empty()) {
     const Library lib = load_library(lib_path);
-    std::vector<float> flat;
-    for (const auto& e : lib.embeddings) flat.insert(flat.end(), e.begin(), e.end());
-    library = at::from_blob(flat.data(), {int64_t(lib.size()), lib.embedding_dim()}, at::kFloat).clone();
-    std::cout << "library " << lib_path << ": " << lib.size() << " architectures, dim " << lib.embedding_dim() << "\n";
+    library = surrogate_inputs(lib, inputs);  // standardised, as BOSHNAS sees them
+    std::cout << "library " << lib_path << ": " << lib.size() << " architectures, inputs " << inputs << ", dim "
+              << library.size(1) << "\n";
   } else {
     at::manual_seed(0);
     library = at::randn({9312, 16});
+    library = ((library - library.mean(0)) / library.std(0)).contiguous();
     std::cout << "library: 9312 random 16-d points (no library file given)\n";
   }
-  library = ((library - library.mean(0)) / library.std(0).clamp_min(1e-6)).contiguous();
   const int64_t N = library.size(0), d = library.size(1);
   const at::Tensor lower = std::get<0>(library.min(0)), upper = std::get<0>(library.max(0));
   std::cout << "threads " << threads << "\n";

@@ -370,6 +370,7 @@ class Scheduler {
     bo.targets = config_.policy.targets;
     bo.local_parents = config_.policy.local_parents;
     bo.local_neighbours = config_.policy.local_neighbours;
+    bo.inputs = config_.policy.inputs;
     nas::EvolutionOptions eo;
     eo.population = config_.policy.population;
     eo.sample_size = config_.policy.sample_size;

@@ -86,7 +86,7 @@ void parse_policy(const ConfigNode& node, PolicyConfig& out) {
   out.name = one_of(node["name"], {"boshnas", "random", "evolution"});
   if (out.name == "boshnas") {
     node.check_keys({"name", "num_init", "uncertainty_prob", "diversity_prob", "patience", "aleatoric_queries",
-                     "stop_on_convergence", "targets", "local_parents", "local_neighbours"});
+                     "stop_on_convergence", "targets", "local_parents", "local_neighbours", "inputs"});
     if (auto v = node.find("num_init")) out.num_init = int_at_least(*v, 1, "a positive integer");
     auto probability = [](const ConfigNode& v) {
       const double p = v.as_double();
@@ -104,6 +104,7 @@ void parse_policy(const ConfigNode& node, PolicyConfig& out) {
     if (auto v = node.find("targets")) out.targets = one_of(*v, {"rank", "minmax"});
     if (auto v = node.find("local_parents")) out.local_parents = int_at_least(*v, 0, "a non-negative integer");
     if (auto v = node.find("local_neighbours")) out.local_neighbours = int_at_least(*v, 0, "a non-negative integer");
+    if (auto v = node.find("inputs")) out.inputs = one_of(*v, {"embedding", "embedding+dict"});
   } else if (out.name == "evolution") {
     node.check_keys({"name", "population", "sample_size"});
     if (auto v = node.find("population")) out.population = int_at_least(*v, 2, "an integer >= 2");
@@ -282,6 +283,7 @@ nlohmann::ordered_json CampaignConfig::to_json(bool for_compare) const {
     p["targets"] = policy.targets;
     p["local_parents"] = policy.local_parents;
     p["local_neighbours"] = policy.local_neighbours;
+    p["inputs"] = policy.inputs;
   } else if (policy.name == "evolution") {
     p["population"] = policy.population;
     p["sample_size"] = policy.sample_size;

@@ -48,6 +48,7 @@ struct PolicyConfig {
   std::string targets = "rank";          // rank | minmax (nas::normalised_targets)
   int64_t local_parents = 3;             // 0 = GOBI's candidates only (nas::BoshnasOptions)
   int64_t local_neighbours = 10;
+  std::string inputs = "embedding+dict";  // surrogate inputs: embedding | embedding+dict
   // evolution
   int64_t population = 20;
   int64_t sample_size = 5;

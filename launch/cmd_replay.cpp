@@ -3,10 +3,12 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
+#include "design_space/atomic_file.h"
 #include "design_space/error.h"
 #include "design_space/library.h"
 #include "launch/command.h"
@@ -31,6 +33,8 @@ struct ReplayCliOptions {
   std::string targets = nas::BoshnasOptions{}.targets;
   int64_t local_parents = nas::BoshnasOptions{}.local_parents;
   int64_t local_neighbours = nas::BoshnasOptions{}.local_neighbours;
+  std::string inputs = nas::BoshnasOptions{}.inputs;
+  std::string trials_csv;          // optional: every trial of every seed
   int64_t num_init = nas::BoshnasOptions{}.num_init;
   int64_t gobi_iterations = nas::GobiOptions{}.max_iterations;
   int64_t max_epochs = nas::SurrogateOptions{}.max_epochs;
@@ -65,6 +69,13 @@ void run_replay(const ReplayCliOptions& o) {
   if (o.local_neighbours < 0)
     throw ConfigError("error: --local-neighbours: expected at least 0, got " + std::to_string(o.local_neighbours));
   if (o.num_init < 1) throw ConfigError("error: --num-init: expected at least 1, got " + std::to_string(o.num_init));
+  if (!o.trials_csv.empty()) {  // checked before hours of replays, not after
+    const std::filesystem::path folder = std::filesystem::absolute(o.trials_csv).parent_path();
+    if (!std::filesystem::is_directory(folder))
+      throw ConfigError("error: --trials-csv: folder '" + folder.string() + "' does not exist");
+    if (std::filesystem::is_directory(o.trials_csv))
+      throw ConfigError("error: --trials-csv: '" + o.trials_csv + "' is a folder; expected a file name");
+  }
   bool known = false;
   for (const auto& n : nas::policy_names()) known |= n == o.policy;
   if (!known) {
@@ -93,6 +104,7 @@ void run_replay(const ReplayCliOptions& o) {
   ro.boshnas.targets = o.targets;
   ro.boshnas.local_parents = o.local_parents;
   ro.boshnas.local_neighbours = o.local_neighbours;
+  ro.boshnas.inputs = o.inputs;
   ro.boshnas.num_init = o.num_init;
   ro.boshnas.gobi.max_iterations = o.gobi_iterations;
   ro.boshnas.surrogate.max_epochs = o.max_epochs;
@@ -119,6 +131,19 @@ void run_replay(const ReplayCliOptions& o) {
                 << std::setprecision(6) << "\n";
     }
     results.push_back(std::move(r));
+  }
+  if (!o.trials_csv.empty()) {
+    write_file_atomic(o.trials_csv, [&](std::ostream& out) {
+      out << "seed,trial,index,hash,kind,score\n" << std::setprecision(10);
+      for (const nas::SeedResult& r : results)
+        for (size_t t = 0; t < r.trials_log.size(); ++t) {
+          const nas::ReplayTrial& x = r.trials_log[t];
+          out << r.seed << ',' << t + 1 << ',' << x.index << ',' << library.hashes[size_t(x.index)] << ',' << x.kind << ',';
+          if (x.score) out << *x.score;
+          out << '\n';
+        }
+    });
+    std::cout << "trials written to " << o.trials_csv << "\n";
   }
   const nas::ReplaySummary sum = nas::summarise(std::move(results), ro);
   std::cout << "median trials to best: " << median_text(sum.median_to_best, o.budget) << " (reached by "
@@ -155,6 +180,13 @@ void add_replay_command(CLI::App& app) {
                   "BOSHNAS: rank the open library neighbours of this many best architectures too (default 3; 0 = GOBI only)");
   cmd->add_option("--local-neighbours", o->local_neighbours,
                   "BOSHNAS: open library neighbours taken per local parent, nearest first (default 10)");
+  cmd->add_option("--inputs", o->inputs,
+                  "BOSHNAS surrogate inputs: embedding | embedding+dict (default embedding+dict: the embedding plus "
+                  "depth, widths and operation shares from the model dict)")
+      ->check(CLI::IsMember({"embedding", "embedding+dict"}));
+  cmd->add_option("--trials-csv", o->trials_csv,
+                  "write every trial of every seed to this CSV (seed,trial,index,hash,kind,score), e.g. to plot or "
+                  "to see where a policy spends its trials");
   cmd->add_option("--num-init", o->num_init, "BOSHNAS random initial designs (default 10)");
   cmd->add_option("--gobi-iterations", o->gobi_iterations, "BOSHNAS: AdaHessian iterations per GOBI step (default 200)");
   cmd->add_option("--max-epochs", o->max_epochs, "BOSHNAS: epochs per network and refit (default 200, early stopping)");

@@ -7,36 +7,54 @@
 #include <sstream>
 
 #include "design_space/error.h"
+#include "nas/arch_features.h"
 
 namespace flexnas::nas {
 
-BoshnasPolicy::BoshnasPolicy(const Library& library, PolicyOptions options, BoshnasOptions boshnas)
-    : Policy(library, std::move(options)), boshnas_(boshnas), surrogate_([&] {
-        SurrogateOptions s = boshnas.surrogate;
-        s.input_dim = library.embedding_dim();
-        s.seed = derive_seed(options_.seed, 5, 0);  // defect 8 fix: the surrogate's own stream
-        return s;
-      }()) {
-  const int64_t n = int64_t(library.size()), d = library.embedding_dim();
-  if (n == 0) throw ConfigError("error: library: it holds no architectures");
+int64_t surrogate_input_dim(const Library& library, const std::string& inputs) {
+  if (inputs != "embedding" && inputs != "embedding+dict")
+    throw ConfigError("error: boshnas: inputs must be embedding or embedding+dict, got '" + inputs + "'");
+  return library.embedding_dim() + (inputs == "embedding+dict" ? int64_t(arch_feature_names(library).size()) : 0);
+}
+
+at::Tensor surrogate_inputs(const Library& library, const std::string& inputs) {
+  const int64_t d = library.embedding_dim(), total = surrogate_input_dim(library, inputs);
   if (d == 0 || std::any_of(library.embeddings.begin(), library.embeddings.end(),
                             [d](const std::vector<float>& e) { return int64_t(e.size()) != d; }))
     throw ConfigError("error: library: BOSHNAS needs an embedding for every architecture (the library has " +
                       std::string(d == 0 ? "none" : "some missing") +
                       "); build it with `flexnas library generate` or `flexnas library import`");
+  std::vector<std::vector<float>> features;
+  if (inputs == "embedding+dict") features = arch_features(library);
+  std::vector<float> flat;
+  flat.reserve(library.size() * size_t(total));
+  for (size_t i = 0; i < library.size(); ++i) {
+    flat.insert(flat.end(), library.embeddings[i].begin(), library.embeddings[i].end());
+    if (!features.empty()) flat.insert(flat.end(), features[i].begin(), features[i].end());
+  }
+  // Library-wide statistics: known before any trial.
+  const at::Tensor raw = at::from_blob(flat.data(), {int64_t(library.size()), total}, at::kFloat).clone();
+  const at::Tensor mean = raw.mean(0), sd = raw.std(0);
+  const at::Tensor constant = sd <= 1e-6 * (1 + mean.abs());  // float rounding must not blow up
+  return at::where(constant, at::zeros_like(raw), (raw - mean) / sd.clamp_min(1e-6)).contiguous();
+}
+
+BoshnasPolicy::BoshnasPolicy(const Library& library, PolicyOptions options, BoshnasOptions boshnas)
+    : Policy(library, std::move(options)), boshnas_(boshnas), surrogate_([&] {
+        SurrogateOptions s = boshnas.surrogate;
+        s.input_dim = surrogate_input_dim(library, boshnas.inputs);
+        s.seed = derive_seed(options_.seed, 5, 0);  // defect 8 fix: the surrogate's own stream
+        return s;
+      }()) {
+  const int64_t n = int64_t(library.size()), d = surrogate_input_dim(library, boshnas_.inputs);
+  if (n == 0) throw ConfigError("error: library: it holds no architectures");
   if (boshnas_.uncertainty_prob < 0 || boshnas_.diversity_prob < 0 || boshnas_.uncertainty_prob + boshnas_.diversity_prob > 1)
     throw ConfigError("error: boshnas: uncertainty_prob + diversity_prob must lie in [0, 1]");
   if (boshnas_.targets != "rank" && boshnas_.targets != "minmax")
     throw ConfigError("error: boshnas: targets must be rank or minmax, got '" + boshnas_.targets + "'");
   if (boshnas_.best_starts < 0)
     throw ConfigError("error: boshnas: best_starts must be at least 0, got " + std::to_string(boshnas_.best_starts));
-  // Standardise the embeddings per dimension (library-wide statistics: known before any trial).
-  std::vector<float> flat;
-  flat.reserve(size_t(n * d));
-  for (const auto& e : library.embeddings) flat.insert(flat.end(), e.begin(), e.end());
-  at::Tensor raw = at::from_blob(flat.data(), {n, d}, at::kFloat).clone();
-  const at::Tensor mean = raw.mean(0), sd = raw.std(0).clamp_min(1e-6);
-  inputs_ = ((raw - mean) / sd).contiguous();
+  inputs_ = surrogate_inputs(library, boshnas_.inputs);
   // GOBI bounds: per-dimension min and max over the whole library (spec §3.1).
   lower_ = std::get<0>(inputs_.min(0));
   upper_ = std::get<0>(inputs_.max(0));

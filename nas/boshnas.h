@@ -56,9 +56,22 @@ struct BoshnasOptions {
   // Surrogate targets (normalised loss in [0.1, 0.9], 0.1 = best so far; see normalised_targets):
   // "rank" (default) or "minmax" (the reference's scaling by value, with defect 11 fixed).
   std::string targets = "rank";
+  // Surrogate inputs: "embedding" (spec §3.1: the library's structural embedding) or
+  // "embedding+dict" (default: the embedding followed by arch_features(), depth, widths and
+  // operation shares from the model dict), each column standardised over the library. GOBI
+  // optimises and snaps in the same space. On NAS-Bench-BERT, 60 seeds: top-1% in a median of 25
+  // trials instead of 28.5, median best at 25 74.51 instead of 74.32 (bench/RESULTS-nas.md).
+  std::string inputs = "embedding+dict";
   SurrogateOptions surrogate;
   GobiOptions gobi;
 };
+
+/// The surrogate's inputs for every library architecture [N, d], d = surrogate_input_dim(library,
+/// inputs): the embedding (then the model-dict features for "embedding+dict"), each column
+/// standardised over the library (a constant column is 0). A ConfigError for an unknown `inputs`
+/// or a library without embeddings.
+at::Tensor surrogate_inputs(const Library& library, const std::string& inputs);
+int64_t surrogate_input_dim(const Library& library, const std::string& inputs);
 
 /// The surrogate's targets for results `values` (higher = better): a loss in [0.1, 0.9], 0.1 for
 /// the best. "minmax": 0.1 + 0.8 (best - v) / (best - worst), linear in the value. "rank": 0.1 +
@@ -75,7 +88,8 @@ class BoshnasPolicy : public Policy {
   bool converged() const override;
   std::string describe() const override;
 
-  /// The standardised library embeddings [N, d] the surrogate sees, and their per-dimension bounds.
+  /// The surrogate's standardised inputs [N, d] (embedding, then model-dict features with
+  /// inputs = "embedding+dict"), one row per library architecture.
   const at::Tensor& inputs() const { return inputs_; }
   const Surrogate& surrogate() const { return surrogate_; }
   /// Nearest open architecture to each row of x [K, d] (standardised space); -1 when none is open.

@@ -41,6 +41,7 @@ SeedResult replay_seed(const Library& library, const std::vector<std::optional<d
   while (auto p = policy->propose()) {
     const std::optional<double> score = scores[size_t(p->index)];
     policy->observe(p->index, score);
+    r.trials_log.push_back({p->index, p->kind, score});
     ++r.trials;
     if (score && *score > r.best) {
       r.best = *score;

@@ -32,6 +32,13 @@ struct ReplayTargets {
 };
 ReplayTargets replay_targets(const std::vector<std::optional<double>>& scores);
 
+/// One replayed trial, in proposal order.
+struct ReplayTrial {
+  int64_t index = -1;            // library index
+  std::string kind;              // the policy's step kind: init, optimisation, mutation, ...
+  std::optional<double> score;   // looked up; none = no score in the table (a failure)
+};
+
 struct SeedResult {
   uint64_t seed = 0;
   int64_t trials = 0;
@@ -40,6 +47,7 @@ struct SeedResult {
   int64_t to_best = -1, to_top1 = -1, to_top5 = -1;  // trial (1-based) of first reaching, -1 = never
   std::vector<double> best_at;           // best score after checkpoints[i] trials (NaN if fewer trials)
   std::vector<double> trace;             // best score after each trial
+  std::vector<ReplayTrial> trials_log;   // every trial, in order
   double seconds = 0;
   std::string description;               // the policy's final state line
 };

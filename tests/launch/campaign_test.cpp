@@ -141,6 +141,9 @@ TEST(CampaignConfig, EachMistakeHasALocatedMessage) {
                 .find("policy.local_parents: expected a non-negative integer, got -2"),
             std::string::npos)
       << config_error(base + "policy: {name: boshnas, local_parents: -2}\n");
+  EXPECT_NE(config_error(base + "policy: {name: boshnas, inputs: graph}\n")
+                .find("policy.inputs: unknown value 'graph'; allowed: embedding, embedding+dict"),
+            std::string::npos);
   EXPECT_NE(config_error(base + "scheduler: {order: fifo}\n").find("scheduler.order: unknown value 'fifo'"),
             std::string::npos);
   EXPECT_NE(config_error(base + "budget: {trials: 0}\n").find("no budget"), std::string::npos);
@@ -357,6 +360,7 @@ TEST(CampaignConfig, BoshnasDefaultsMatchThePolicy) {
   EXPECT_EQ(c.targets, o.targets);
   EXPECT_EQ(c.local_parents, o.local_parents);
   EXPECT_EQ(c.local_neighbours, o.local_neighbours);
+  EXPECT_EQ(c.inputs, o.inputs);
 }
 
 // ---- local campaigns ----

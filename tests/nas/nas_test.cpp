@@ -10,6 +10,7 @@
 
 #include "design_space/arch_graph.h"
 #include "design_space/error.h"
+#include "nas/arch_features.h"
 #include "nas/boshnas.h"
 #include "nas/cost_model.h"
 #include "nas/gobi.h"
@@ -364,6 +365,59 @@ TEST(Boshnas, LocalCandidatesAreOpenNeighboursOfTheBest) {
   BoshnasPolicy gobi_only(lib, PolicyOptions{}, bo);
   gobi_only.restore(history);
   EXPECT_TRUE(gobi_only.local_candidates().empty());
+}
+
+TEST(ArchFeatures, DepthWidthsAndOperationSharesFromTheModelDict) {
+  Library lib;
+  Architecture standard;  // 2 layers: 4 sa_wma heads, width 256, ffn 3 x 1024; 2 l_dct heads, width 128, ffn 512
+  standard.layers.push_back({256, {1024, 1024, 1024}, "sa", "wma", 4, {}});
+  standard.layers.push_back({128, {512}, "l", "dct", 2, {}});
+  Architecture hetero;  // 1 layer of width 128: heads sa_sdp_64 + c_9_64, ffn 256 x 2
+  hetero.format = ArchFormat::kHetero;
+  hetero.layers.push_back({128, {256, 256}, "", "", 0, {{"sa", "sdp", 64}, {"c", "9", 64}}});
+  lib.archs = {standard, hetero};
+  EXPECT_EQ(arch_feature_names(lib),
+            (std::vector<std::string>{"layers", "hidden", "heads", "ffn_width", "ffn_depth", "share:c", "share:l", "share:sa",
+                                      "share:c_9", "share:l_dct", "share:sa_sdp", "share:sa_wma"}));
+  const auto f = arch_features(lib);
+  ASSERT_EQ(f.size(), 2u);
+  // layers, mean width (256+128)/2, mean heads (4+2)/2, mean ffn width (1024+512)/2, mean ffn
+  // depth (3+1)/2; shares over the 6 heads: c 0, l 2/6, sa 4/6; c_9 0, l_dct 2/6, sa_sdp 0, sa_wma 4/6.
+  const std::vector<float> want_standard{2, 192, 3, 768, 2, 0, 2 / 6.f, 4 / 6.f, 0, 2 / 6.f, 0, 4 / 6.f};
+  const std::vector<float> want_hetero{1, 128, 2, 256, 2, 0.5f, 0, 0.5f, 0.5f, 0, 0.5f, 0};
+  for (size_t c = 0; c < want_standard.size(); ++c) {
+    EXPECT_NEAR(f[0][c], want_standard[c], 1e-6) << "standard, column " << c;
+    EXPECT_NEAR(f[1][c], want_hetero[c], 1e-6) << "hetero, column " << c;
+  }
+}
+
+TEST(Boshnas, InputsAppendStandardisedModelDictColumns) {
+  const Library lib = synthetic_library(40, 21);
+  const int64_t d = lib.embedding_dim();
+  const int64_t extra = int64_t(arch_feature_names(lib).size());
+  ASSERT_EQ(extra, 5 + 3 + 6);
+  BoshnasOptions bo = fast_boshnas();
+  bo.inputs = "embedding";
+  const BoshnasPolicy spec(lib, PolicyOptions{}, bo);
+  EXPECT_EQ(spec.inputs().size(1), d);
+  const BoshnasPolicy with_dict(lib, PolicyOptions{}, fast_boshnas());  // the default
+  const at::Tensor x = with_dict.inputs();
+  ASSERT_EQ(x.size(1), d + extra);
+  // The embedding columns are unchanged; every column has mean 0 and sd 1 over the library,
+  // except "layers" (2 everywhere), which is 0.
+  EXPECT_TRUE(at::allclose(x.slice(1, 0, d), spec.inputs()));
+  EXPECT_EQ(x.select(1, d).abs().max().item<float>(), 0.f);
+  for (int64_t c = d + 1; c < d + extra; ++c) {
+    EXPECT_NEAR(x.select(1, c).mean().item<float>(), 0, 1e-5) << c;
+    EXPECT_NEAR(x.select(1, c).std().item<float>(), 1, 1e-4) << c;
+  }
+  bo.inputs = "graph";
+  try {
+    BoshnasPolicy bad(lib, PolicyOptions{}, bo);
+    ADD_FAILURE() << "inputs 'graph' accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("inputs must be embedding or embedding+dict, got 'graph'"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Boshnas, RestoreReplaysObservationsToTheSameNextProposal) {
