@@ -3,10 +3,11 @@
 
     bench/replay_groups.py LIB.json TRIALS.csv [TRIALS.csv ...] [--by 50]
 
-LIB.json is the library the replay used; TRIALS.csv comes from `flexnas replay --trials-csv`.
-The "best group" is the group of the best score in the CSVs. Per file it prints the mean number
-of trials (over seeds) spent in each group within the first --by trials, and how many of the
-trials outside the best group each step kind proposed. Standard library only (no numpy).
+LIB.json is the library the replay used; TRIALS.csv comes from `flexnas replay --trials-csv`
+(several files, e.g. one policy's seeds 0..14 and 15..29, are taken together; a seed must not
+repeat across them). The "best group" is the group of the best score in the CSVs. It prints the
+mean number of trials per seed spent in each group within the first --by trials, and how many of
+the trials outside the best group each step kind proposed. Standard library only (no numpy).
 """
 import collections
 import csv
@@ -29,30 +30,29 @@ def main(argv):
         sys.exit(__doc__)
     library = json.load(open(argv[1]))
     groups = [group_of(m) for m in library["model_dicts"]]
+    seeds = collections.defaultdict(list)
+    best = (float("-inf"), None)
     for path in argv[2:]:
-        seeds = collections.defaultdict(list)
-        best = (float("-inf"), None)
         with open(path) as f:
             for row in csv.DictReader(f):
                 index = int(row["index"])
                 seeds[row["seed"]].append((index, row["kind"]))
                 if row["score"] and float(row["score"]) > best[0]:
                     best = (float(row["score"]), groups[index])
-        best_group = best[1]
-        per_group = collections.Counter()
-        outside = collections.Counter()
-        for trials in seeds.values():
-            for index, kind in trials[:by]:
-                per_group[groups[index]] += 1
-                if groups[index] != best_group:
-                    outside[kind] += 1
-        n = len(seeds)
-        print(f"{path}: {n} seeds, first {by} trials; best group {best_group} (best score {best[0]:g})")
-        for g, c in sorted(per_group.items(), key=lambda x: -x[1]):
-            print(f"  {g}: {c / n:.1f} trials per seed")
-        kinds = ", ".join(f"{k} {c / n:.1f}" for k, c in sorted(outside.items(), key=lambda x: -x[1]))
-        print(f"  outside the best group, per seed, by step kind: {kinds}")
-
+    best_group = best[1]
+    per_group = collections.Counter()
+    outside = collections.Counter()
+    for trials in seeds.values():
+        for index, kind in trials[:by]:
+            per_group[groups[index]] += 1
+            if groups[index] != best_group:
+                outside[kind] += 1
+    n = len(seeds)
+    print(f"{' + '.join(argv[2:])}: {n} seeds, first {by} trials; best group {best_group} (best score {best[0]:g})")
+    for g, c in sorted(per_group.items(), key=lambda x: -x[1]):
+        print(f"  {g}: {c / n:.1f} trials per seed")
+    kinds = ", ".join(f"{k} {c / n:.1f}" for k, c in sorted(outside.items(), key=lambda x: -x[1]))
+    print(f"  outside the best group, per seed, by step kind: {kinds}")
 
 if __name__ == "__main__":
     main(sys.argv)

@@ -1,0 +1,165 @@
+// Surrogate quality on a tabular benchmark: how well BOSHNAS's surrogate ranks the architectures
+// it has not seen, after n results, against a ridge regression on the same inputs and targets
+// (a baseline of our own, measured in the same run).
+//
+//   surrogate_quality_bench LIB.json TABLE.json [--metric glue] [--inputs embedding+dict]
+//                           [--points 10,20,30,50] [--repeats 10] [--batch-size 32] [--min-epochs 10]
+//                           [--patience 7] [--ridge 1] [--mean-from npn|teacher]
+// Per repeat (seeded): results arrive one at a time in a random order and the surrogate is refitted
+// after each, warm-started, as the policy does (rank targets). At each n in --points, over the
+// library entries not yet seen: Spearman correlation of the predicted mean with the score, and the
+// score percentile of the entry with the best predicted mean (what a greedy step would train).
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <iomanip>
+#include <iostream>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "design_space/library.h"
+#include "nas/boshnas.h"
+#include "nas/surrogate.h"
+#include "nas/table.h"
+
+using namespace flexnas;
+using namespace flexnas::nas;
+
+namespace {
+
+std::vector<double> ranks(const std::vector<double>& v) {  // average ranks, 0-based
+  std::vector<size_t> order(v.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
+  std::vector<double> r(v.size());
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+    for (size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * double(i + j);
+    i = j + 1;
+  }
+  return r;
+}
+
+double spearman(const std::vector<double>& a, const std::vector<double>& b) {
+  const std::vector<double> ra = ranks(a), rb = ranks(b);
+  const double n = double(a.size()), mean = (n - 1) / 2;
+  double sab = 0, saa = 0, sbb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    sab += (ra[i] - mean) * (rb[i] - mean);
+    saa += (ra[i] - mean) * (ra[i] - mean);
+    sbb += (rb[i] - mean) * (rb[i] - mean);
+  }
+  return sab / std::sqrt(saa * sbb);
+}
+
+std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(std::stoll(item));
+  return out;
+}
+
+// Ridge regression with an intercept on x [n, d] → predictions for all rows of `all` [N, d].
+at::Tensor ridge_predict(const at::Tensor& x, const at::Tensor& y, const at::Tensor& all, double lambda) {
+  auto with_one = [](const at::Tensor& t) { return at::cat({t, at::ones({t.size(0), 1}, t.options())}, 1); };
+  const at::Tensor a = with_one(x).to(at::kDouble), b = y.to(at::kDouble).unsqueeze(1);
+  at::Tensor reg = lambda * at::eye(a.size(1), at::kDouble);
+  reg.index_put_({a.size(1) - 1, a.size(1) - 1}, 0.0);  // the intercept is not shrunk
+  const at::Tensor w = at::linalg_solve(a.t().mm(a) + reg, a.t().mm(b));
+  return with_one(all).to(at::kDouble).mm(w).squeeze(1).to(at::kFloat);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::cerr << "usage: surrogate_quality_bench LIB.json TABLE.json [--metric glue] [--inputs embedding+dict] "
+                 "[--points 10,20,30,50] [--repeats 10] [--batch-size 32] [--min-epochs 10] [--patience 7] [--ridge 1] "
+                 "[--mean-from npn|teacher]\n";
+    return 2;
+  }
+  std::string metric = "glue", inputs = BoshnasOptions{}.inputs;
+  std::vector<int64_t> points{10, 20, 30, 50};
+  int64_t repeats = 10;
+  double ridge = 1.0;
+  SurrogateOptions so;
+  for (int i = 3; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--metric") metric = value;
+    else if (flag == "--inputs") inputs = value;
+    else if (flag == "--points") points = parse_list(value);
+    else if (flag == "--repeats") repeats = std::stoll(value);
+    else if (flag == "--batch-size") so.batch_size = std::stoll(value);
+    else if (flag == "--min-epochs") so.min_epochs = std::stoll(value);
+    else if (flag == "--patience") so.patience = std::stoll(value);
+    else if (flag == "--ridge") ridge = std::stod(value);
+    else if (flag == "--mean-from") so.mean_from_npn = value == "npn";
+    else {
+      std::cerr << "unknown flag " << flag << "\n";
+      return 2;
+    }
+  }
+  torch::set_num_threads(1);
+  const Library library = load_library(argv[1]);
+  const auto scores = align_scores(load_benchmark_table(argv[2], metric), library);
+  std::vector<int64_t> scored;
+  for (int64_t i = 0; i < int64_t(scores.size()); ++i)
+    if (scores[size_t(i)]) scored.push_back(i);
+  const at::Tensor all = surrogate_inputs(library, inputs).index_select(0, at::tensor(scored, at::kLong));
+  std::vector<double> truth;
+  for (int64_t i : scored) truth.push_back(*scores[size_t(i)]);
+  so.input_dim = all.size(1);
+  std::cout << "library " << argv[1] << ": " << scored.size() << " scored architectures, inputs " << inputs << " (dim "
+            << all.size(1) << "), batch " << so.batch_size << ", min epochs " << so.min_epochs << ", patience "
+            << so.patience << ", mean from " << (so.mean_from_npn ? "npn" : "teacher") << ", ridge lambda " << ridge << ", " << repeats << " repeats\n";
+  const int64_t last = *std::max_element(points.begin(), points.end());
+  // Per n: sums over repeats of (spearman, percentile of the greedy pick) for surrogate and ridge.
+  std::vector<double> s_rho(points.size()), s_pick(points.size()), r_rho(points.size()), r_pick(points.size());
+  for (int64_t rep = 0; rep < repeats; ++rep) {
+    std::vector<int64_t> order(scored.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), std::mt19937_64(uint64_t(rep)));
+    so.seed = uint64_t(rep);
+    Surrogate surrogate(so);
+    for (int64_t n = 1; n <= last; ++n) {
+      std::vector<int64_t> seen(order.begin(), order.begin() + n);
+      std::vector<double> values;
+      for (int64_t i : seen) values.push_back(truth[size_t(i)]);
+      const at::Tensor x = all.index_select(0, at::tensor(seen, at::kLong));
+      const at::Tensor y = at::tensor(normalised_targets(values, "rank"), at::kFloat);
+      surrogate.fit(x, y, uint64_t(rep * 1000 + n));
+      const auto at_point = std::find(points.begin(), points.end(), n);
+      if (at_point == points.end()) continue;
+      const size_t p = size_t(at_point - points.begin());
+      std::vector<bool> is_seen(scored.size(), false);
+      for (int64_t i : seen) is_seen[size_t(i)] = true;
+      auto score_of = [&](const at::Tensor& loss, double& rho, double& pick) {  // loss: lower = better
+        std::vector<double> predicted, actual;
+        double best_loss = INFINITY, best_truth = 0;
+        for (size_t i = 0; i < scored.size(); ++i) {
+          if (is_seen[i]) continue;
+          const double l = loss[int64_t(i)].item<double>();
+          predicted.push_back(-l);
+          actual.push_back(truth[i]);
+          if (l < best_loss) best_loss = l, best_truth = truth[i];
+        }
+        rho += spearman(predicted, actual);
+        pick += double(std::count_if(actual.begin(), actual.end(), [&](double v) { return v < best_truth; })) /
+                double(actual.size());
+      };
+      score_of(surrogate.predict(all).mean, s_rho[p], s_pick[p]);
+      score_of(ridge_predict(x, y, all, ridge), r_rho[p], r_pick[p]);
+    }
+  }
+  std::cout << std::fixed << std::setprecision(3);
+  for (size_t p = 0; p < points.size(); ++p) {
+    const double k = double(repeats);
+    std::cout << "n " << points[p] << ": surrogate Spearman " << s_rho[p] / k << ", greedy pick at percentile "
+              << 100 * s_pick[p] / k << " | ridge Spearman " << r_rho[p] / k << ", pick at percentile "
+              << 100 * r_pick[p] / k << " | Spearman ratio surrogate/ridge " << s_rho[p] / r_rho[p] << "\n";
+  }
+}
