@@ -87,8 +87,13 @@ int main(int argc, char** argv) {
   int64_t repeats = 10;
   double ridge = 1.0;
   SurrogateOptions so;
-  for (int i = 3; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
+  for (int i = 3; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) {
+      std::cerr << flag << ": missing value\n";
+      return 2;
+    }
+    const std::string value = argv[i + 1];
     if (flag == "--metric") metric = value;
     else if (flag == "--inputs") inputs = value;
     else if (flag == "--points") points = parse_list(value);
@@ -116,7 +121,11 @@ int main(int argc, char** argv) {
   std::cout << "library " << argv[1] << ": " << scored.size() << " scored architectures, inputs " << inputs << " (dim "
             << all.size(1) << "), batch " << so.batch_size << ", min epochs " << so.min_epochs << ", patience "
             << so.patience << ", mean from " << (so.mean_from_npn ? "npn" : "teacher") << ", ridge lambda " << ridge << ", " << repeats << " repeats\n";
-  const int64_t last = *std::max_element(points.begin(), points.end());
+  const int64_t last = points.empty() ? 0 : *std::max_element(points.begin(), points.end());
+  if (points.empty() || *std::min_element(points.begin(), points.end()) < 1 || last >= int64_t(scored.size())) {
+    std::cerr << "--points: every value must lie in 1.." << scored.size() - 1 << " (the scored architectures, one left unseen)\n";
+    return 2;
+  }
   // Per n: sums over repeats of (spearman, percentile of the greedy pick) for surrogate and ridge.
   std::vector<double> s_rho(points.size()), s_pick(points.size()), r_rho(points.size()), r_pick(points.size());
   for (int64_t rep = 0; rep < repeats; ++rep) {
