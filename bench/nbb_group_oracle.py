@@ -12,6 +12,7 @@ table's best (75.13) and one of its two best (>= 74.7338) are found, against dra
 from the group. Not a policy flexnas offers: the group is given, not learnt. It shows whether the
 scores within the group carry a signal a surrogate could use. Needs python3-numpy (Debian).
 """
+import argparse
 import json
 import sys
 
@@ -31,12 +32,11 @@ def counts(record):
 
 
 def main(argv):
-    runs = 400
-    if "--runs" in argv:
-        i = argv.index("--runs")
-        runs = int(argv[i + 1])
-        del argv[i:i + 2]
-    path = argv[1] if len(argv) > 1 else "examples/nas-bench-bert/BERT_benchmark.json"
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("table", nargs="?", default="examples/nas-bench-bert/BERT_benchmark.json")
+    parser.add_argument("--runs", type=int, default=400)
+    args = parser.parse_args(argv[1:])
+    runs, path = args.runs, args.table
     distinct = {}
     for r in json.load(open(path)):  # the first record of a repeated architecture is kept
         distinct.setdefault(json.dumps(r["hparams"]["model_hparam_overrides"], sort_keys=True), r)

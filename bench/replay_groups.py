@@ -9,6 +9,7 @@ repeat across them). The "best group" is the group of the best score in the CSVs
 mean number of trials per seed spent in each group within the first --by trials, and how many of
 the trials outside the best group each step kind proposed. Standard library only (no numpy).
 """
+import argparse
 import collections
 import csv
 import json
@@ -21,18 +22,17 @@ def group_of(model_dict):
 
 
 def main(argv):
-    by = 50
-    if "--by" in argv:
-        i = argv.index("--by")
-        by = int(argv[i + 1])
-        del argv[i:i + 2]
-    if len(argv) < 3:
-        sys.exit(__doc__)
-    library = json.load(open(argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("library")
+    parser.add_argument("trials", nargs="+")
+    parser.add_argument("--by", type=int, default=50)
+    args = parser.parse_args(argv[1:])
+    by = args.by
+    library = json.load(open(args.library))
     groups = [group_of(m) for m in library["model_dicts"]]
     seeds = collections.defaultdict(list)
     best = (float("-inf"), None)
-    for path in argv[2:]:
+    for path in args.trials:
         with open(path) as f:
             for row in csv.DictReader(f):
                 index = int(row["index"])
@@ -48,7 +48,7 @@ def main(argv):
             if groups[index] != best_group:
                 outside[kind] += 1
     n = len(seeds)
-    print(f"{' + '.join(argv[2:])}: {n} seeds, first {by} trials; best group {best_group} (best score {best[0]:g})")
+    print(f"{' + '.join(args.trials)}: {n} seeds, first {by} trials; best group {best_group} (best score {best[0]:g})")
     for g, c in sorted(per_group.items(), key=lambda x: -x[1]):
         print(f"  {g}: {c / n:.1f} trials per seed")
     kinds = ", ".join(f"{k} {c / n:.1f}" for k, c in sorted(outside.items(), key=lambda x: -x[1]))

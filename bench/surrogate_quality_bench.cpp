@@ -20,6 +20,7 @@
 #include <random>
 #include <sstream>
 
+#include "design_space/embedding.h"
 #include "design_space/library.h"
 #include "nas/boshnas.h"
 #include "nas/surrogate.h"
@@ -29,32 +30,6 @@ using namespace flexnas;
 using namespace flexnas::nas;
 
 namespace {
-
-std::vector<double> ranks(const std::vector<double>& v) {  // average ranks, 0-based
-  std::vector<size_t> order(v.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
-  std::vector<double> r(v.size());
-  for (size_t i = 0; i < order.size();) {
-    size_t j = i;
-    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-    for (size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * double(i + j);
-    i = j + 1;
-  }
-  return r;
-}
-
-double spearman(const std::vector<double>& a, const std::vector<double>& b) {
-  const std::vector<double> ra = ranks(a), rb = ranks(b);
-  const double n = double(a.size()), mean = (n - 1) / 2;
-  double sab = 0, saa = 0, sbb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    sab += (ra[i] - mean) * (rb[i] - mean);
-    saa += (ra[i] - mean) * (ra[i] - mean);
-    sbb += (rb[i] - mean) * (rb[i] - mean);
-  }
-  return sab / std::sqrt(saa * sbb);
-}
 
 std::vector<int64_t> parse_list(const std::string& s) {
   std::vector<int64_t> out;
@@ -146,17 +121,19 @@ int main(int argc, char** argv) {
       const size_t p = size_t(at_point - points.begin());
       std::vector<bool> is_seen(scored.size(), false);
       for (int64_t i : seen) is_seen[size_t(i)] = true;
-      auto score_of = [&](const at::Tensor& loss, double& rho, double& pick) {  // loss: lower = better
+      auto score_of = [&](const at::Tensor& loss_tensor, double& rho, double& pick) {  // lower = better
+        const at::Tensor loss = loss_tensor.to(at::kDouble).contiguous();
+        const double* l_of = loss.data_ptr<double>();
         std::vector<double> predicted, actual;
         double best_loss = INFINITY, best_truth = 0;
         for (size_t i = 0; i < scored.size(); ++i) {
           if (is_seen[i]) continue;
-          const double l = loss[int64_t(i)].item<double>();
+          const double l = l_of[i];
           predicted.push_back(-l);
           actual.push_back(truth[i]);
           if (l < best_loss) best_loss = l, best_truth = truth[i];
         }
-        rho += spearman(predicted, actual);
+        rho += spearman_correlation(predicted, actual);
         pick += double(std::count_if(actual.begin(), actual.end(), [&](double v) { return v < best_truth; })) /
                 double(actual.size());
       };

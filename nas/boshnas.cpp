@@ -46,7 +46,7 @@ BoshnasPolicy::BoshnasPolicy(const Library& library, PolicyOptions options, Bosh
         s.seed = derive_seed(options_.seed, 5, 0);  // defect 8 fix: the surrogate's own stream
         return s;
       }()) {
-  const int64_t n = int64_t(library.size()), d = surrogate_input_dim(library, boshnas_.inputs);
+  const int64_t n = int64_t(library.size());
   if (n == 0) throw ConfigError("error: library: it holds no architectures");
   if (boshnas_.uncertainty_prob < 0 || boshnas_.diversity_prob < 0 || boshnas_.uncertainty_prob + boshnas_.diversity_prob > 1)
     throw ConfigError("error: boshnas: uncertainty_prob + diversity_prob must lie in [0, 1]");
@@ -55,6 +55,7 @@ BoshnasPolicy::BoshnasPolicy(const Library& library, PolicyOptions options, Bosh
   if (boshnas_.best_starts < 0)
     throw ConfigError("error: boshnas: best_starts must be at least 0, got " + std::to_string(boshnas_.best_starts));
   inputs_ = surrogate_inputs(library, boshnas_.inputs);
+  const int64_t d = inputs_.size(1);
   // GOBI bounds: per-dimension min and max over the whole library (spec §3.1).
   lower_ = std::get<0>(inputs_.min(0));
   upper_ = std::get<0>(inputs_.max(0));
