@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <mutex>
@@ -55,6 +56,17 @@ void install_stop_handlers() {
 void request_stop(int sig) { on_stop_signal(sig); }
 int stop_signal() { return g_stop_signal.load(); }
 void clear_stop() { g_stop_signal.store(0); }
+
+int drain_file_signal() {
+  const char* path = std::getenv(kDrainFileEnv);
+  if (!path || !*path) return 0;
+  std::ifstream in(path);
+  if (!in) return 0;
+  int sig = 0;
+  // The file names the signal its writer caught; an empty or garbled one still asks for a drain.
+  if (!(in >> sig) || (sig != SIGTERM && sig != SIGINT && sig != SIGUSR1)) sig = SIGUSR1;
+  return sig;
+}
 
 uint64_t trial_seed(uint64_t campaign_seed, int64_t trial_id) {
   return nas::derive_seed(campaign_seed, 0x7121a15eedull, uint64_t(trial_id));
@@ -387,7 +399,13 @@ class Scheduler {
     int exit_code = 0;
     bool draining = false;
     std::chrono::steady_clock::time_point drain_start;
+    std::chrono::steady_clock::time_point last_drain_check;  // epoch: the first pass checks
     for (;;) {
+      // A signal the job step lost (see kDrainFileEnv): the batch script's note stands in for it.
+      if (!draining && since(last_drain_check) >= 0.5) {
+        last_drain_check = std::chrono::steady_clock::now();
+        if (const int file_sig = drain_file_signal()) request_stop(file_sig);
+      }
       const int sig = stop_signal();
       if (sig && !draining) {
         draining = true;
@@ -440,6 +458,7 @@ class Scheduler {
       say("stopped; continue with: flexnas search " + config_.source + " --resume");
     } else if (exit_code == 0) {
       store_.log_event(-1, "finished", -1, summary_line());
+      write_finished_file();
       if (!options_.quiet) std::cout << "campaign " << config_.name << " finished: " << summary_line() << "\n\n"
                                      << leaderboard(all_trials(), c_.library, c_.level) << std::flush;
     }
@@ -447,6 +466,18 @@ class Scheduler {
   }
 
  private:
+  /// Tells the SLURM batch script that the campaign finished (kFinishedFileEnv): an exit code of 0
+  /// from srun alone does not prove that flexnas ran.
+  void write_finished_file() const {
+    const char* path = std::getenv(kFinishedFileEnv);
+    if (!path || !*path) return;
+    try {
+      write_file_atomic(path, summary_line() + "\n");
+    } catch (const std::exception& e) {
+      LOG_WARN("cannot write ", path, " (", kFinishedFileEnv, "): ", e.what());
+    }
+  }
+
   std::vector<TrialRow> all_trials() const { return std::vector<TrialRow>(trials_.begin(), trials_.end()); }
 
   void say(const std::string& line) {

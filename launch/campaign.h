@@ -102,6 +102,16 @@ void request_stop(int signal);
 int stop_signal();               // 0 = none
 void clear_stop();
 
+/// Files shared with the SLURM batch script (launch/slurm.cpp). srun can swallow a signal that
+/// arrives while it starts the job step, and SLURM may signal a job seconds after it starts, so
+/// the script also writes the signal number to $FLEXNAS_DRAIN_FILE, which the scheduler polls
+/// (every 0.5 s) as if the signal had arrived. When the campaign finishes, the scheduler writes
+/// its summary to $FLEXNAS_FINISHED_FILE: the script trusts that, not srun's exit code of 0.
+inline constexpr const char* kDrainFileEnv = "FLEXNAS_DRAIN_FILE";
+inline constexpr const char* kFinishedFileEnv = "FLEXNAS_FINISHED_FILE";
+/// The signal named by $FLEXNAS_DRAIN_FILE when that file exists (USR1 when unreadable), else 0.
+int drain_file_signal();
+
 /// Seed of a trial: derived from (campaign seed, trial id); the same for every attempt.
 uint64_t trial_seed(uint64_t campaign_seed, int64_t trial_id);
 

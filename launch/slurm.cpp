@@ -279,6 +279,12 @@ SlurmJobSpec make_job_spec(const SlurmSubmitOptions& o) {
                      " not shorter than the time limit --time " + o.resources.time + " (" + std::to_string(limit) +
                      " s): the campaign would be told to stop as soon as it starts; give a longer --time or a "
                      "shorter --signal-lead");
+    // sbatch(1): "Due to the resolution of event handling by Slurm, the signal may be sent up to 60
+    // seconds earlier than specified." The job still drains at the signal and the chain resumes.
+    if (limit < spec.signal_lead + 60)
+      LOG_WARN("--time ", o.resources.time, " (", limit, " s) is less than --signal-lead (", spec.signal_lead,
+               " s) + 60 s: SLURM may send USR1 up to 60 s early, so a job can be told to drain at any time from its "
+               "start and run few or no trials (a longer --time makes each job useful)");
   }
   if (static_cast<double>(spec.signal_lead) < drain + 5)
     LOG_WARN("--signal-lead ", spec.signal_lead, " s leaves less than the campaign's scheduler.drain_timeout (", drain,
@@ -337,6 +343,24 @@ std::string sbatch_script(const SlurmJobSpec& spec) {
     << "# Cancels the jobs of the chain still waiting to start (the campaign needs no more).\n"
     << "stop_chain() { \"$FLEXNAS\" slurm cancel \"$CAMPAIGN_DIR\" --pending-only || true; }\n"
     << "\n"
+    << "# USR1 (--signal=B:USR1@" << spec.signal_lead << ") reaches this shell only. SLURM may send it any time up to\n"
+    << "# 60 s before the requested lead, even before the job step exists, and srun swallows a signal that\n"
+    << "# arrives while it starts the step. So the signal is written to $FLEXNAS_DRAIN_FILE, which\n"
+    << "# `flexnas search` polls, and forwarded to the step when there is one: `flexnas search` then stops\n"
+    << "# handing out work, waits for running trials (scheduler.drain_timeout) and exits 128+signal; the\n"
+    << "# next job resumes. `flexnas search` writes $FLEXNAS_FINISHED_FILE when the campaign finished.\n"
+    << "export FLEXNAS_DRAIN_FILE=\"$SLURM_DIR/job-$JOB.drain\"\n"
+    << "export FLEXNAS_FINISHED_FILE=\"$SLURM_DIR/job-$JOB.finished\"\n"
+    << "rm -f \"$FLEXNAS_DRAIN_FILE\" \"$FLEXNAS_FINISHED_FILE\"\n"
+    << "step=\n"
+    << "on_signal() {\n"
+    << "  echo \"$2\" >\"$FLEXNAS_DRAIN_FILE\"\n"
+    << "  if [ -n \"$step\" ]; then kill -s \"$1\" \"$step\" 2>/dev/null || true; fi\n"
+    << "}\n"
+    << "trap 'on_signal USR1 10' USR1\n"
+    << "trap 'on_signal TERM 15' TERM\n"
+    << "trap 'on_signal INT 2' INT\n"
+    << "\n"
     << "# A chained job that starts after the campaign finished has nothing to do.\n"
     << "if [ -e \"$SLURM_DIR/finished\" ]; then\n"
     << "  echo \"flexnas: the campaign is already finished ($SLURM_DIR/finished); nothing to do\"\n"
@@ -348,16 +372,7 @@ std::string sbatch_script(const SlurmJobSpec& spec) {
   if (!spec.setup_text.empty()) {
     s << "# Environment set-up, from " << spec.setup_file << ":\n" << spec.setup_text << "# (end of set-up)\n\n";
   }
-  s << "# USR1 (--signal=B:USR1@" << spec.signal_lead << ") reaches this shell only: forward it to the job\n"
-    << "# step, which passes it to every task. `flexnas search` then stops handing out work, waits for\n"
-    << "# running trials (scheduler.drain_timeout) and exits 128+10; the next job resumes.\n"
-    << "step=\n"
-    << "forward() { if [ -n \"$step\" ]; then kill -s \"$1\" \"$step\" 2>/dev/null || true; fi; }\n"
-    << "trap 'forward USR1' USR1\n"
-    << "trap 'forward TERM' TERM\n"
-    << "trap 'forward INT' INT\n"
-    << "\n"
-    << "# The first job starts the campaign; every later one resumes it.\n"
+  s << "# The first job starts the campaign; every later one resumes it.\n"
     << "RESUME=\n"
     << "if [ -e \"$CAMPAIGN_DIR/campaign.db\" ]; then RESUME=--resume; fi\n"
     << "echo \"flexnas: job $JOB on $(hostname) at $(date -u +%FT%TZ): flexnas search $CAMPAIGN $RESUME\"\n";
@@ -372,19 +387,26 @@ std::string sbatch_script(const SlurmJobSpec& spec) {
   } else {
     // Open MPI reads the allocation from SLURM's environment.
     s << "mpirun -np " << tasks << " --map-by ppr:" << r.ntasks_per_node << ":node"
+      << " -x FLEXNAS_DRAIN_FILE -x FLEXNAS_FINISHED_FILE"
       << " \\\n    \"$FLEXNAS\" search \"$CAMPAIGN\" $RESUME &\n";
   }
   s << "step=$!\n"
     << "wait \"$step\"; rc=$?\n"
     << "# wait returns early (> 128) when a trapped signal arrives while the step drains: wait again.\n"
     << "while [ \"$rc\" -gt 128 ] && kill -0 \"$step\" 2>/dev/null; do wait \"$step\"; rc=$?; done\n"
+    << "# srun can end with 0 without having run flexnas (a signal while it started the step): only\n"
+    << "# flexnas's own note says the campaign finished.\n"
+    << "if [ \"$rc\" = 0 ] && [ ! -e \"$FLEXNAS_FINISHED_FILE\" ]; then rc=" << kSlurmStepUnconfirmedExit << "; fi\n"
     << "record_exit \"$rc\"\n"
     << "\n"
     << "case \"$rc\" in\n"
     << "  0)\n"
-    << "    echo \"flexnas: the campaign is finished\"\n"
+    << "    echo \"flexnas: the campaign is finished: $(cat \"$FLEXNAS_FINISHED_FILE\")\"\n"
     << "    date -u +%FT%TZ >\"$SLURM_DIR/finished\"\n"
     << "    stop_chain ;;\n"
+    << "  " << kSlurmStepUnconfirmedExit << ")\n"
+    << "    echo \"flexnas: the job step ended with exit 0 but flexnas search did not report the campaign finished"
+       " (exit " << kSlurmStepUnconfirmedExit << "); the next job of the chain resumes the campaign\" ;;\n"
     << "  2)\n"
     << "    echo \"flexnas: the campaign configuration was rejected (exit 2, see job-$JOB.err); not resuming\"\n"
     << "    stop_chain ;;\n"
@@ -531,6 +553,10 @@ std::string explain_exit_code(int code) {
     case 0: return "exit 0: the campaign finished (budget used up or converged)";
     case 1: return "exit 1: an error (I/O, internal); read the job's .err file, fix it, then resume";
     case 2: return "exit 2: the campaign configuration or a flag was rejected; fix it (the message is in the .err file), then resubmit";
+    case kSlurmStepUnconfirmedExit:
+      return "exit " + std::to_string(kSlurmStepUnconfirmedExit) +
+             ": the job step ended with 0 but flexnas search did not report the campaign finished (srun was "
+             "signalled while starting it, or flexnas never ran); completed trials are kept and the next job resumes";
     case 127: return "exit 127: a command was not found in the job (check the set-up file and the flexnas path)";
     case 129: return "exit 129: drained on SIGHUP; completed trials are kept and a resume continues";
     case 130: return "exit 130: drained on SIGINT; completed trials are kept and a resume continues";
@@ -568,6 +594,8 @@ std::string explain_slurm_state(const SlurmJobState& job) {
     if (code >= 129 && code <= 143)
       return "ended with a non-zero exit because the campaign drained on a signal (flexnas search: " +
              explain_exit_code(code) + "); this is expected at a time limit";
+    if (code == kSlurmStepUnconfirmedExit)
+      return "ended without finishing the campaign (" + explain_exit_code(code) + ")";
     const std::string detail =
         job.search_exit >= 0 ? exit_note : (job.exit_code.empty() ? "" : " (exit " + job.exit_code + ")");
     return "failed: flexnas search or the set-up lines ended with an error" + detail +

@@ -77,6 +77,9 @@ SlurmJobSpec make_job_spec(const SlurmSubmitOptions& options);
 
 /// The batch script's text (deterministic: no dates, so tests can compare it line by line).
 std::string sbatch_script(const SlurmJobSpec& spec);
+/// Exit code the batch script records when the job step ended with 0 but `flexnas search` did not
+/// write $FLEXNAS_FINISHED_FILE (srun can end with 0 without running it): the chain resumes.
+inline constexpr int kSlurmStepUnconfirmedExit = 75;
 
 /// <dir>/slurm, <dir>/slurm/job.sbatch, <dir>/slurm/jobs.json.
 std::string slurm_dir(const std::string& campaign_dir);

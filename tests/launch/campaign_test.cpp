@@ -459,6 +459,41 @@ TEST(LocalCampaign, SigtermDrainThenResumeEqualsUninterrupted) {
   EXPECT_EQ(trial_signature((full / "c").string()), trial_signature(c.directory));
 }
 
+// The SLURM batch script's files (launch/campaign.h): a drain file present at the start (a USR1
+// that came before the job step existed) drains the campaign before any trial and marks nothing
+// finished; the resume without it finishes and writes the finished file.
+TEST(LocalCampaign, DrainFileStopsLikeUsrOneAndFinishedFileIsWrittenAtTheEnd) {
+  const fs::path dir = temp_dir("drainfile");
+  const CampaignConfig c = write_config(dir, table_campaign("random", 6, 2));
+  const std::string drain = (dir / "job-7.drain").string(), finished = (dir / "job-7.finished").string();
+  write_file_atomic(drain, "10\n");
+  setenv(kDrainFileEnv, drain.c_str(), 1);
+  setenv(kFinishedFileEnv, finished.c_str(), 1);
+  EXPECT_EQ(drain_file_signal(), SIGUSR1);
+  EXPECT_EQ(run_campaign(c, false), 128 + SIGUSR1);
+  EXPECT_FALSE(fs::exists(finished));
+  {
+    CampaignStore store(campaign_db_path(c.directory), true);
+    for (const TrialRow& t : store.trials()) EXPECT_NE(t.status, trial_status::kCompleted) << t.id;
+    EXPECT_EQ(store.events().back().kind, "stopped");
+  }
+  write_file_atomic(drain, "15\n");  // TERM noted by the trap
+  EXPECT_EQ(drain_file_signal(), SIGTERM);
+  write_file_atomic(drain, "garbage");  // still a drain request
+  EXPECT_EQ(drain_file_signal(), SIGUSR1);
+  fs::remove(drain);
+  EXPECT_EQ(drain_file_signal(), 0);
+  EXPECT_EQ(run_campaign(c, true), 0);
+  unsetenv(kDrainFileEnv);
+  unsetenv(kFinishedFileEnv);
+  ASSERT_TRUE(fs::exists(finished));
+  EXPECT_EQ(read_file(finished).rfind("done 6, failed 0", 0), 0u) << read_file(finished);
+  CampaignStore store(campaign_db_path(c.directory), true);
+  int64_t completed = 0;
+  for (const TrialRow& t : store.trials()) completed += t.status == trial_status::kCompleted;
+  EXPECT_EQ(completed, 6);
+}
+
 TEST(LocalCampaign, ReportHasLeaderboardAndPicture) {
   const fs::path dir = temp_dir("report_svg");
   const CampaignConfig c = write_config(dir, table_campaign("random", 12, 2));

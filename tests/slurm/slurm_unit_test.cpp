@@ -207,8 +207,17 @@ TEST(SlurmFlags, SignalLeadMustBeShorterThanTheTimeLimit) {
             "limit --time 00:01:00 (60 s): the campaign would be told to stop as soon as it starts; give a longer "
             "--time or a shorter --signal-lead");
   o.resources.time = "2:00";  // M:S = 2 minutes
+  testing::internal::CaptureStderr();
   const SlurmJobSpec spec = make_job_spec(o);
+  // 120 s < 70 s + 60 s: SLURM may signal the job at once.
+  EXPECT_NE(testing::internal::GetCapturedStderr().find(
+                "--time 2:00 (120 s) is less than --signal-lead (70 s) + 60 s: SLURM may send USR1 up to 60 s early"),
+            std::string::npos);
   EXPECT_EQ(spec.signal_lead, 70);
+  o.resources.time = "3:00";
+  testing::internal::CaptureStderr();
+  make_job_spec(o);
+  EXPECT_EQ(testing::internal::GetCapturedStderr().find("up to 60 s early"), std::string::npos);
   EXPECT_EQ(spec.campaign_dir, dir / "camp");
   EXPECT_EQ(spec.campaign_file, dir / "campaign.yaml");
   EXPECT_EQ(spec.job_name, "flexnas-camp");
@@ -259,7 +268,10 @@ TEST(SlurmScript, ExactSbatchLines) {
                         "# (end of set-up)\n"),
             std::string::npos);
   EXPECT_NE(script.find("FLEXNAS=/opt/flexnas/bin/flexnas\nCAMPAIGN=/home/me/gpu-search.yaml\n"), std::string::npos);
-  EXPECT_NE(script.find("trap 'forward USR1' USR1\n"), std::string::npos);
+  EXPECT_NE(script.find("trap 'on_signal USR1 10' USR1\n"), std::string::npos);
+  // The trap comes first (a signal can arrive as soon as the job starts), the set-up after it.
+  EXPECT_LT(script.find("trap 'on_signal USR1 10' USR1\n"), script.find("# Environment set-up"));
+  EXPECT_LT(script.find("trap 'on_signal USR1 10' USR1\n"), script.find("if [ -e \"$SLURM_DIR/finished\" ]"));
 }
 
 TEST(SlurmScript, DefaultsLeaveClusterDefaultsAndMpirunVariant) {
@@ -285,7 +297,8 @@ TEST(SlurmScript, DefaultsLeaveClusterDefaultsAndMpirunVariant) {
   spec.resources.nodes = 3;
   spec.resources.ntasks_per_node = 2;
   script = sbatch_script(spec);
-  EXPECT_EQ(lines_starting(script, "mpirun"), std::vector<std::string>{"mpirun -np 6 --map-by ppr:2:node \\"});
+  EXPECT_EQ(lines_starting(script, "mpirun"),
+            std::vector<std::string>{"mpirun -np 6 --map-by ppr:2:node -x FLEXNAS_DRAIN_FILE -x FLEXNAS_FINISHED_FILE \\"});
   EXPECT_TRUE(lines_starting(script, "srun").empty());
 }
 
@@ -297,39 +310,68 @@ class ScriptRun : public ::testing::Test {
     fs::create_directories(bin_);
     campaign_dir_ = dir_ / "camp";
     fs::create_directories(campaign_dir_ + "/slurm");
-    // srun: drop the options, run the program (exec keeps the PID, so a signal reaches it).
-    write_text(bin_ + "/srun", "#!/bin/bash\nwhile [[ \"$1\" == --* ]]; do shift; done\nexec \"$@\"\n", true);
-    // flexnas: `search` records its arguments and runs until done (MODE=finish) or until USR1 (then
-    // drains for 0.3 s and exits 138); `slurm cancel` records that the chain was stopped.
+    // srun: drop the options, run the program (exec keeps the PID, so a signal reaches it). With
+    // SRUN_SWALLOW it first spends 0.5 s "creating the step" and swallows USR1 meanwhile, as the
+    // real srun does.
+    write_text(bin_ + "/srun",
+               "#!/bin/bash\n"
+               "while [[ \"$1\" == --* ]]; do shift; done\n"
+               "if [ -n \"${SRUN_SWALLOW:-}\" ]; then\n"
+               "  trap 'echo swallowed >>" + (dir_ / "calls.log") + "' USR1\n"
+               "  touch " + (dir_ / "srun-starting") + "\n"
+               "  for i in $(seq 10); do sleep 0.05; done\n"
+               "  trap - USR1\n"
+               "fi\n"
+               "exec \"$@\"\n",
+               true);
+    // flexnas: `search` records its arguments and runs until done (MODE=finish: writes the finished
+    // file, as `flexnas search` does; MODE=vanish: exits 0 without it) or until USR1 or the drain
+    // file (then drains for 0.3 s and exits 138); `slurm cancel` records that the chain was stopped.
     write_text(dir_ / "flexnas",
                "#!/bin/bash\n"
                "log=" + (dir_ / "calls.log") + "\n"
                "echo \"$*\" >>\"$log\"\n"
                "if [ \"$1\" = slurm ]; then exit 0; fi\n"
                "trap 'echo drained >>\"$log\"; sleep 0.3; exit 138' USR1\n"
-               "if [ \"$MODE\" = finish ]; then exit 0; fi\n"
+               "if [ \"$MODE\" = finish ]; then echo 'done 4' >\"$FLEXNAS_FINISHED_FILE\"; exit 0; fi\n"
+               "if [ \"$MODE\" = vanish ]; then exit 0; fi\n"
                "if [ \"$MODE\" = config ]; then exit 2; fi\n"
                "touch " + (dir_ / "started") + "\n"
-               "for i in $(seq 1 200); do sleep 0.05; done\n"
+               "for i in $(seq 1 200); do\n"
+               "  if [ -e \"$FLEXNAS_DRAIN_FILE\" ]; then echo \"drained (file: $(cat \"$FLEXNAS_DRAIN_FILE\"))\" >>\"$log\"; exit 138; fi\n"
+               "  sleep 0.05\n"
+               "done\n"
                "exit 0\n",
                true);
+    script_ = dir_ / "job.sbatch";
+    write_script("");
+  }
+  void write_script(const std::string& setup_text) {
     SlurmJobSpec spec;
     spec.job_name = "flexnas-camp";
     spec.campaign_file = dir_ / "campaign.yaml";
     spec.campaign_dir = campaign_dir_;
     spec.flexnas = dir_ / "flexnas";
     spec.signal_lead = 60;
-    script_ = dir_ / "job.sbatch";
+    spec.setup_file = "setup.sh";
+    spec.setup_text = setup_text;
     write_text(script_, sbatch_script(spec), true);
+  }
+  void wait_for(const std::string& path) const {
+    for (int i = 0; i < 250 && !fs::exists(path); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_TRUE(fs::exists(path)) << path;
   }
 
   /// Starts the script; returns its PID.
-  pid_t start(const std::string& mode) {
+  pid_t start(const std::string& mode, bool srun_swallows = false) {
     const pid_t pid = fork();
     if (pid == 0) {
       setenv("PATH", (bin_ + ":/usr/bin:/bin").c_str(), 1);
       setenv("SLURM_JOB_ID", "42", 1);
       setenv("MODE", mode.c_str(), 1);
+      if (srun_swallows) setenv("SRUN_SWALLOW", "1", 1);
+      unsetenv("FLEXNAS_DRAIN_FILE");
+      unsetenv("FLEXNAS_FINISHED_FILE");
       const std::string out = dir_ / "job.out";
       if (!freopen(out.c_str(), "w", stdout)) _exit(126);
       execl("/bin/bash", "bash", script_.c_str(), static_cast<char*>(nullptr));
@@ -361,12 +403,47 @@ TEST_F(ScriptRun, UsrOneIsForwardedAndTheDrainExitIsKept) {
   EXPECT_NE(read_file(dir_ / "job.out").find("drained on signal 10 (exit 138)"), std::string::npos);
 }
 
+TEST_F(ScriptRun, UsrOneBeforeTheStepExistsIsNotLost) {
+  // The signal comes during the set-up lines, before srun starts: nothing to forward it to, so
+  // only the drain file carries it to flexnas, which drains at once.
+  write_script("touch " + (dir_ / "setup-started") + "\nfor i in $(seq 10); do sleep 0.05; done\n");
+  const pid_t pid = start("run");
+  wait_for(dir_ / "setup-started");
+  kill(pid, SIGUSR1);
+  EXPECT_EQ(wait_exit(pid), 138);
+  EXPECT_EQ(exit_file(), "138\n");
+  EXPECT_EQ(calls(), "search " + (dir_ / "campaign.yaml") + "\ndrained (file: 10)\n");
+  EXPECT_EQ(read_file(campaign_dir_ + "/slurm/job-42.drain"), "10\n");
+  EXPECT_FALSE(fs::exists(campaign_dir_ + "/slurm/finished"));
+}
+
+TEST_F(ScriptRun, UsrOneSwallowedBySrunStillDrains) {
+  const pid_t pid = start("run", /*srun_swallows=*/true);
+  wait_for(dir_ / "srun-starting");
+  kill(pid, SIGUSR1);  // forwarded to srun, which swallows it
+  EXPECT_EQ(wait_exit(pid), 138);
+  EXPECT_EQ(calls(), "swallowed\nsearch " + (dir_ / "campaign.yaml") + "\ndrained (file: 10)\n");
+  EXPECT_EQ(exit_file(), "138\n");
+}
+
 TEST_F(ScriptRun, FinishedCampaignMarksAndStopsTheChain) {
   write_text(campaign_dir_ + "/campaign.db", "");  // an existing campaign is resumed
+  write_text(campaign_dir_ + "/slurm/job-42.drain", "10\n");  // left by an earlier job with this id
   EXPECT_EQ(wait_exit(start("finish")), 0);
   EXPECT_EQ(exit_file(), "0\n");
   EXPECT_TRUE(fs::exists(campaign_dir_ + "/slurm/finished"));
   EXPECT_EQ(calls(), "search " + (dir_ / "campaign.yaml") + " --resume\nslurm cancel " + campaign_dir_ + " --pending-only\n");
+  EXPECT_NE(read_file(dir_ / "job.out").find("the campaign is finished: done 4"), std::string::npos);
+}
+
+TEST_F(ScriptRun, StepEndingWithZeroWithoutFinishingLetsTheChainResume) {
+  // srun can exit 0 without having run flexnas: no finished file, so no finished marker and the
+  // chain goes on.
+  EXPECT_EQ(wait_exit(start("vanish")), kSlurmStepUnconfirmedExit);
+  EXPECT_EQ(exit_file(), std::to_string(kSlurmStepUnconfirmedExit) + "\n");
+  EXPECT_FALSE(fs::exists(campaign_dir_ + "/slurm/finished"));
+  EXPECT_EQ(calls(), "search " + (dir_ / "campaign.yaml") + "\n");  // the chain is not cancelled
+  EXPECT_NE(read_file(dir_ / "job.out").find("did not report the campaign finished (exit 75)"), std::string::npos);
 }
 
 TEST_F(ScriptRun, FollowOnAfterTheFinishExitsAtOnce) {
