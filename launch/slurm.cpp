@@ -27,6 +27,7 @@
 #include "design_space/atomic_file.h"
 #include "design_space/error.h"
 #include "design_space/log.h"
+#include "launch/campaign.h"
 #include "launch/campaign_config.h"
 
 namespace fs = std::filesystem;
@@ -308,6 +309,9 @@ std::string slurm_finished_path(const std::string& campaign_dir) {
 
 std::string sbatch_script(const SlurmJobSpec& spec) {
   const SlurmResources& r = spec.resources;
+  // The variables `flexnas search` reads (launch/campaign.h), as the script exports and uses them.
+  const std::string drain_var = kDrainFileEnv, finished_var = kFinishedFileEnv;
+  const std::string drain_file = "\"$" + drain_var + "\"", finished_file = "\"$" + finished_var + "\"";
   const std::string sdir = slurm_dir(spec.campaign_dir);
   std::ostringstream s;
   s << "#!/bin/bash\n"
@@ -349,12 +353,12 @@ std::string sbatch_script(const SlurmJobSpec& spec) {
     << "# `flexnas search` polls, and forwarded to the step when there is one: `flexnas search` then stops\n"
     << "# handing out work, waits for running trials (scheduler.drain_timeout) and exits 128+signal; the\n"
     << "# next job resumes. `flexnas search` writes $FLEXNAS_FINISHED_FILE when the campaign finished.\n"
-    << "export FLEXNAS_DRAIN_FILE=\"$SLURM_DIR/job-$JOB.drain\"\n"
-    << "export FLEXNAS_FINISHED_FILE=\"$SLURM_DIR/job-$JOB.finished\"\n"
-    << "rm -f \"$FLEXNAS_DRAIN_FILE\" \"$FLEXNAS_FINISHED_FILE\"\n"
+    << "export " << drain_var << "=\"$SLURM_DIR/job-$JOB.drain\"\n"
+    << "export " << finished_var << "=\"$SLURM_DIR/job-$JOB.finished\"\n"
+    << "rm -f " << drain_file << " " << finished_file << "\n"
     << "step=\n"
     << "on_signal() {\n"
-    << "  echo \"$2\" >\"$FLEXNAS_DRAIN_FILE\"\n"
+    << "  echo \"$2\" >" << drain_file << "\n"
     << "  if [ -n \"$step\" ]; then kill -s \"$1\" \"$step\" 2>/dev/null || true; fi\n"
     << "}\n"
     << "trap 'on_signal USR1 10' USR1\n"
@@ -387,7 +391,7 @@ std::string sbatch_script(const SlurmJobSpec& spec) {
   } else {
     // Open MPI reads the allocation from SLURM's environment.
     s << "mpirun -np " << tasks << " --map-by ppr:" << r.ntasks_per_node << ":node"
-      << " -x FLEXNAS_DRAIN_FILE -x FLEXNAS_FINISHED_FILE"
+      << " -x " << drain_var << " -x " << finished_var
       << " \\\n    \"$FLEXNAS\" search \"$CAMPAIGN\" $RESUME &\n";
   }
   s << "step=$!\n"
@@ -396,12 +400,12 @@ std::string sbatch_script(const SlurmJobSpec& spec) {
     << "while [ \"$rc\" -gt 128 ] && kill -0 \"$step\" 2>/dev/null; do wait \"$step\"; rc=$?; done\n"
     << "# srun can end with 0 without having run flexnas (a signal while it started the step): only\n"
     << "# flexnas's own note says the campaign finished.\n"
-    << "if [ \"$rc\" = 0 ] && [ ! -e \"$FLEXNAS_FINISHED_FILE\" ]; then rc=" << kSlurmStepUnconfirmedExit << "; fi\n"
+    << "if [ \"$rc\" = 0 ] && [ ! -e " << finished_file << " ]; then rc=" << kSlurmStepUnconfirmedExit << "; fi\n"
     << "record_exit \"$rc\"\n"
     << "\n"
     << "case \"$rc\" in\n"
     << "  0)\n"
-    << "    echo \"flexnas: the campaign is finished: $(cat \"$FLEXNAS_FINISHED_FILE\")\"\n"
+    << "    echo \"flexnas: the campaign is finished: $(cat " << finished_file << ")\"\n"
     << "    date -u +%FT%TZ >\"$SLURM_DIR/finished\"\n"
     << "    stop_chain ;;\n"
     << "  " << kSlurmStepUnconfirmedExit << ")\n"
