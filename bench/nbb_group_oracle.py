@@ -75,5 +75,6 @@ def main(argv):
             print(f"greedy ridge ({'centred' if centred else 'raw'} scores, lambda {lam:g}), 10 random + 30 greedy, "
                   f"{runs} runs: P(best found) = {found_best / runs:.2f}, P(one of the two best) = {found_top2 / runs:.2f}")
 
+
 if __name__ == "__main__":
     main(sys.argv)
