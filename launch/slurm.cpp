@@ -23,6 +23,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "design_space/atomic_file.h"
 #include "design_space/error.h"
@@ -360,11 +361,11 @@ std::string sbatch_script(const SlurmJobSpec& spec) {
     << "on_signal() {\n"
     << "  echo \"$2\" >" << drain_file << "\n"
     << "  if [ -n \"$step\" ]; then kill -s \"$1\" \"$step\" 2>/dev/null || true; fi\n"
-    << "}\n"
-    << "trap 'on_signal USR1 10' USR1\n"
-    << "trap 'on_signal TERM 15' TERM\n"
-    << "trap 'on_signal INT 2' INT\n"
-    << "\n"
+    << "}\n";
+  // The numbers are what drain_file_signal() reads back (launch/campaign.cpp).
+  for (const auto& [name, number] : {std::pair<const char*, int>{"USR1", SIGUSR1}, {"TERM", SIGTERM}, {"INT", SIGINT}})
+    s << "trap 'on_signal " << name << " " << number << "' " << name << "\n";
+  s << "\n"
     << "# A chained job that starts after the campaign finished has nothing to do.\n"
     << "if [ -e \"$SLURM_DIR/finished\" ]; then\n"
     << "  echo \"flexnas: the campaign is already finished ($SLURM_DIR/finished); nothing to do\"\n"
