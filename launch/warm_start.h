@@ -1,5 +1,5 @@
 #pragma once
-// Warm start for the builtin evaluator: which trained model a new trial starts from (spec §4.4,
+// Warm start for the builtin evaluator: which trained model a new trial starts from (spec §4.5,
 // §6; defect 25 fixed). Candidates, nearest first:
 //   - the campaign's own trained library neighbours of the trial (the library's neighbour lists);
 //   - the parent campaign's trained models (hierarchical refinement: coarse -> fine), ordered by
