@@ -27,6 +27,7 @@
 #include "design_space/architecture.h"
 #include "models/checkpoint.h"
 #include "models/flex_model.h"
+#include "models/precision.h"
 #include "models/safetensors.h"
 #include "models/training.h"
 
@@ -52,7 +53,7 @@ double peak_rss_mib() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string shape = "bert-tiny", save, profile;
+  std::string shape = "bert-tiny", save, profile, precision_name = "fp32";
   int64_t threads = 1, blas = 0, vocab = 8000, batch = 32, len = 128, steps = 10, warmup = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
     else if (k == "--save") save = v;
     else if (k == "--profile") profile = v;
     else if (k == "--blas-threads") blas = std::stoll(v);
+    else if (k == "--precision") precision_name = v;
     else {
       std::cerr << "unknown flag " << k << "\n";
       return 2;
@@ -95,11 +97,16 @@ int main(int argc, char** argv) {
     models::write_safetensors(save + "/batch.safetensors", {{"input_ids", input}, {"attention_mask", mask}, {"labels", labels}});
   }
 
+  const models::Precision precision = models::parse_precision(precision_name, "--precision");
   models::AdamW opt(*model);
   model->train();
   auto one_step = [&] {
     opt.zero_grad();
-    auto loss = model->loss(input, mask, labels);
+    torch::Tensor loss;
+    {
+      models::AutocastScope autocast(precision, torch::kCPU);
+      loss = model->loss(input, mask, labels);
+    }
     loss.backward();
     models::clip_grad_norm(*model, 1.0);
     opt.step(1e-4);
@@ -114,7 +121,11 @@ int main(int argc, char** argv) {
     for (int r = 0; r < 5; ++r) {
       auto t0 = clock::now();
       opt.zero_grad();
-      auto loss = model->loss(input, mask, labels);
+      torch::Tensor loss;
+      {
+        models::AutocastScope autocast(precision, torch::kCPU);
+        loss = model->loss(input, mask, labels);
+      }
       auto t1 = clock::now();
       loss.backward();
       auto t2 = clock::now();
@@ -145,10 +156,10 @@ int main(int argc, char** argv) {
   };
   const double per_step = 1.0 / double(std::max<int64_t>(1, steps));
   std::printf(
-      "{\"impl\": \"flexnas\", \"shape\": \"%s\", \"threads\": %lld, \"vocab\": %lld, \"batch\": %lld, \"len\": %lld, "
+      "{\"impl\": \"flexnas\", \"precision\": \"%s\", \"shape\": \"%s\", \"threads\": %lld, \"vocab\": %lld, \"batch\": %lld, \"len\": %lld, "
       "\"params\": %lld, \"tokens_per_second\": %.1f, \"step_ms\": %.1f, \"cpu_ms_per_step\": %.1f, "
       "\"faults_per_step\": %.0f, \"blas_threads\": %d, \"peak_rss_mib\": %.0f, \"last_loss\": %.4f}\n",
-      shape.c_str(), (long long)threads, (long long)vocab, (long long)batch, (long long)len,
+      models::precision_name(precision), shape.c_str(), (long long)threads, (long long)vocab, (long long)batch, (long long)len,
       (long long)model->num_parameters(), tps, 1000.0 * seconds / double(steps), 1000.0 * (cpu_s(u1) - cpu_s(u0)) * per_step,
       double(u1.ru_minflt - u0.ru_minflt) * per_step, models::blas_threads(), peak_rss_mib(), last);
   return 0;

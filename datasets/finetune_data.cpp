@@ -10,11 +10,15 @@
 
 namespace flexnas::datasets {
 
+const char* truncation_name(Truncation t) { return t == Truncation::kHead ? "head" : "head+tail"; }
+
 TaskDataset::TaskDataset(const TaskInfo& task, const std::vector<Example>& examples, const Tokenizer& tokenizer,
                          const std::string& cache_name, FinetuneOptions o)
     : task_(task), options_(o) {
   if (o.max_length < 4) throw ConfigError("error: --max-length: " + std::to_string(o.max_length) + "; must be at least 4");
   if (o.batch_size < 1) throw ConfigError("error: --batch-size: " + std::to_string(o.batch_size) + "; must be positive");
+  if (!(o.head_fraction >= 0 && o.head_fraction <= 1))
+    throw ConfigError("error: --head-fraction: " + std::to_string(o.head_fraction) + "; must be in [0, 1]");
   const auto L = static_cast<size_t>(o.max_length);
   if (task.kind == TaskKind::kTokenClassification) {
     std::vector<std::vector<std::string>> sentences;
@@ -68,7 +72,13 @@ TaskDataset::TaskDataset(const TaskInfo& task, const std::vector<Example>& examp
       const bool cut = na + nb > budget;
       while (na + nb > budget) (na >= nb ? na : nb)--;  // longest first
       std::vector<int32_t> ids{SpecialIds::kCls};
-      ids.insert(ids.end(), a.data, a.data + na);
+      if (cut && task.num_segments == 1 && o.truncation == Truncation::kHeadTail) {
+        const size_t head = std::min(na, size_t(std::llround(o.head_fraction * double(na))));
+        ids.insert(ids.end(), a.data, a.data + head);
+        ids.insert(ids.end(), a.data + (a.size - (na - head)), a.data + a.size);
+      } else {
+        ids.insert(ids.end(), a.data, a.data + na);
+      }
       ids.push_back(SpecialIds::kSep);
       first_sep_.push_back(static_cast<int32_t>(ids.size() - 1));
       if (task.num_segments == 2) {
@@ -83,6 +93,20 @@ TaskDataset::TaskDataset(const TaskInfo& task, const std::vector<Example>& examp
   }
   if (truncated_ > 0)
     LOG_DEBUG(cache_name, ": ", truncated_, " of ", ids_.size(), " examples truncated to ", o.max_length, " tokens");
+}
+
+std::vector<int64_t> TaskDataset::label_counts() const {
+  if (task_.kind == TaskKind::kRegression) return {};
+  std::vector<int64_t> counts(size_t(task_.num_labels), 0);
+  if (task_.kind == TaskKind::kTokenClassification) {
+    for (const auto& labels : token_labels_)
+      for (int64_t l : labels)
+        if (l >= 0 && l < task_.num_labels) ++counts[size_t(l)];
+  } else {
+    for (int64_t l : labels_)
+      if (l >= 0 && l < task_.num_labels) ++counts[size_t(l)];
+  }
+  return counts;
 }
 
 TaskBatch TaskDataset::batch(int64_t epoch, int64_t i) const {

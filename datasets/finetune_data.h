@@ -17,10 +17,18 @@
 
 namespace flexnas::datasets {
 
+/// How a single text longer than max_length is cut: keep its beginning, or its beginning and its
+/// end (an e-mail's subject and opening plus its closing lines; Sun et al. 2019 found head+tail best
+/// for long documents). Sentence pairs are always cut longest-first.
+enum class Truncation { kHead, kHeadTail };
+const char* truncation_name(Truncation t);  // "head" | "head+tail"
+
 struct FinetuneOptions {
   int64_t max_length = 128;  // tokens per example, [CLS]/[SEP] included
   int64_t batch_size = 32;   // examples per batch
   uint64_t seed = 42;        // shuffling
+  Truncation truncation = Truncation::kHeadTail;  // single texts: beginning + end
+  double head_fraction = 0.5;  // head+tail: share of the token budget kept from the beginning
 };
 
 /// One batch; T = the longest example in the batch (<= max_length). CPU tensors.
@@ -55,6 +63,9 @@ class TaskDataset {
   const std::vector<int32_t>& example_ids(int64_t e) const { return ids_[static_cast<size_t>(e)]; }
   /// Number of examples cut by max_length (for a warning / the report).
   int64_t truncated() const { return truncated_; }
+  /// Classification: examples per class; token classification: scored positions per class;
+  /// regression: empty.
+  std::vector<int64_t> label_counts() const;
 
  private:
   TaskInfo task_;

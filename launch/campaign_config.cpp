@@ -126,7 +126,8 @@ void parse_budget(const ConfigNode& node, BudgetConfig& out) {
 
 void parse_builtin(const ConfigNode& node, const std::string& base_dir, BuiltinConfig& out) {
   node.check_keys({"type", "tokenizer", "corpus", "steps", "task", "epochs", "data_dir", "warm_start", "warm_threshold",
-                   "warm_steps", "transfer_mode", "pretrain_args", "finetune_args", "executable"});
+                   "warm_steps", "transfer_mode", "precision", "device", "pretrain_args", "finetune_args",
+                   "executable"});
   out.tokenizer = existing_file(node["tokenizer"], base_dir);
   const ConfigNode corpus = node["corpus"];
   if (corpus.is_scalar()) {
@@ -151,6 +152,14 @@ void parse_builtin(const ConfigNode& node, const std::string& base_dir, BuiltinC
   }
   if (auto v = node.find("warm_steps")) out.warm_steps = int_at_least(*v, 0, "a non-negative integer");
   if (auto v = node.find("transfer_mode")) out.transfer_mode = one_of(*v, {"od", "rp"});
+  if (auto v = node.find("precision")) out.precision = one_of(*v, {"auto", "fp32", "bf16", "fp16"});
+  if (auto v = node.find("device")) {
+    out.device = non_empty_string(*v);
+    const std::string& d = out.device;
+    const bool cuda_n = d.rfind("cuda:", 0) == 0 && d.size() > 5 && d.find_first_not_of("0123456789", 5) == std::string::npos;
+    v->check(d == "auto" || d == "cpu" || d == "cuda" || cuda_n,
+             "unknown device '" + d + "' (allowed: auto, cpu, cuda, cuda:N)");
+  }
   if (auto v = node.find("pretrain_args")) out.pretrain_args = v->as_string_list(false, false);
   if (auto v = node.find("finetune_args")) out.finetune_args = v->as_string_list(false, false);
   if (auto v = node.find("executable")) out.executable = existing_file(*v, base_dir);
@@ -309,6 +318,8 @@ nlohmann::ordered_json CampaignConfig::to_json(bool for_compare) const {
     e["warm_threshold"] = b.warm_threshold;
     e["warm_steps"] = b.warm_steps;
     e["transfer_mode"] = b.transfer_mode;
+    if (b.precision != "auto") e["precision"] = b.precision;  // written when set: older campaigns resume unchanged
+    if (b.device != "auto") e["device"] = b.device;
     e["pretrain_args"] = b.pretrain_args;
     e["finetune_args"] = b.finetune_args;
     if (!b.executable.empty()) e["executable"] = b.executable;

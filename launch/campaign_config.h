@@ -71,6 +71,8 @@ struct BuiltinConfig {
   double warm_threshold = 0.8;          // warm start only from a model whose transfer overlap is at least this
   int64_t warm_steps = 250;             // pretraining steps after a warm start (0 = transfer only)
   std::string transfer_mode = "od";     // od | rp: how the weights are transferred
+  std::string precision = "auto";       // --precision of pretrain and finetune (auto | fp32 | bf16 | fp16)
+  std::string device = "auto";          // --device of pretrain and finetune (auto | cpu | cuda | cuda:N)
   std::vector<std::string> pretrain_args;  // extra flags appended to `flexnas pretrain`
   std::vector<std::string> finetune_args;  // extra flags appended to `flexnas finetune`
   std::string executable;               // flexnas binary ("" = this executable)

@@ -29,6 +29,7 @@ struct EvaluateOptions {
   std::string out;                // metrics file (default <checkpoint>/eval-<task>-<split>.json)
   int64_t threads = 0;            // torch threads (0 = every core)
   datasets::FinetuneOptions data; // max length, batch size
+  ComputeFlags compute;           // --device, --precision
 };
 
 void run_evaluate(EvaluateOptions o) {
@@ -36,6 +37,7 @@ void run_evaluate(EvaluateOptions o) {
     throw ConfigError("error: --batch-size: expected a positive integer, got " + std::to_string(o.data.batch_size));
   if (o.data.max_length < 3) throw ConfigError("error: --max-len: expected at least 3, got " + std::to_string(o.data.max_length));
   set_torch_threads(o.threads);
+  const Compute compute = resolve_compute(o.compute);
   if (!fs::is_directory(o.checkpoint)) throw ConfigError("error: --checkpoint: '" + o.checkpoint + "': no such directory");
   const datasets::TaskInfo& info = datasets::task_info(o.task, "--task");
   if (o.split.empty()) o.split = info.eval_splits.front();
@@ -59,9 +61,9 @@ void run_evaluate(EvaluateOptions o) {
   load.data_dir = o.data_dir;
   const datasets::TaskData data = datasets::load_task(o.task, load);
   const datasets::TaskDataset split = models::task_dataset(data, o.split, tokenizer, o.data);
-  models::FlexModel model = models::load_checkpoint(o.checkpoint);
+  models::FlexModel model = models::load_checkpoint(o.checkpoint, compute.device);
   const models::TaskSource source = models::task_source(split, {{o.split, &split}});
-  const models::SplitResult r = models::evaluate_split(*model, source, source.selection.front());
+  const models::SplitResult r = models::evaluate_split(*model, source, source.selection.front(), compute.precision);
 
   nlohmann::ordered_json m;
   m["task"] = info.name;
@@ -70,6 +72,8 @@ void run_evaluate(EvaluateOptions o) {
   m["score"] = r.score;
   m["metrics"] = models::split_json(r);
   m["checkpoint"] = fs::absolute(o.checkpoint).string();
+  m["precision"] = models::precision_name(compute.precision);
+  m["device"] = compute.device.str();
   std::string name = "eval-" + info.name + "-" + o.split + ".json";
   for (char& c : name)
     if (c == ':') c = '-';
@@ -93,6 +97,7 @@ void add_evaluate_command(CLI::App& app) {
   cmd->add_option("--batch-size", o->data.batch_size, "examples per batch (default 32)");
   cmd->add_option("--max-len", o->data.max_length, "tokens per example (default 128)");
   cmd->add_option("--threads", o->threads, "torch threads (default 0: every core)");
+  add_compute_flags(*cmd, o->compute);
   cmd->callback([o] { run_evaluate(*o); });
 }
 

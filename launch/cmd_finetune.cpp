@@ -33,6 +33,9 @@ struct FinetuneCliOptions {
   models::FinetuneTrainOptions train;  // epochs, lr, warm-up, decay, clipping, seed
   int64_t max_train_examples = 0;      // 0 = the whole training split
   datasets::FinetuneOptions data;      // max length, batch size (shuffle seed = --seed)
+  ComputeFlags compute;                // --device, --precision
+  std::string truncation = "head+tail";  // head | head+tail
+  std::vector<double> lr_search;       // learning rates tried, the best on dev kept (empty = --lr only)
 };
 
 void run_finetune(FinetuneCliOptions o) {
@@ -44,7 +47,21 @@ void run_finetune(FinetuneCliOptions o) {
     throw ConfigError("error: --lr: expected a positive number, got " + std::to_string(o.train.lr));
   if (!(o.train.warmup_fraction >= 0 && o.train.warmup_fraction <= 1))
     throw ConfigError("error: --warmup-fraction: expected a number in [0, 1], got " + std::to_string(o.train.warmup_fraction));
+  if (o.truncation != "head" && o.truncation != "head+tail")
+    throw ConfigError("error: --truncation: '" + o.truncation + "' (allowed: head, head+tail)");
+  o.data.truncation = o.truncation == "head" ? datasets::Truncation::kHead : datasets::Truncation::kHeadTail;
+  for (double lr : o.lr_search)
+    if (!(lr > 0) || !std::isfinite(lr))
+      throw ConfigError("error: --lr-search: expected positive learning rates, got " + std::to_string(lr));
+  if (o.train.patience < 0)
+    throw ConfigError("error: --patience: expected 0 (never stop early) or a positive count, got " +
+                      std::to_string(o.train.patience));
+  if (o.train.accumulate <= 0 || o.train.accumulate > o.data.batch_size)
+    throw ConfigError("error: --accumulate: expected 1..--batch-size (" + std::to_string(o.data.batch_size) + "), got " +
+                      std::to_string(o.train.accumulate));
   set_torch_threads(o.threads);
+  const Compute compute = resolve_compute(o.compute);
+  o.train.precision = compute.precision;
   if (!fs::is_directory(o.checkpoint)) throw ConfigError("error: --checkpoint: '" + o.checkpoint + "': no such directory");
   const datasets::TaskInfo& info = datasets::task_info(o.task, "--task");
 
@@ -87,11 +104,28 @@ void run_finetune(FinetuneCliOptions o) {
   for (const auto& [name, ds] : rep) std::cout << ", " << ds->size() << " " << name;
   std::cout << " (" << train.truncated() << " training examples cut to " << o.data.max_length << " tokens)\n";
 
-  torch::manual_seed(o.train.seed);  // the fresh head's initialisation
   const models::ModelOptions options = models::task_model_options(config.options, info);
-  models::FlexModel model = models::load_checkpoint(o.checkpoint, torch::kCPU, nullptr, &options);
   const models::TaskSource source = models::task_source(train, sel, rep);
-  const models::FinetuneResult r = models::finetune(model, source, o.train);
+  // One run per learning rate (the same seed: the same head initialisation and data order); the
+  // best dev score wins, ties to the earlier rate.
+  std::vector<double> rates = o.lr_search.empty() ? std::vector<double>{o.train.lr} : o.lr_search;
+  models::FlexModel model{nullptr};
+  models::FinetuneResult r;
+  auto searched = nlohmann::ordered_json::array();
+  for (double lr : rates) {
+    torch::manual_seed(o.train.seed);  // the fresh head's initialisation
+    models::FlexModel candidate = models::load_checkpoint(o.checkpoint, compute.device, nullptr, &options);
+    models::FinetuneTrainOptions train_options = o.train;
+    train_options.lr = lr;
+    if (rates.size() > 1) std::cout << "lr search: " << lr << "\n";
+    models::FinetuneResult result = models::finetune(candidate, source, train_options);
+    searched.push_back({{"lr", lr}, {"score", result.score}, {"best_epoch", result.best_epoch}});
+    if (model.is_empty() || result.score > r.score) {
+      model = candidate;
+      r = std::move(result);
+      o.train.lr = lr;
+    }
+  }
 
   nlohmann::ordered_json m;
   m["kind"] = "finetune";
@@ -104,9 +138,16 @@ void run_finetune(FinetuneCliOptions o) {
   for (size_t e = 0; e < r.epoch_scores.size(); ++e)
     epochs.push_back({{"epoch", e + 1}, {"train_loss", r.epoch_train_loss[e]}, {"score", r.epoch_scores[e]}});
   m["epochs"] = epochs;
+  if (rates.size() > 1) m["lr_search"] = searched;
+  if (!r.class_weights.empty()) m["class_weights"] = r.class_weights;
+  if (r.stopped_early) m["stopped_early"] = true;
   m["run"] = {{"checkpoint", fs::absolute(o.checkpoint).string()}, {"data_dir", o.data_dir}, {"epochs", o.train.epochs}, {"max_train_examples", o.max_train_examples},
               {"lr", o.train.lr}, {"batch_size", o.data.batch_size}, {"max_len", o.data.max_length},
-              {"seed", o.train.seed}, {"threads", torch::get_num_threads()}};
+              {"seed", o.train.seed}, {"threads", torch::get_num_threads()},
+              {"precision", models::precision_name(compute.precision)}, {"device", compute.device.str()},
+              {"truncation", datasets::truncation_name(o.data.truncation)}, {"head_fraction", o.data.head_fraction},
+              {"balance_classes", o.train.balance_classes}, {"patience", o.train.patience},
+              {"warmup_fraction", o.train.warmup_fraction}};
   models::commit_checkpoint(o.out, *model, nullptr, r.best_epoch, m, fs::absolute(tokenizer.model_path()).string());
 
   std::cout << "best epoch: " << r.best_epoch << " of " << o.train.epochs << "\n";
@@ -138,6 +179,22 @@ void add_finetune_command(CLI::App& app) {
   cmd->add_option("--max-len", o->data.max_length, "tokens per example incl. [CLS]/[SEP] (default 128)");
   cmd->add_option("--seed", o->train.seed, "head initialisation, dropout and shuffling (default 42)");
   cmd->add_option("--threads", o->threads, "torch threads (default 0: every core)");
+  cmd->add_option("--accumulate", o->train.accumulate,
+                  "split each batch into N micro-batches (gradient accumulation: same update, less memory)")
+      ->capture_default_str();
+  cmd->add_option("--truncation", o->truncation, "long single texts keep their head, or head and tail")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"head", "head+tail"}));
+  cmd->add_option("--head-fraction", o->data.head_fraction, "head+tail: share of --max-len taken from the beginning")
+      ->capture_default_str();
+  cmd->add_option("--balance-classes", o->train.balance_classes,
+                  "weight the loss by inverse class frequency (true | false)")
+      ->capture_default_str();
+  cmd->add_option("--patience", o->train.patience, "stop after N epochs without a better dev score (0 = never)")
+      ->capture_default_str();
+  cmd->add_option("--lr-search", o->lr_search, "learning rates to try (comma-separated); the best on dev is kept")
+      ->delimiter(',');
+  add_compute_flags(*cmd, o->compute);
   cmd->callback([o] { run_finetune(*o); });
 }
 

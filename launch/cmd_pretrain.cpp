@@ -34,6 +34,7 @@ struct PretrainCliOptions {
   std::string init_mode = "od";     // od | rp
   int64_t threads = 0;              // torch intra-op threads (0 = every core)
   int64_t max_positions = 514;      // relative distance tables: 2P-1 rows
+  ComputeFlags compute;             // --device, --precision
   models::PretrainOptions train;    // steps, lr, warm-up, decay, clipping, eval/save cadence, seed, resume
   datasets::MlmOptions data;        // seq_len, batch_size, masking, held-out fraction
 };
@@ -50,6 +51,10 @@ void run_pretrain(PretrainCliOptions o) {
   check_positive("--steps", o.train.steps);
   check_positive("--seq-len", o.data.seq_len);
   check_positive("--batch-size", o.data.batch_size);
+  check_positive("--accumulate", o.train.accumulate);
+  if (o.train.accumulate > o.data.batch_size)
+    throw ConfigError("error: --accumulate: " + std::to_string(o.train.accumulate) + " micro-batches exceed --batch-size " +
+                      std::to_string(o.data.batch_size));
   check_positive("--max-positions", o.max_positions);
   if (o.data.seq_len < 3) throw ConfigError("error: --seq-len: expected at least 3 ([CLS] token [SEP]), got " + std::to_string(o.data.seq_len));
   if (o.data.seq_len > o.max_positions)
@@ -101,6 +106,15 @@ void run_pretrain(PretrainCliOptions o) {
     arch = load_architecture(o.arch);
   }
 
+  std::string recorded_precision;
+  if (resuming) {
+    const auto old = models::read_metrics(o.out);
+    // A checkpoint from before precisions were recorded was trained in fp32.
+    recorded_precision = old.contains("run") && old["run"].contains("precision") ? old["run"]["precision"] : "fp32";
+  }
+  const Compute compute = resolve_compute(o.compute, recorded_precision);
+  o.train.precision = compute.precision;
+
   const std::string cache_dir =
       !o.cache_dir.empty() ? o.cache_dir : (fs::path(o.corpus.front()).parent_path() / "cache").string();
   const datasets::Tokenizer tokenizer(o.tokenizer, cache_dir);
@@ -146,6 +160,8 @@ void run_pretrain(PretrainCliOptions o) {
     std::cout << "init-from " << o.init_from << " (" << transfer::mode_name(to.mode) << "): overlap " << plan.overlap()
               << " (" << plan.received << " of " << plan.total << " parameters received source values)\n";
   }
+
+  model->to(compute.device);
 
   nlohmann::ordered_json run;
   run["arch"] = arch.to_json();
@@ -197,6 +213,10 @@ void add_pretrain_command(CLI::App& app) {
   cmd->add_option("--mask-prob", o->data.mask_prob, "fraction of tokens predicted (default 0.15)");
   cmd->add_option("--eval-fraction", o->data.eval_fraction, "held-out fraction of documents (default 0.05)");
   cmd->add_option("--cache-dir", o->cache_dir, "token caches (default <corpus dir>/cache)");
+  cmd->add_option("--accumulate", o->train.accumulate,
+                  "split each batch into N micro-batches (gradient accumulation: same update, less memory)")
+      ->capture_default_str();
+  add_compute_flags(*cmd, o->compute);
   cmd->callback([o] { run_pretrain(*o); });
 }
 

@@ -158,12 +158,16 @@ std::vector<std::vector<std::string>> builtin_commands(const BuiltinConfig& c, c
     pre.insert(pre.end(), c.corpus.begin(), c.corpus.end());
     pre.insert(pre.end(), {"--steps", std::to_string(warm ? c.warm_steps : c.steps), "--seed", seed, "--out", pretrained});
     if (warm) pre.insert(pre.end(), {"--init-from", task.warm_start_checkpoint, "--init-mode", c.transfer_mode});
+    if (c.precision != "auto") pre.insert(pre.end(), {"--precision", c.precision});
+    if (c.device != "auto") pre.insert(pre.end(), {"--device", c.device});
     pre.insert(pre.end(), c.pretrain_args.begin(), c.pretrain_args.end());
     commands.push_back(std::move(pre));
   }
   std::vector<std::string> fine = {exe,    "finetune", "--checkpoint", pretrained, "--task", c.task, "--epochs",
                                    std::to_string(c.epochs), "--seed", seed, "--out", finetuned};
   if (!c.data_dir.empty()) fine.insert(fine.end(), {"--data-dir", c.data_dir});
+  if (c.precision != "auto") fine.insert(fine.end(), {"--precision", c.precision});
+  if (c.device != "auto") fine.insert(fine.end(), {"--device", c.device});
   fine.insert(fine.end(), c.finetune_args.begin(), c.finetune_args.end());
   commands.push_back(std::move(fine));
   return commands;

@@ -11,27 +11,37 @@
 
 #include "design_space/error.h"
 #include "launch/command.h"
+#include "models/cpu_kernels.h"
 
 namespace {
 
-// libgomp reads OMP_WAIT_POLICY once, when it is loaded (before main). Its default keeps idle OpenMP
-// workers spinning after every parallel region, which on 2 cores takes the CPU from OpenBLAS's own
-// worker: FlexiBERT-Mini trained at 2,437 tokens/s on 2 threads against 4,938 with the passive
-// policy (bench/RESULTS-training.md). The training commands therefore re-execute themselves once
-// with the passive policy, unless the user chose one (~0.4 s more start-up, once).
-void prefer_passive_openmp(char** argv) {
-  if (!argv[1] || std::getenv("OMP_WAIT_POLICY")) return;
-  const char* verb = argv[1];
-  if (std::strcmp(verb, "pretrain") != 0 && std::strcmp(verb, "finetune") != 0 && std::strcmp(verb, "evaluate") != 0)
-    return;
-  if (::setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
-  ::execv("/proc/self/exe", argv);  // returns only on failure: carry on with libgomp's default
+// Commands that train or run models; only they pay for a re-execution (~0.4 s, once).
+bool is_compute_command(const char* verb) {
+  for (const char* v : {"pretrain", "finetune", "evaluate", "device"})
+    if (std::strcmp(verb, v) == 0) return true;
+  return false;
+}
+
+// Two settings are read once, when their libraries load (before main), so a compute command sets
+// them and re-executes itself once:
+// - libgomp's OMP_WAIT_POLICY. Its default keeps idle OpenMP workers spinning after every parallel
+//   region, which on 2 cores takes the CPU from OpenBLAS's own worker: FlexiBERT-Mini trained at
+//   2,437 tokens/s on 2 threads against 4,938 with the passive policy (bench/RESULTS-training.md).
+//   Unless the user chose a policy, passive.
+// - OpenBLAS's kernel (models/cpu_kernels.h): OPENBLAS_CORETYPE when OpenBLAS fell back to a
+//   generic kernel on a CPU with AVX2 or AVX-512; never when the user or the machine set it.
+void prepare_compute_process(char** argv) {
+  if (!argv[1] || !is_compute_command(argv[1])) return;
+  bool again = false;
+  if (!std::getenv("OMP_WAIT_POLICY") && ::setenv("OMP_WAIT_POLICY", "passive", 1) == 0) again = true;
+  if (flexnas::models::prepare_blas_kernel()) again = true;
+  if (again) ::execv("/proc/self/exe", argv);  // returns only on failure: carry on as we are
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  prefer_passive_openmp(argv);
+  prepare_compute_process(argv);
   CLI::App app{"flexnas: neural architecture search over heterogeneous transformer encoders"};
   app.set_version_flag("--version", "flexnas 0.1.0");
   app.require_subcommand(1);

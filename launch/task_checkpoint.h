@@ -7,7 +7,12 @@
 
 #include "datasets/tokenizer.h"
 #include "models/checkpoint.h"
+#include "models/precision.h"
 #include "models/trainer.h"
+
+namespace CLI {
+class App;
+}
 
 namespace flexnas::launch {
 
@@ -20,5 +25,23 @@ void set_torch_threads(int64_t threads);
 datasets::Tokenizer checkpoint_task_tokenizer(const std::string& checkpoint, const models::CheckpointConfig& config,
                                               const std::string& tokenizer_flag, const std::string& cache_dir,
                                               const std::string& data_dir, int64_t max_len);
+
+/// --device and --precision of a command that runs a model, as typed.
+struct ComputeFlags {
+  std::string device = "auto";     // auto | cpu | cuda | cuda:N
+  std::string precision = "auto";  // auto | fp32 | bf16 | fp16
+};
+/// Adds --device and --precision (with their allowed values and defaults) to `cmd`.
+void add_compute_flags(CLI::App& cmd, ComputeFlags& flags);
+
+/// What a command runs on: the resolved device and precision.
+struct Compute {
+  torch::Device device = torch::kCPU;
+  models::Precision precision = models::Precision::kFp32;
+};
+/// Resolves the flags (ConfigError naming the flag, exit 2); `recorded` is the precision a
+/// checkpoint was trained in ("" = none), which `auto` takes when resuming. Prints one line:
+/// "compute: cpu, bf16 (auto: the CPU has AMX)".
+Compute resolve_compute(const ComputeFlags& flags, const std::string& recorded = "");
 
 }  // namespace flexnas::launch

@@ -30,7 +30,8 @@ torch::Tensor relative_key_scores(const torch::Tensor& q, const torch::Tensor& t
 
 torch::Tensor attend(const torch::Tensor& scores, double scale_dim, const torch::Tensor& mask_add,
                      const torch::Tensor& v, double dropout, bool training) {
-  auto probs = torch::softmax(scores / std::sqrt(scale_dim) + mask_add, -1);
+  // fp32 island: under autocast the scores arrive in bf16/fp16; the softmax runs in fp32.
+  auto probs = torch::softmax(scores.to(torch::kFloat) / std::sqrt(scale_dim) + mask_add, -1);
   probs = torch::dropout(probs, dropout, training);
   return torch::matmul(probs, v);
 }

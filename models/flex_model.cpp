@@ -244,6 +244,10 @@ ModelCost model_cost(const Architecture& arch, const ModelOptions& o, int64_t T)
 
 namespace {
 
+/// Under autocast, matrix products return bf16/fp16; LayerNorm inputs, the residual stream and the
+/// logits that losses read are kept fp32 (a no-op in fp32 runs).
+torch::Tensor fp32(const torch::Tensor& t) { return t.to(torch::kFloat); }
+
 /// Hetero format attention core: shared Q/K/V (h -> n*D) and distance table, one HeadOp per head.
 /// [B,T,h] -> [B,T,n*D]
 class HeteroSelfAttention : public AttentionCore {
@@ -393,17 +397,19 @@ torch::Tensor FlexModelImpl::encode(const torch::Tensor& input_ids, const torch:
   const double drop = options_.hidden_dropout;
   const bool train = is_training();
   auto x = p.word(input_ids) + p.token_type->weight[0];
-  x = torch::dropout(p.emb_norm(x), drop, train);
+  x = torch::dropout(p.emb_norm(x), drop, train);  // embeddings are fp32 under autocast too
   AttentionInputs in;
   in.mask_add = additive_mask(attention_mask, x.scalar_type());
   in.valid = attention_mask.to(x.scalar_type());
   for (Layer& L : p.layers) {
     auto a = L.core->forward(x, in);
-    auto y = L.attn_norm(torch::dropout(L.attn_dense(a), drop, train) + x);
+    // fp32 islands: under autocast the dense outputs are bf16/fp16; residual sums and LayerNorm
+    // run in fp32, so the stream between layers stays fp32.
+    auto y = L.attn_norm(fp32(torch::dropout(L.attn_dense(a), drop, train)) + x);
     auto z = y;
     for (auto& dense : L.ffn) z = torch::gelu(dense(z));
-    auto u = L.out_norm(torch::dropout(L.out_dense(z), drop, train) + y);
-    x = L.proj ? L.proj(u) : u;
+    auto u = L.out_norm(fp32(torch::dropout(L.out_dense(z), drop, train)) + y);
+    x = L.proj ? fp32(L.proj(u)) : u;
   }
   return x;
 }
@@ -412,13 +418,13 @@ torch::Tensor FlexModelImpl::head_logits(const torch::Tensor& hidden) {
   Parts& p = *parts_;
   switch (options_.head) {
     case HeadType::kMlm:
-      return p.mlm_decoder(p.mlm_norm(torch::gelu(p.mlm_dense(hidden)))) + p.mlm_bias;
+      return fp32(p.mlm_decoder(p.mlm_norm(fp32(torch::gelu(p.mlm_dense(hidden)))))) + p.mlm_bias;
     case HeadType::kSequence: {
       auto pooled = torch::tanh(p.pooler(hidden.select(1, 0)));
-      return p.classifier(torch::dropout(pooled, options_.classifier_dropout, is_training()));
+      return fp32(p.classifier(torch::dropout(pooled, options_.classifier_dropout, is_training())));
     }
     case HeadType::kToken:
-      return p.classifier(torch::dropout(hidden, options_.classifier_dropout, is_training()));
+      return fp32(p.classifier(torch::dropout(hidden, options_.classifier_dropout, is_training())));
   }
   return {};
 }
@@ -429,6 +435,13 @@ ModelOutput FlexModelImpl::forward(const torch::Tensor& input_ids, const torch::
   out.logits = head_logits(out.hidden);
   return out;
 }
+
+namespace {
+/// Class weights on the logits' device (undefined stays undefined: an unweighted loss).
+torch::Tensor weights_on(const torch::Tensor& weights, const torch::Tensor& logits) {
+  return weights.defined() ? weights.to(logits.device(), torch::kFloat) : weights;
+}
+}  // namespace
 
 torch::Tensor FlexModelImpl::loss(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                   const torch::Tensor& labels) {
@@ -445,12 +458,12 @@ torch::Tensor FlexModelImpl::loss(const torch::Tensor& input_ids, const torch::T
     case HeadType::kSequence: {
       auto logits = head_logits(hidden);
       if (options_.num_labels == 1) return torch::mse_loss(logits.squeeze(-1), labels.to(logits.scalar_type()));
-      return torch::cross_entropy_loss(logits, labels);
+      return torch::cross_entropy_loss(logits, labels, weights_on(class_weights_, logits));
     }
     case HeadType::kToken: {
       auto logits = head_logits(hidden);
-      return torch::cross_entropy_loss(logits.reshape({-1, options_.num_labels}), labels.reshape({-1}), {},
-                                       at::Reduction::Mean, -100);
+      return torch::cross_entropy_loss(logits.reshape({-1, options_.num_labels}), labels.reshape({-1}),
+                                       weights_on(class_weights_, logits), at::Reduction::Mean, -100);
     }
   }
   return {};

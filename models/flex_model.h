@@ -89,6 +89,11 @@ class FlexModelImpl : public torch::nn::Module {
 
   const Architecture& architecture() const { return arch_; }
   const ModelOptions& options() const { return options_; }
+  /// Per-class weights of the cross-entropy of cls/token heads ([K] float; undefined = all 1).
+  /// Fine-tuning sets them from the training labels so a rare class is not ignored.
+  void set_class_weights(const torch::Tensor& weights) { class_weights_ = weights; }
+  const torch::Tensor& class_weights() const { return class_weights_; }
+
   /// Number of scalar parameters.
   int64_t num_parameters() const;
   /// The base model ("bert": embeddings, encoder, pooler for cls heads), e.g. for weight transfer.
@@ -102,6 +107,7 @@ class FlexModelImpl : public torch::nn::Module {
   std::shared_ptr<torch::nn::Module> bert_;
   struct Parts;
   std::shared_ptr<Parts> parts_;
+  torch::Tensor class_weights_;  // not a buffer: not saved, the checkpoint stays the model
 };
 TORCH_MODULE(FlexModel);
 

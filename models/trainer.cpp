@@ -125,7 +125,42 @@ void commit_checkpoint(const std::string& dir, FlexModelImpl& model, const AdamW
   finish_commit(dir);
 }
 
-double evaluate_mlm(FlexModelImpl& model, const MlmSource& data, int64_t max_batches) {
+double accumulate_gradients(FlexModelImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                            const torch::Tensor& labels, int64_t micro, Precision precision, double loss_scale) {
+  const torch::Device device = model.parameters().front().device();
+  const int64_t B = input_ids.size(0);
+  micro = std::clamp<int64_t>(micro, 1, B);
+  if (micro == 1) {
+    torch::Tensor loss;
+    {
+      AutocastScope autocast(precision, device);
+      loss = model.loss(input_ids.to(device), attention_mask.to(device), labels.to(device));
+    }
+    (loss_scale == 1.0 ? loss : loss * loss_scale).backward();
+    return loss.item<double>();
+  }
+  // Each example's share of the batch loss: its labelled positions ([B] labels: one each).
+  const auto counted = labels.dim() == 1 ? torch::ones({B}) : (labels != -100).reshape({B, -1}).sum(1).to(torch::kFloat);
+  const double total = std::max(1.0, counted.sum().item<double>());
+  double loss_sum = 0;
+  const int64_t size = (B + micro - 1) / micro;
+  for (int64_t start = 0; start < B; start += size) {
+    const int64_t n = std::min(size, B - start);
+    const double weight = counted.narrow(0, start, n).sum().item<double>() / total;
+    if (weight == 0) continue;
+    torch::Tensor loss;
+    {
+      AutocastScope autocast(precision, device);
+      loss = model.loss(input_ids.narrow(0, start, n).to(device), attention_mask.narrow(0, start, n).to(device),
+                        labels.narrow(0, start, n).to(device));
+    }
+    (loss * (weight * loss_scale)).backward();
+    loss_sum += loss.item<double>() * weight;
+  }
+  return loss_sum;
+}
+
+double evaluate_mlm(FlexModelImpl& model, const MlmSource& data, int64_t max_batches, Precision precision) {
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
@@ -139,6 +174,7 @@ double evaluate_mlm(FlexModelImpl& model, const MlmSource& data, int64_t max_bat
     const datasets::MlmBatch b = data.eval_batch(i);
     const int64_t predicted = (b.labels != -100).sum().item<int64_t>();
     if (predicted == 0) continue;
+    AutocastScope autocast(precision, device);
     const auto loss = model.loss(b.input_ids.to(device), b.attention_mask.to(device), b.labels.to(device));
     total += loss.item<double>() * double(predicted);
     count += predicted;
@@ -151,8 +187,10 @@ double evaluate_mlm(FlexModelImpl& model, const MlmSource& data, int64_t max_bat
 PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainOptions& o, const std::string& out_dir,
                         const std::string& tokenizer_file, const nlohmann::ordered_json& extra_config) {
   FLEXNAS_CHECK(o.steps > 0, "steps must be positive");
+  FLEXNAS_CHECK(o.precision != Precision::kAuto, "pretrain: resolve the precision first");
   prepare_training_process();  // no page faults per step, OpenBLAS on --threads cores (training.h)
   const torch::Device device = model->parameters().front().device();
+  LossScaler scaler(o.precision == Precision::kFp16);
   AdamW optimizer(*model, AdamWOptions{o.lr, 0.9, o.beta2, o.eps, o.weight_decay});
   const int64_t warmup = o.warmup_steps < 0 ? o.steps / 10 : o.warmup_steps;
   const LinearSchedule schedule{o.lr, warmup, o.steps};
@@ -168,6 +206,9 @@ PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainO
   run["clip_norm"] = o.clip_norm;
   run["seed"] = o.seed;
   run["threads"] = torch::get_num_threads();
+  run["precision"] = precision_name(o.precision);
+  run["device"] = device.str();
+  if (o.accumulate > 1) run["accumulate"] = o.accumulate;
 
   if (o.resume) {
     if (!recover_checkpoint(out_dir))
@@ -176,9 +217,13 @@ PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainO
     load_weights(*model, join(out_dir, kWeightsFile), WeightsMatch::kStrict);
     result.start_step = load_train_state(out_dir, optimizer);
     const auto old = read_metrics(out_dir);
+    if (old.contains("run") && old["run"].contains("precision") && old["run"]["precision"] != run["precision"])
+      throw ConfigError("error: --precision: the checkpoint in '" + out_dir + "' was trained in " +
+                        old["run"]["precision"].get<std::string>() + ", not " + precision_name(o.precision) +
+                        "; resume in the same precision (--precision auto takes the checkpoint's)");
     if (old.contains("run")) {
       for (const char* key : {"steps", "lr", "warmup_steps", "weight_decay", "clip_norm", "seed", "threads",
-                              "batch_size", "seq_len"})
+                              "batch_size", "seq_len", "accumulate"})
         if (old["run"].contains(key) && run.contains(key) && old["run"][key] != run[key])
           LOG_WARN("--resume: ", key, " was ", old["run"][key].dump(), ", now ", run[key].dump(),
                    ": the run will not match an uninterrupted one");
@@ -232,12 +277,13 @@ PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainO
     const datasets::MlmBatch batch = data.train_batch(step);
     const auto t0 = std::chrono::steady_clock::now();
     optimizer.zero_grad();
-    auto loss = model->loss(batch.input_ids.to(device), batch.attention_mask.to(device), batch.labels.to(device));
-    loss.backward();
-    last_norm = o.clip_norm > 0 ? clip_grad_norm(*model, o.clip_norm) : 0.0;
+    const double value = accumulate_gradients(*model, batch.input_ids, batch.attention_mask, batch.labels, o.accumulate,
+                                              o.precision, scaler.scale());
     last_lr = schedule.lr_at(step);
-    optimizer.step(last_lr);
-    const double value = loss.item<double>();
+    if (scaler.unscale_and_check(model->parameters())) {  // fp16: a step with overflowing gradients is skipped
+      last_norm = o.clip_norm > 0 ? clip_grad_norm(*model, o.clip_norm) : 0.0;
+      optimizer.step(last_lr);
+    }
     train_seconds += seconds_since(t0);
     if (!std::isfinite(value)) throw Error("pretrain: the loss is " + std::to_string(value) + " at step " + std::to_string(step));
     ++step;
@@ -260,7 +306,7 @@ PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainO
       r.lr = last_lr;
       r.grad_norm = last_norm;
       r.tokens_per_second = double(record_tokens) / std::max(1e-9, seconds_since(record_start));
-      if (eval) r.eval_loss = evaluate_mlm(*model, data, o.max_eval_batches);
+      if (eval) r.eval_loss = evaluate_mlm(*model, data, o.max_eval_batches, o.precision);
       result.history.push_back(r);
       progress.set_note("loss " + fixed(r.loss) + (eval ? ", eval " + fixed(r.eval_loss) : "") + ", " +
                         rate_text(r.tokens_per_second));
@@ -344,7 +390,7 @@ nlohmann::ordered_json split_json(const SplitResult& r) {
   return j;
 }
 
-SplitResult evaluate_split(FlexModelImpl& model, const TaskSource& task, const EvalSplit& split) {
+SplitResult evaluate_split(FlexModelImpl& model, const TaskSource& task, const EvalSplit& split, Precision precision) {
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
@@ -354,7 +400,12 @@ SplitResult evaluate_split(FlexModelImpl& model, const TaskSource& task, const E
   int64_t loss_count = 0;
   for (int64_t i = 0; i < split.num_batches; ++i) {
     const datasets::TaskBatch b = split.batch(i);
-    const auto logits = model.forward(b.input_ids.to(device), b.attention_mask.to(device)).logits.to(torch::kCPU);
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(precision, device);
+      logits = model.forward(b.input_ids.to(device), b.attention_mask.to(device)).logits;
+    }
+    logits = logits.to(torch::kCPU, torch::kFloat);
     switch (task.info.kind) {
       case datasets::TaskKind::kSequenceClassification: {  // logits [B,K], labels [B]
         loss_sum += torch::cross_entropy_loss(logits, b.labels, {}, at::Reduction::Sum).item<double>();
@@ -399,12 +450,22 @@ SplitResult evaluate_split(FlexModelImpl& model, const TaskSource& task, const E
   return r;
 }
 
+std::vector<double> balanced_class_weights(const std::vector<int64_t>& counts) {
+  std::vector<double> w;
+  int64_t n = 0;
+  for (int64_t c : counts) n += c;
+  for (int64_t c : counts) w.push_back(c > 0 ? double(n) / (double(counts.size()) * double(c)) : 0.0);
+  return w;
+}
+
 FinetuneResult finetune(FlexModel& model, const TaskSource& task, const FinetuneTrainOptions& o) {
   FLEXNAS_CHECK(o.epochs > 0, "epochs must be positive");
   FLEXNAS_CHECK(task.num_train_batches > 0, "empty training split");
   FLEXNAS_CHECK(!task.selection.empty(), "no selection split");
+  FLEXNAS_CHECK(o.precision != Precision::kAuto, "finetune: resolve the precision first");
   prepare_training_process();
   const torch::Device device = model->parameters().front().device();
+  LossScaler scaler(o.precision == Precision::kFp16);
   torch::manual_seed(o.seed);  // dropout stream
   AdamW optimizer(*model, AdamWOptions{o.lr, 0.9, o.beta2, o.eps, o.weight_decay});
   const int64_t total = o.epochs * task.num_train_batches;
@@ -420,7 +481,12 @@ FinetuneResult finetune(FlexModel& model, const TaskSource& task, const Finetune
   };
 
   FinetuneResult result;
+  if (o.balance_classes && !task.train_label_counts.empty()) {
+    result.class_weights = balanced_class_weights(task.train_label_counts);
+    model->set_class_weights(torch::tensor(result.class_weights, torch::kFloat));
+  }
   Progress progress("finetune " + task.info.name, uint64_t(total), "steps");
+  int64_t epochs_without_gain = 0;
   int64_t step = 0;
   double best_score = -std::numeric_limits<double>::infinity();
   for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
@@ -431,11 +497,13 @@ FinetuneResult finetune(FlexModel& model, const TaskSource& task, const Finetune
     for (int64_t i = 0; i < task.num_train_batches; ++i) {
       const datasets::TaskBatch b = task.train_batch(epoch, i);
       optimizer.zero_grad();
-      auto loss = model->loss(b.input_ids.to(device), b.attention_mask.to(device), b.labels.to(device));
-      loss.backward();
-      if (o.clip_norm > 0) clip_grad_norm(*model, o.clip_norm);
-      optimizer.step(schedule.lr_at(step++));
-      const double value = loss.item<double>();
+      const double value =
+          accumulate_gradients(*model, b.input_ids, b.attention_mask, b.labels, o.accumulate, o.precision, scaler.scale());
+      if (scaler.unscale_and_check(model->parameters())) {  // fp16: a step with overflowing gradients is skipped
+        if (o.clip_norm > 0) clip_grad_norm(*model, o.clip_norm);
+        optimizer.step(schedule.lr_at(step));
+      }
+      ++step;
       if (!std::isfinite(value)) throw Error("finetune: the loss is " + std::to_string(value) + " at step " + std::to_string(step));
       loss_sum += value;
       tokens += b.attention_mask.sum().item<int64_t>();
@@ -447,7 +515,7 @@ FinetuneResult finetune(FlexModel& model, const TaskSource& task, const Finetune
     double score = 0;
     std::string summary;
     for (const auto& split : task.selection) {
-      const SplitResult r = evaluate_split(*model, task, split);
+      const SplitResult r = evaluate_split(*model, task, split, o.precision);
       score += r.score;
       summary += " " + split.name + " score " + fixed(r.score);
     }
@@ -458,17 +526,23 @@ FinetuneResult finetune(FlexModel& model, const TaskSource& task, const Finetune
     if (score > best_score) {  // ties keep the earlier epoch
       best_score = score;
       result.best_epoch = epoch + 1;
+      epochs_without_gain = 0;
       snapshot();
+    } else if (o.patience > 0 && ++epochs_without_gain >= o.patience && epoch + 1 < o.epochs) {
+      LOG_INFO("finetune ", task.info.name, ": no better dev score for ", o.patience, " epochs, stopping early");
+      result.stopped_early = true;
+      break;
     }
   }
   progress.finish();
+  model->set_class_weights({});
   {
     torch::NoGradGuard no_grad;
     for (auto& [live, saved] : best) live.copy_(saved);
   }
   result.score = best_score;
-  for (const auto& split : task.selection) result.best.push_back(evaluate_split(*model, task, split));
-  for (const auto& split : task.report) result.best.push_back(evaluate_split(*model, task, split));
+  for (const auto& split : task.selection) result.best.push_back(evaluate_split(*model, task, split, o.precision));
+  for (const auto& split : task.report) result.best.push_back(evaluate_split(*model, task, split, o.precision));
   return result;
 }
 

@@ -24,6 +24,7 @@
 #include "datasets/mlm.h"
 #include "datasets/tasks.h"
 #include "models/flex_model.h"
+#include "models/precision.h"
 #include "models/training.h"
 
 namespace flexnas::models {
@@ -47,6 +48,8 @@ struct PretrainOptions {
   int64_t stop_after = 0;        // stop after this many steps, with a checkpoint, as a time-limited
                                  // job would (0 = run to `steps`); --resume continues
   bool resume = false;           // continue from the checkpoint in the output directory
+  Precision precision = Precision::kFp32;  // resolved (not kAuto): autocast of the forward passes
+  int64_t accumulate = 1;        // micro-batches per batch (gradient accumulation); same update
 };
 
 /// How the pretraining loop reads batches: pure functions of the step / index.
@@ -79,8 +82,17 @@ struct PretrainResult {
 };
 
 /// Held-out MLM loss: token-weighted mean over the predicted positions of the eval batches
-/// (at most `max_batches`, 0 = all). The model is put in eval mode and back.
-double evaluate_mlm(FlexModelImpl& model, const MlmSource& data, int64_t max_batches = 0);
+/// (at most `max_batches`, 0 = all), forward passes in `precision`. The model is put in eval mode
+/// and back.
+double evaluate_mlm(FlexModelImpl& model, const MlmSource& data, int64_t max_batches = 0,
+                    Precision precision = Precision::kFp32);
+
+/// One batch's loss and gradients, in `micro` micro-batches (split along the batch) whose losses
+/// are weighted by their share of the labelled positions, so the gradients equal the whole batch's
+/// (up to rounding). Forward passes under autocast in `precision`; backward outside it; the loss is
+/// multiplied by `loss_scale` before backward (fp16). Returns the batch's loss.
+double accumulate_gradients(FlexModelImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                            const torch::Tensor& labels, int64_t micro, Precision precision, double loss_scale = 1.0);
 
 /// Pretrains `model` (already initialised, or loaded for a resume) and commits checkpoints to
 /// `out_dir`. With options.resume the checkpoint in out_dir (which must exist) provides weights,
@@ -111,6 +123,10 @@ struct FinetuneTrainOptions {
   double eps = 1e-8;             // HF Trainer default
   double clip_norm = 1.0;        // <= 0 disables
   uint64_t seed = 42;            // dropout (head initialisation: seed before building the model)
+  Precision precision = Precision::kFp32;  // resolved (not kAuto): autocast of the forward passes
+  int64_t accumulate = 1;        // micro-batches per batch (gradient accumulation); same update
+  bool balance_classes = true;   // classification: cross-entropy weighted by inverse class frequency
+  int64_t patience = 0;          // stop after this many epochs without a better dev score (0 = never)
 };
 
 /// One evaluation split seen through callbacks.
@@ -124,6 +140,7 @@ struct EvalSplit {
 struct TaskSource {
   datasets::TaskInfo info;
   int64_t num_train_batches = 0;
+  std::vector<int64_t> train_label_counts;  // classification: training examples (tokens) per class
   std::function<datasets::TaskBatch(int64_t epoch, int64_t i)> train_batch;
   std::vector<EvalSplit> selection;  // splits whose combined score picks the best epoch (eval_splits)
   std::vector<EvalSplit> report;     // further splits evaluated once with the best model (test)
@@ -144,11 +161,18 @@ struct FinetuneResult {
   std::vector<double> epoch_scores;        // selection score after every epoch
   std::vector<double> epoch_train_loss;    // mean training loss of every epoch
   std::vector<SplitResult> best;           // metrics of the best model on selection + report splits
+  std::vector<double> class_weights;       // the loss's class weights (empty: unweighted)
+  bool stopped_early = false;              // patience ran out before the last epoch
 };
 
+/// Balanced class weights from label counts: n / (K * count_c) (sklearn's "balanced"), a class
+/// without examples weighted 0. Empty when `counts` is empty.
+std::vector<double> balanced_class_weights(const std::vector<int64_t>& counts);
+
 /// Predictions of `model` on one split (classification: argmax; token classification: every
-/// labelled position; regression: the value) and its mean loss.
-SplitResult evaluate_split(FlexModelImpl& model, const TaskSource& task, const EvalSplit& split);
+/// labelled position; regression: the value) and its mean loss; forward passes in `precision`.
+SplitResult evaluate_split(FlexModelImpl& model, const TaskSource& task, const EvalSplit& split,
+                           Precision precision = Precision::kFp32);
 
 /// Fine-tunes `model` (task head already in place), evaluates the selection splits after every
 /// epoch, keeps the best weights in memory and restores them at the end (best-on-dev selection).
@@ -198,6 +222,7 @@ inline TaskSource task_source(const datasets::TaskDataset& train,
   TaskSource s;
   s.info = train.task();
   s.num_train_batches = train.num_batches();
+  s.train_label_counts = train.label_counts();
   s.train_batch = [&train](int64_t epoch, int64_t i) { return train.batch(epoch, i); };
   for (const auto& [name, ds] : selection) s.selection.push_back(eval_split(name, *ds));
   for (const auto& [name, ds] : report) s.report.push_back(eval_split(name, *ds));

@@ -54,7 +54,7 @@ class DynamicConvCore : public AttentionCore {
     auto q_full = query_(x);              // [B,T,A]
     // Convolution branch: span-based dynamic kernel from the key convolution gated by the query.
     auto gate = key_conv_->forward(x * valid) * q_full;
-    auto kernel = torch::softmax(conv_kernel_(gate).view({B, T, a_, k_}), -1);
+    auto kernel = torch::softmax(conv_kernel_(gate).view({B, T, a_, k_}), -1, torch::kFloat);  // fp32 island
     auto conv = dynamic_conv(conv_out_(x) * valid, kernel, a_);  // [B,T,A]
     // Attention branch: a heads with relative-key scores.
     auto q = split_heads(q_full, a_), k = split_heads(key_(x), a_), v = split_heads(value_(x), a_);
@@ -86,7 +86,7 @@ class DynamicConvHead : public HeadOp {
     const int64_t B = h.q.size(0), T = h.q.size(1);
     auto valid = in.valid.unsqueeze(-1);
     auto gate = key_conv_->forward(h.k * valid) * h.q;
-    auto kernel = torch::softmax(conv_kernel_(gate).view({B, T, 1, k_}), -1);
+    auto kernel = torch::softmax(conv_kernel_(gate).view({B, T, 1, k_}), -1, torch::kFloat);  // fp32 island
     auto conv = dynamic_conv(conv_out_(h.v) * valid, kernel, 1);
     auto context = attend(h.rel, double(dim_), in.mask_add.squeeze(1), h.v, dropout_, is_training());
     return context + conv;

@@ -250,6 +250,65 @@ TEST_F(TrainingTest, ResumeAfterCrashContinuesFromLastCheckpointBitExactly) {
   EXPECT_THROW(run_pretrain(f.dir / "nothing", again, source), ConfigError);
 }
 
+TEST_F(TrainingTest, Bf16ResumeIsBitExactAndThePrecisionIsRecordedAndEnforced) {
+  const auto& f = fixture();
+  const datasets::MlmData data({f.tok->encode_text_file(f.corpus)}, f.tok->vocab_size(), mlm_options());
+  const MlmSource source = mlm_source(data);
+  PretrainOptions bf16 = resume_options();
+  bf16.precision = Precision::kBf16;
+  const PretrainResult full = run_pretrain(f.dir / "bf16-full", bf16, source);
+  PretrainOptions first = bf16;
+  first.stop_after = 5;
+  run_pretrain(f.dir / "bf16-part", first, source);
+  EXPECT_EQ(read_metrics(f.dir / "bf16-part")["run"]["precision"], "bf16");
+  // Resuming in another precision would not continue the same run.
+  PretrainOptions wrong = resume_options();
+  wrong.resume = true;
+  try {
+    run_pretrain(f.dir / "bf16-part", wrong, source);
+    ADD_FAILURE() << "resuming a bf16 run in fp32 was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--precision: the checkpoint in"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("was trained in bf16, not fp32"), std::string::npos) << e.what();
+  }
+  PretrainOptions second = bf16;
+  second.resume = true;
+  const PretrainResult rest = run_pretrain(f.dir / "bf16-part", second, source);
+  EXPECT_EQ(rest.losses, full.losses);  // bit-exact within one precision
+  // The checkpoint stays fp32 and loads for an fp32 run.
+  for (const auto& [name, t] : read_safetensors(f.dir / "bf16-part/model.safetensors"))
+    EXPECT_EQ(t.scalar_type(), torch::kFloat) << name;
+  // bf16 follows fp32 closely on this tiny run (same data, same seed).
+  const PretrainResult fp32 = run_pretrain(f.dir / "fp32-full", resume_options(), source);
+  EXPECT_NEAR(full.eval_loss, fp32.eval_loss, 0.05 * fp32.eval_loss);
+}
+
+TEST_F(TrainingTest, AccumulatedMicroBatchesGiveTheWholeBatchGradient) {
+  const auto& f = fixture();
+  const datasets::MlmData data({f.tok->encode_text_file(f.corpus)}, f.tok->vocab_size(), mlm_options());
+  const datasets::MlmBatch batch = data.batch_at(0);
+  auto gradients = [&](int64_t micro, Precision precision) {
+    torch::manual_seed(4);
+    FlexModel model(tiny_arch(), tiny_options());
+    model->eval();  // no dropout: the same function whatever the split
+    const double loss = accumulate_gradients(*model, batch.input_ids, batch.attention_mask, batch.labels, micro, precision);
+    std::vector<torch::Tensor> g;
+    for (const auto& p : model->parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    return std::make_pair(loss, g);
+  };
+  const auto [whole_loss, whole] = gradients(1, Precision::kFp32);
+  for (int64_t micro : {2, 3, 4}) {
+    const auto [loss, parts] = gradients(micro, Precision::kFp32);
+    EXPECT_NEAR(loss, whole_loss, 1e-5 * whole_loss) << micro;
+    for (size_t i = 0; i < whole.size(); ++i)
+      EXPECT_TRUE(torch::allclose(parts[i], whole[i], 1e-4, 1e-6)) << "micro " << micro << " parameter " << i;
+  }
+  // The fp32 islands under bf16: the loss is fp32 and close to the fp32 one, every gradient fp32.
+  const auto [bf16_loss, bf16_grads] = gradients(1, Precision::kBf16);
+  EXPECT_NEAR(bf16_loss, whole_loss, 0.02 * whole_loss);
+  for (const auto& g : bf16_grads) EXPECT_EQ(g.scalar_type(), torch::kFloat);
+}
+
 TEST_F(TrainingTest, PretrainingLowersHeldOutLoss) {
   const auto& f = fixture();
   const datasets::MlmData data({f.tok->encode_text_file(f.corpus)}, f.tok->vocab_size(), mlm_options());
