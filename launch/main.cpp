@@ -16,10 +16,10 @@
 namespace {
 
 // Commands that train or run models; only they pay for a re-execution (~0.4 s, once).
-bool is_compute_command(const char* verb) {
+bool is_compute_command(char** argv) {
   for (const char* v : {"pretrain", "finetune", "evaluate", "device"})
-    if (std::strcmp(verb, v) == 0) return true;
-  return false;
+    if (std::strcmp(argv[1], v) == 0) return true;
+  return std::strcmp(argv[1], "model") == 0 && argv[2] && std::strcmp(argv[2], "profile") == 0;
 }
 
 // Two settings are read once, when their libraries load (before main), so a compute command sets
@@ -31,7 +31,7 @@ bool is_compute_command(const char* verb) {
 // - OpenBLAS's kernel (models/cpu_kernels.h): OPENBLAS_CORETYPE when OpenBLAS fell back to a
 //   generic kernel on a CPU with AVX2 or AVX-512; never when the user or the machine set it.
 void prepare_compute_process(char** argv) {
-  if (!argv[1] || !is_compute_command(argv[1])) return;
+  if (!argv[1] || !is_compute_command(argv)) return;
   bool again = false;
   if (!std::getenv("OMP_WAIT_POLICY") && ::setenv("OMP_WAIT_POLICY", "passive", 1) == 0) again = true;
   if (flexnas::models::prepare_blas_kernel()) again = true;

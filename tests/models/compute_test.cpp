@@ -8,6 +8,7 @@
 #include "design_space/error.h"
 #include "models/cpu_kernels.h"
 #include "models/precision.h"
+#include "models/profile.h"
 #include "tests/models/test_util.h"
 
 namespace flexnas::models {
@@ -140,6 +141,53 @@ TEST(Compute, Fp32IslandsHoldForEveryOpUnderBf16) {
     }
   // Outside the scope autocast is off again.
   EXPECT_FALSE(at::autocast::is_cpu_enabled());
+}
+
+TEST(Profile, PeakTensorBytesSeesAllocationsInsideOnly) {
+  const auto outside = torch::ones({1 << 18});  // 1 MiB, before: not counted
+  const int64_t peak = peak_tensor_bytes([] {
+    auto a = torch::zeros({1 << 18});  // 1 MiB
+    auto b = torch::zeros({1 << 19});  // 2 MiB, both alive: 3 MiB
+  });
+  EXPECT_GE(peak, 3 << 20);
+  EXPECT_LT(peak, (3 << 20) + (64 << 10));
+  EXPECT_EQ(peak_tensor_bytes([] {}), 0);
+  EXPECT_EQ(outside.numel(), 1 << 18);
+}
+
+// The profile's schema and its internal consistency on a tiny model: one row per length within
+// max_positions, positive times, memory growing with the length, the largest batch shrinking as
+// the budget shrinks, 0 when not even one example fits.
+TEST(Profile, RowsSchemaAndMemoryBudget) {
+  ModelOptions mo = tiny_options();
+  mo.max_positions = 32;
+  ProfileOptions o;
+  o.seq_lens = {8, 32, 64};  // 64 > max_positions: skipped
+  o.batch_size = 4;
+  o.repeats = 1;
+  o.memory_budget_mb = 64;
+  const ModelProfile p = profile_model(standard_arch("sa", "sdp"), mo, o);
+  ASSERT_EQ(p.rows.size(), 2u);
+  EXPECT_GT(p.parameters, 0);
+  for (const auto& r : p.rows) {
+    EXPECT_GT(r.forward_ms, 0);
+    EXPECT_GT(r.train_step_ms, 0);
+    EXPECT_GT(r.train_tokens_per_second, 0);
+    EXPECT_GT(r.peak_train_mb, 0);
+    EXPECT_GE(r.max_train_batch, o.batch_size);  // a tiny model: 4 examples fit 64 MiB easily
+  }
+  EXPECT_GT(p.rows[1].peak_train_mb, p.rows[0].peak_train_mb);
+  EXPECT_LE(p.rows[1].max_train_batch, p.rows[0].max_train_batch);
+  const auto j = p.to_json(o);
+  for (const char* key : {"parameters", "device", "precision", "threads", "memory_budget_mb", "rows"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  for (const char* key : {"seq_len", "batch_size", "forward_ms", "train_step_ms", "train_tokens_per_second",
+                          "peak_train_mb", "max_train_batch"})
+    EXPECT_TRUE(j["rows"][0].contains(key)) << key;
+  ProfileOptions tight = o;
+  tight.seq_lens = {32};
+  tight.memory_budget_mb = 0;  // less than the weights and moments
+  EXPECT_EQ(profile_model(standard_arch("sa", "sdp"), mo, tight).rows.at(0).max_train_batch, 0);
 }
 
 TEST(Compute, LossScalerSkipsOverflowingStepsAndUnscalesTheRest) {
