@@ -142,6 +142,13 @@ double combine_split_scores(const TaskInfo& task, const std::map<std::string, do
   return sum / static_cast<double>(task.eval_splits.size());
 }
 
+double suite_score(const std::map<std::string, double>& task_scores) {
+  if (task_scores.empty()) throw Error("a suite score needs at least one task score");
+  double sum = 0;
+  for (const auto& [task, score] : task_scores) sum += score;
+  return sum / static_cast<double>(task_scores.size());
+}
+
 double glue_score(const std::map<std::string, double>& task_scores) {
   double sum = 0;
   std::string missing;

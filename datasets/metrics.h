@@ -47,6 +47,9 @@ double task_score(const TaskInfo& task, const MetricSet& metrics);
 /// A task's score over its evaluation splits (TaskInfo::eval_splits): the mean of the split scores
 /// (only mnli has two). `scores` maps split name -> task_score; every eval split must be present.
 double combine_split_scores(const TaskInfo& task, const std::map<std::string, double>& scores);
+/// A suite's score, as GLUE aggregates: the mean of its tasks' scores (each task's score is the
+/// mean of its metrics per its ScoreRule, averaged over its evaluation splits). Error when empty.
+double suite_score(const std::map<std::string, double>& task_scores);
 /// GLUE-style score: mean of the nine GLUE task scores, keyed "cola", ..., "wnli" or "glue:cola", ...
 double glue_score(const std::map<std::string, double>& task_scores);
 

@@ -32,6 +32,7 @@ struct TaskInfo {
   ScoreRule score = ScoreRule::kAccuracy;
   std::vector<std::string> eval_splits;  // splits whose mean task score is the task's score
   std::vector<std::string> splits;       // all splits the loader returns
+  int64_t max_length = 128;              // default tokens per example (--max-len) for fine-tuning
 };
 
 /// Every registered task, in a fixed order.
@@ -60,6 +61,19 @@ struct TaskData {
   TaskInfo info;
   std::map<std::string, std::vector<Example>> splits;  // "train", "dev", "test" / mnli "dev_matched", ...
 };
+
+/// Suites a --task value may name: "glue" (every GLUE task whose files are under <data-dir>/glue)
+/// and "flexnas" (spam, brown-genre, brown-pos).
+const std::vector<std::string>& suite_names();
+
+/// The tasks that `names` (task names and suite names, in order) stand for, each once. An unknown
+/// name is a ConfigError naming `flag` and listing the tasks and suites; a suite whose data is
+/// missing says which task's files are missing and where it looked.
+std::vector<std::string> expand_tasks(const std::vector<std::string>& names, const std::string& data_dir,
+                                      const std::string& flag = "--task");
+
+/// "" when the files `task` reads exist under `data_dir`, else what is missing and where.
+std::string missing_task_data(const std::string& task, const std::string& data_dir);
 
 /// Loads a task's examples from `options.data_dir`. Deterministic in (data, options).
 TaskData load_task(const std::string& name, const TaskLoadOptions& options = {});

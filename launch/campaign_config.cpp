@@ -1,5 +1,9 @@
 #include "launch/campaign_config.h"
 
+#include <sstream>
+
+#include "datasets/tasks.h"
+
 #include <algorithm>
 #include <filesystem>
 
@@ -125,7 +129,7 @@ void parse_budget(const ConfigNode& node, BudgetConfig& out) {
 }
 
 void parse_builtin(const ConfigNode& node, const std::string& base_dir, BuiltinConfig& out) {
-  node.check_keys({"type", "tokenizer", "corpus", "steps", "task", "epochs", "data_dir", "warm_start", "warm_threshold",
+  node.check_keys({"type", "tokenizer", "corpus", "steps", "task", "tasks", "epochs", "data_dir", "warm_start", "warm_threshold",
                    "warm_steps", "transfer_mode", "precision", "device", "pretrain_args", "finetune_args",
                    "executable"});
   out.tokenizer = existing_file(node["tokenizer"], base_dir);
@@ -138,7 +142,31 @@ void parse_builtin(const ConfigNode& node, const std::string& base_dir, BuiltinC
     for (const ConfigNode& item : corpus.items()) out.corpus.push_back(existing_file(item, base_dir));
   }
   if (auto v = node.find("steps")) out.steps = int_at_least(*v, 1, "a positive integer");
-  if (auto v = node.find("task")) out.task = non_empty_string(*v);
+  if (node.has("task") && node.has("tasks")) node["tasks"].fail("give `task` or `tasks`, not both");
+  std::vector<std::pair<ConfigNode, std::string>> names;  // each named task or suite, with its node
+  if (auto v = node.find("task")) {
+    out.task = non_empty_string(*v);
+    std::stringstream in(out.task);
+    for (std::string name; std::getline(in, name, ',');) names.emplace_back(*v, name);
+  }
+  if (auto v = node.find("tasks")) {
+    v->check(v->is_sequence() && v->size() > 0, "expected a non-empty list of tasks or suites, got " + v->describe());
+    out.task.clear();
+    for (const ConfigNode& item : v->items()) {
+      names.emplace_back(item, non_empty_string(item));
+      out.task += (out.task.empty() ? "" : ",") + names.back().second;
+    }
+  }
+  for (const auto& [where, name] : names) {
+    bool known = std::find(datasets::suite_names().begin(), datasets::suite_names().end(), name) !=
+                 datasets::suite_names().end();
+    for (const auto& t : datasets::task_registry()) known = known || t.name == name;
+    if (!known) {
+      std::string allowed;
+      for (const auto& t : datasets::task_registry()) allowed += (allowed.empty() ? "" : ", ") + t.name;
+      where.fail("unknown task or suite '" + name + "' (allowed: " + allowed + "; suites: glue, flexnas)");
+    }
+  }
   if (auto v = node.find("epochs")) out.epochs = int_at_least(*v, 1, "a positive integer");
   if (auto v = node.find("data_dir")) {
     out.data_dir = resolve(base_dir, non_empty_string(*v));
@@ -382,6 +410,13 @@ std::string trial_dir(const std::string& directory, int64_t trial_id, int64_t at
 }
 std::string model_dir(const std::string& directory, const std::string& hash) {
   return (fs::path(directory) / "models" / hash).string();
+}
+
+std::string BuiltinConfig::finetune_folder() const {
+  const bool suite = task.find(',') != std::string::npos ||
+                     std::find(datasets::suite_names().begin(), datasets::suite_names().end(), task) !=
+                         datasets::suite_names().end();
+  return suite ? "suite" : task;
 }
 
 }  // namespace flexnas::launch

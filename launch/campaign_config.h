@@ -64,7 +64,10 @@ struct BuiltinConfig {
   std::string tokenizer;                // SentencePiece model file
   std::vector<std::string> corpus;      // pretraining text files
   int64_t steps = 1000;                 // pretraining steps from scratch
-  std::string task = "spam";            // fine-tuning task
+  std::string task = "spam";            // fine-tuning task, or tasks and suites comma-separated (`tasks`:
+                                        // a list); several = a suite, scored by the mean task score
+  /// The folder of the fine-tuned model(s) under a trial's model directory: the task, or "suite".
+  std::string finetune_folder() const;
   int64_t epochs = 3;                   // fine-tuning epochs
   std::string data_dir;                 // --data-dir for the task ("" = the subcommand's default)
   bool warm_start = true;               // start from the nearest trained library neighbour

@@ -30,12 +30,14 @@ struct EvaluateOptions {
   int64_t threads = 0;            // torch threads (0 = every core)
   datasets::FinetuneOptions data; // max length, batch size
   ComputeFlags compute;           // --device, --precision
+  int64_t max_len = 0;            // 0 = the fine-tuning run's (metrics.json), else the task's default
 };
 
 void run_evaluate(EvaluateOptions o) {
   if (o.data.batch_size <= 0)
     throw ConfigError("error: --batch-size: expected a positive integer, got " + std::to_string(o.data.batch_size));
-  if (o.data.max_length < 3) throw ConfigError("error: --max-len: expected at least 3, got " + std::to_string(o.data.max_length));
+  if (o.max_len != 0 && o.max_len < 3)
+    throw ConfigError("error: --max-len: expected at least 3 (or 0: the fine-tuning run's), got " + std::to_string(o.max_len));
   set_torch_threads(o.threads);
   const Compute compute = resolve_compute(o.compute);
   if (!fs::is_directory(o.checkpoint)) throw ConfigError("error: --checkpoint: '" + o.checkpoint + "': no such directory");
@@ -48,6 +50,14 @@ void run_evaluate(EvaluateOptions o) {
   }
 
   const models::CheckpointConfig config = models::read_checkpoint_config(o.checkpoint);
+  o.data.max_length = info.max_length;
+  if (o.max_len > 0) {
+    o.data.max_length = o.max_len;
+  } else if (fs::exists(fs::path(o.checkpoint) / models::kMetricsFile)) {
+    const auto metrics = models::read_metrics(o.checkpoint);
+    if (metrics.contains("run") && metrics["run"].contains("max_len") && metrics["run"]["max_len"].is_number_integer())
+      o.data.max_length = metrics["run"]["max_len"].get<int64_t>();
+  }
   const models::ModelOptions wanted = models::task_model_options(config.options, info);
   if (config.options.head != wanted.head || config.options.num_labels != wanted.num_labels)
     throw ConfigError("error: --checkpoint: '" + o.checkpoint + "' has a " + models::head_type_name(config.options.head) +
@@ -95,7 +105,8 @@ void add_evaluate_command(CLI::App& app) {
   cmd->add_option("--tokenizer", o->tokenizer, "the checkpoint's tokenizer, when its recorded path moved");
   cmd->add_option("--out", o->out, "metrics JSON (default <checkpoint>/eval-<task>-<split>.json)");
   cmd->add_option("--batch-size", o->data.batch_size, "examples per batch (default 32)");
-  cmd->add_option("--max-len", o->data.max_length, "tokens per example (default 128)");
+  cmd->add_option("--max-len", o->max_len, "tokens per example; 0 = what fine-tuning used, else the task's default")
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "torch threads (default 0: every core)");
   add_compute_flags(*cmd, o->compute);
   cmd->callback([o] { run_evaluate(*o); });

@@ -6,11 +6,13 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include "datasets/finetune_data.h"
 #include "datasets/tasks.h"
 #include "datasets/tokenizer.h"
+#include "design_space/atomic_file.h"
 #include "design_space/error.h"
 #include "datasets/splits.h"
 #include "launch/command.h"
@@ -24,7 +26,7 @@ namespace fs = std::filesystem;
 
 struct FinetuneCliOptions {
   std::string checkpoint;              // pretrained checkpoint directory
-  std::string task;                    // registered task (datasets/tasks.h)
+  std::vector<std::string> tasks;      // registered tasks and suites (datasets/tasks.h), comma-separated
   std::string out;                     // fine-tuned checkpoint directory
   std::string data_dir = "data";       // task data (scripts/fetch-data.sh)
   std::string cache_dir;               // token caches (default <data-dir>/cache)
@@ -36,13 +38,22 @@ struct FinetuneCliOptions {
   ComputeFlags compute;                // --device, --precision
   std::string truncation = "head+tail";  // head | head+tail
   std::vector<double> lr_search;       // learning rates tried, the best on dev kept (empty = --lr only)
+  int64_t max_len = 0;                 // tokens per example (0 = the task's default, TaskInfo::max_length)
 };
+
+std::string task_folder(std::string task) {
+  for (char& c : task)
+    if (c == ':') c = '-';
+  return task;
+}
+
+nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& task, const std::string& out,
+                                     const Compute& compute);
 
 void run_finetune(FinetuneCliOptions o) {
   if (o.train.epochs <= 0) throw ConfigError("error: --epochs: expected a positive integer, got " + std::to_string(o.train.epochs));
   if (o.data.batch_size <= 0)
     throw ConfigError("error: --batch-size: expected a positive integer, got " + std::to_string(o.data.batch_size));
-  if (o.data.max_length < 3) throw ConfigError("error: --max-len: expected at least 3, got " + std::to_string(o.data.max_length));
   if (!(o.train.lr > 0) || !std::isfinite(o.train.lr))
     throw ConfigError("error: --lr: expected a positive number, got " + std::to_string(o.train.lr));
   if (!(o.train.warmup_fraction >= 0 && o.train.warmup_fraction <= 1))
@@ -59,11 +70,48 @@ void run_finetune(FinetuneCliOptions o) {
   if (o.train.accumulate <= 0 || o.train.accumulate > o.data.batch_size)
     throw ConfigError("error: --accumulate: expected 1..--batch-size (" + std::to_string(o.data.batch_size) + "), got " +
                       std::to_string(o.train.accumulate));
+  if (o.max_len != 0 && o.max_len < 3)
+    throw ConfigError("error: --max-len: expected at least 3 (or 0: the task's default), got " + std::to_string(o.max_len));
+  if (!fs::is_directory(o.checkpoint)) throw ConfigError("error: --checkpoint: '" + o.checkpoint + "': no such directory");
+  const std::vector<std::string> tasks = datasets::expand_tasks(o.tasks, o.data_dir, "--task");
   set_torch_threads(o.threads);
   const Compute compute = resolve_compute(o.compute);
   o.train.precision = compute.precision;
-  if (!fs::is_directory(o.checkpoint)) throw ConfigError("error: --checkpoint: '" + o.checkpoint + "': no such directory");
-  const datasets::TaskInfo& info = datasets::task_info(o.task, "--task");
+  if (tasks.size() == 1) {
+    finetune_task(o, tasks.front(), o.out, compute);
+    return;
+  }
+  // A suite: one fine-tuned checkpoint per task in OUT/<task>/, and OUT/metrics.json with every
+  // task's metrics and the suite score (the mean of the task scores, as GLUE aggregates).
+  nlohmann::ordered_json suite;
+  suite["kind"] = "finetune_suite";
+  suite["tasks"] = nlohmann::ordered_json::object();
+  std::map<std::string, double> scores;
+  bool collapsed = false;
+  for (const auto& task : tasks) {
+    std::cout << "== " << task << "\n";
+    const nlohmann::ordered_json m = finetune_task(o, task, (fs::path(o.out) / task_folder(task)).string(), compute);
+    scores[task] = m["score"].get<double>();
+    collapsed = collapsed || m["collapsed"].get<bool>();
+    suite["tasks"][task] = m;
+    suite["tasks"][task].erase("run");
+    suite["tasks"][task].erase("epochs");
+  }
+  suite["score"] = datasets::suite_score(scores);
+  suite["score_definition"] = "mean of the task scores (each task's score: datasets/metrics.h)";
+  suite["task_scores"] = scores;
+  suite["collapsed"] = collapsed;  // some task's best model predicts one class for a whole selection split
+  write_file_atomic((fs::path(o.out) / models::kMetricsFile).string(), suite.dump(2) + "\n");
+  std::cout << "suite (" << tasks.size() << " tasks):";
+  for (const auto& [task, score] : scores) std::cout << " " << task << " " << score;
+  std::cout << "\nsuite score: " << suite["score"].get<double>() << "\nmetrics: " << (fs::path(o.out) / models::kMetricsFile).string() << "\n";
+}
+
+/// Fine-tunes the checkpoint on one task into `out`; returns the metrics written there.
+nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& task, const std::string& out,
+                                     const Compute& compute) {
+  const datasets::TaskInfo& info = datasets::task_info(task, "--task");
+  o.data.max_length = o.max_len > 0 ? o.max_len : info.max_length;
 
   const models::CheckpointConfig config = models::read_checkpoint_config(o.checkpoint);
   const datasets::Tokenizer tokenizer =
@@ -71,7 +119,7 @@ void run_finetune(FinetuneCliOptions o) {
 
   datasets::TaskLoadOptions load;
   load.data_dir = o.data_dir;
-  datasets::TaskData data = datasets::load_task(o.task, load);
+  datasets::TaskData data = datasets::load_task(task, load);
   // A seeded subsample of the training split: quick fine-tuning for campaigns on small budgets.
   auto& train_examples = data.splits["train"];
   if (o.max_train_examples > 0 && int64_t(train_examples.size()) > o.max_train_examples) {
@@ -133,6 +181,11 @@ void run_finetune(FinetuneCliOptions o) {
   m["score"] = r.score;
   m["score_definition"] = "task score on " + nlohmann::json(info.eval_splits).dump() + " (datasets/metrics.h)";
   m["best_epoch"] = r.best_epoch;
+  bool collapsed = false;
+  for (const auto& split : r.best)
+    if (std::find(info.eval_splits.begin(), info.eval_splits.end(), split.split) != info.eval_splits.end())
+      collapsed = collapsed || split.collapsed();
+  m["collapsed"] = collapsed;  // the best model predicts one class for a whole selection split
   for (const auto& split : r.best) m[split.split] = models::split_json(split);
   auto epochs = nlohmann::ordered_json::array();
   for (size_t e = 0; e < r.epoch_scores.size(); ++e)
@@ -148,7 +201,7 @@ void run_finetune(FinetuneCliOptions o) {
               {"truncation", datasets::truncation_name(o.data.truncation)}, {"head_fraction", o.data.head_fraction},
               {"balance_classes", o.train.balance_classes}, {"patience", o.train.patience},
               {"warmup_fraction", o.train.warmup_fraction}};
-  models::commit_checkpoint(o.out, *model, nullptr, r.best_epoch, m, fs::absolute(tokenizer.model_path()).string());
+  models::commit_checkpoint(out, *model, nullptr, r.best_epoch, m, fs::absolute(tokenizer.model_path()).string());
 
   std::cout << "best epoch: " << r.best_epoch << " of " << o.train.epochs << "\n";
   for (const auto& split : r.best) {
@@ -156,14 +209,22 @@ void run_finetune(FinetuneCliOptions o) {
     for (const auto& [k, v] : split.metrics) std::cout << " " << k << " " << v;
     std::cout << " score " << split.score << "\n";
   }
-  std::cout << "score: " << r.score << "\ncheckpoint: " << o.out << "\n";
+  if (collapsed)
+    std::cout << "warning: the model predicts one class for every " << info.eval_splits.front()
+              << " example (collapsed): it learnt only the class prior\n";
+  std::cout << "score: " << r.score << "\ncheckpoint: " << out << "\n";
+  return m;
 }
 
 void add_finetune_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("finetune", "fine-tune a pretrained checkpoint on a task (best epoch on dev)");
   auto o = std::make_shared<FinetuneCliOptions>();
   cmd->add_option("--checkpoint", o->checkpoint, "pretrained checkpoint directory")->required();
-  cmd->add_option("--task", o->task, "spam | brown-genre | brown-pos | glue:<task>")->required();
+  cmd->add_option("--task", o->tasks,
+                  "spam | brown-genre | brown-pos | glue:<task>, a comma-separated list, or a suite: glue (the GLUE "
+                  "tasks in <data-dir>/glue), flexnas (spam, brown-genre, brown-pos)")
+      ->required()
+      ->delimiter(',');
   cmd->add_option("--out", o->out, "output checkpoint directory")->required();
   cmd->add_option("--data-dir", o->data_dir, "task data directory (default data)");
   cmd->add_option("--cache-dir", o->cache_dir, "token caches (default <data-dir>/cache)");
@@ -176,7 +237,9 @@ void add_finetune_command(CLI::App& app) {
   cmd->add_option("--warmup-fraction", o->train.warmup_fraction, "warm-up share of the updates (default 0.1)");
   cmd->add_option("--weight-decay", o->train.weight_decay, "AdamW weight decay (default 0.01)");
   cmd->add_option("--batch-size", o->data.batch_size, "examples per update (default 32)");
-  cmd->add_option("--max-len", o->data.max_length, "tokens per example incl. [CLS]/[SEP] (default 128)");
+  cmd->add_option("--max-len", o->max_len,
+                  "tokens per example incl. [CLS]/[SEP]; 0 = the task's default (spam 256, others 128)")
+      ->capture_default_str();
   cmd->add_option("--seed", o->train.seed, "head initialisation, dropout and shuffling (default 42)");
   cmd->add_option("--threads", o->threads, "torch threads (default 0: every core)");
   cmd->add_option("--accumulate", o->train.accumulate,

@@ -147,7 +147,7 @@ std::vector<std::vector<std::string>> builtin_commands(const BuiltinConfig& c, c
                                                        const TrialTask& task) {
   const std::string seed = std::to_string(task.seed);
   const std::string pretrained = (fs::path(model_dir) / "pretrained").string();
-  const std::string finetuned = (fs::path(model_dir) / c.task).string();
+  const std::string finetuned = (fs::path(model_dir) / c.finetune_folder()).string();
   const bool warm = c.warm_start && !task.warm_start_checkpoint.empty();
   std::vector<std::vector<std::string>> commands;
   if (warm && c.warm_steps == 0) {
@@ -240,7 +240,7 @@ class ChildEvaluator : public Evaluator {
       const std::string models = model_dir(config_.directory, task.hash);
       fs::remove_all(models, ec);
       commands = builtin_commands(config_.evaluator.builtin, exe_, arch_path, models, task);
-      metrics_path = (fs::path(models) / config_.evaluator.builtin.task / "metrics.json").string();
+      metrics_path = (fs::path(models) / config_.evaluator.builtin.finetune_folder() / "metrics.json").string();
       o.checkpoint = (fs::path(models) / "pretrained").string();
     }
     std::map<std::string, std::string> env = {{"FLEXNAS_ARCH", arch_path},

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "design_space/arch_graph.h"
 #include "design_space/atomic_file.h"
@@ -387,6 +388,10 @@ nlohmann::ordered_json split_json(const SplitResult& r) {
   for (const auto& [k, v] : r.metrics) j[k] = v;
   j["score"] = r.score;
   j["loss"] = r.loss;
+  if (r.gold_classes > 0) {
+    j["predicted_classes"] = r.predicted_classes;
+    j["collapsed"] = r.collapsed();
+  }
   return j;
 }
 
@@ -444,6 +449,10 @@ SplitResult evaluate_split(FlexModelImpl& model, const TaskSource& task, const E
   if (was_training) model.train();
   SplitResult r;
   r.split = split.name;
+  if (!p.predicted.empty()) {
+    r.predicted_classes = int64_t(std::set<int64_t>(p.predicted.begin(), p.predicted.end()).size());
+    r.gold_classes = int64_t(std::set<int64_t>(p.gold.begin(), p.gold.end()).size());
+  }
   r.metrics = task.metrics(p);
   r.score = task.score(r.metrics);
   r.loss = loss_count ? loss_sum / double(loss_count) : 0.0;
@@ -452,9 +461,13 @@ SplitResult evaluate_split(FlexModelImpl& model, const TaskSource& task, const E
 
 std::vector<double> balanced_class_weights(const std::vector<int64_t>& counts) {
   std::vector<double> w;
-  int64_t n = 0;
-  for (int64_t c : counts) n += c;
-  for (int64_t c : counts) w.push_back(c > 0 ? double(n) / (double(counts.size()) * double(c)) : 0.0);
+  int64_t n = 0, present = 0;
+  for (int64_t c : counts) {
+    n += c;
+    present += c > 0;
+  }
+  // As sklearn: K counts the classes that occur, so the weights average 1 over the examples.
+  for (int64_t c : counts) w.push_back(c > 0 ? double(n) / (double(present) * double(c)) : 0.0);
   return w;
 }
 

@@ -129,6 +129,41 @@ TEST_F(FinetuneFixture, PairsRegressionAndTruncation) {
             std::vector<int32_t>(ids.begin(), ids.begin() + static_cast<long>(first_sep + 1)));
 }
 
+// A long single text keeps its beginning and its end (head+tail, the default), or its beginning
+// alone (head); the label counts serve the balanced class weights.
+TEST_F(FinetuneFixture, HeadTailTruncationKeepsBothEndsAndLabelsAreCounted) {
+  std::vector<Example> texts(3);
+  std::string longer;
+  for (int w = 0; w < 40; ++w) longer += (w ? " " : "") + std::string(w < 20 ? "city" : "jury");
+  texts[0].segments = {"a city report"};
+  texts[1].segments = {longer};
+  texts[2].segments = {"the jury said"};
+  texts[0].label = 1;
+  FinetuneOptions whole, head_tail, head;
+  whole.max_length = 400;
+  head_tail.max_length = head.max_length = 12;
+  head.truncation = Truncation::kHead;
+  const TaskDataset full(task_info("spam"), texts, *tok_, "trunc-full", whole);
+  const TaskDataset both(task_info("spam"), texts, *tok_, "trunc-both", head_tail);
+  const TaskDataset first(task_info("spam"), texts, *tok_, "trunc-head", head);
+  const auto& all = full.example_ids(1);  // [CLS] pieces... [SEP]
+  const std::vector<int32_t> pieces(all.begin() + 1, all.end() - 1);
+  ASSERT_GT(pieces.size(), 10u);
+  // budget 10: 5 from the head, 5 from the tail
+  std::vector<int32_t> expect_both = {SpecialIds::kCls};
+  expect_both.insert(expect_both.end(), pieces.begin(), pieces.begin() + 5);
+  expect_both.insert(expect_both.end(), pieces.end() - 5, pieces.end());
+  expect_both.push_back(SpecialIds::kSep);
+  EXPECT_EQ(both.example_ids(1), expect_both);
+  std::vector<int32_t> expect_head = {SpecialIds::kCls};
+  expect_head.insert(expect_head.end(), pieces.begin(), pieces.begin() + 10);
+  expect_head.push_back(SpecialIds::kSep);
+  EXPECT_EQ(first.example_ids(1), expect_head);
+  EXPECT_EQ(both.example_ids(0), full.example_ids(0));  // short texts untouched
+  EXPECT_EQ(both.truncated(), 1);
+  EXPECT_EQ(full.label_counts(), (std::vector<int64_t>{2, 1}));
+}
+
 TEST_F(FinetuneFixture, TokenClassificationLabelsFirstPieces) {
   Example e;
   e.words = {"The", "jury", "reporters", "said", "."};

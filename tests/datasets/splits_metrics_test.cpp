@@ -116,6 +116,42 @@ TEST(Tasks, ScoresOneDefinition) {
   expect_error<Error>([&] { glue_score(scores); }, {"missing: wnli"});
 }
 
+// A suite's score as GLUE aggregates: each task's score from its own metrics (CoLA: MCC; MRPC: the
+// mean of accuracy and F1; STS-B: the mean of Pearson and Spearman; MNLI: the mean of its two dev
+// splits), then the plain mean over the tasks. Hand-computed:
+//   cola 0.5, mrpc (0.75 + 0.75) / 2 = 0.75, mnli (0.8 + 0.7) / 2 = 0.75 -> (0.5 + 0.75 + 0.75) / 3.
+TEST(Tasks, SuiteScoreIsTheMeanOfTaskScoresByHand) {
+  Predictions p;
+  p.predicted = {1, 0, 1, 0, 1, 0, 0, 1};
+  p.gold = {1, 1, 1, 0, 0, 0, 0, 1};
+  std::map<std::string, double> scores;
+  scores["glue:cola"] = task_score(task_info("glue:cola"), compute_metrics(task_info("glue:cola"), p));
+  scores["glue:mrpc"] = task_score(task_info("glue:mrpc"), compute_metrics(task_info("glue:mrpc"), p));
+  scores["glue:mnli"] = combine_split_scores(task_info("glue:mnli"), {{"dev_matched", 0.8}, {"dev_mismatched", 0.7}});
+  EXPECT_DOUBLE_EQ(suite_score(scores), (0.5 + 0.75 + 0.75) / 3);
+  expect_error<Error>([] { suite_score({}); }, {"at least one task score"});
+}
+
+TEST(Tasks, ExpandsSuitesAndListsAndNamesWhatIsMissing) {
+  testing::TempDir dir;
+  const std::string data = dir.str();
+  // GLUE: only the tasks whose files exist.
+  for (const char* f : {"/glue/SST-2/train.tsv", "/glue/SST-2/dev.tsv", "/glue/RTE/train.tsv", "/glue/RTE/dev.tsv",
+                        "/glue/MNLI/train.tsv"})  // MNLI lacks its dev files: not part of the suite
+    testing::write_text(data + f, "x\n");
+  EXPECT_EQ(expand_tasks({"glue"}, data), (std::vector<std::string>{"glue:rte", "glue:sst2"}));
+  EXPECT_EQ(expand_tasks({"glue:sst2", "glue", "glue:sst2"}, data), (std::vector<std::string>{"glue:sst2", "glue:rte"}));
+  EXPECT_EQ(missing_task_data("glue:mnli", data),
+            "glue:mnli: missing " + data + "/glue/MNLI/dev_matched.tsv, " + data + "/glue/MNLI/dev_mismatched.tsv");
+  expect_error<ConfigError>([&] { expand_tasks({"flexnas"}, data); },
+                            {"error: --task: suite flexnas: spam: missing " + data + "/spam-assassin",
+                             "brown-genre: missing " + data + "/brown/cats.txt"});
+  expect_error<ConfigError>([&] { expand_tasks({"glue"}, data + "/nothing"); },
+                            {"suite glue: no GLUE task has its files under " + data + "/nothing/glue"});
+  expect_error<ConfigError>([&] { expand_tasks({"spam", "sst2"}, data, "evaluator.task"); },
+                            {"error: evaluator.task: unknown task or suite 'sst2'", "glue:sst2", "suites: glue, flexnas"});
+}
+
 TEST(Tasks, LoadSpamAndBrown) {
   TaskLoadOptions o;
   o.data_dir = testing::test_data("");

@@ -309,6 +309,47 @@ TEST_F(TrainingTest, AccumulatedMicroBatchesGiveTheWholeBatchGradient) {
   for (const auto& g : bf16_grads) EXPECT_EQ(g.scalar_type(), torch::kFloat);
 }
 
+TEST_F(TrainingTest, BalancedClassWeightsAndCollapseDetection) {
+  // sklearn's "balanced": n / (K * count).
+  const auto w = balanced_class_weights({30, 10});
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_DOUBLE_EQ(w[0], 40.0 / 60.0);
+  EXPECT_DOUBLE_EQ(w[1], 2.0);
+  EXPECT_EQ(balanced_class_weights({5, 0, 5}), (std::vector<double>{1.0, 0.0, 1.0}));  // K = 2 classes occur
+  EXPECT_TRUE(balanced_class_weights({}).empty());
+  // A weighted loss counts the rare class more: the same logits, a larger loss on its examples.
+  torch::manual_seed(1);
+  ModelOptions o = tiny_options();
+  o.head = HeadType::kSequence;
+  FlexModel model(tiny_arch(), o);
+  model->eval();
+  const auto ids = torch::full({2, 8}, 7, torch::kLong), mask = torch::ones({2, 8}, torch::kLong);
+  const auto labels = torch::tensor({1, 1});
+  const double plain = model->loss(ids, mask, labels).item<double>();
+  model->set_class_weights(torch::tensor({1.0f, 3.0f}));
+  EXPECT_NEAR(model->loss(ids, mask, labels).item<double>(), plain, 1e-6);  // one class only: the mean is unchanged
+  const auto mixed = torch::tensor({0, 1});
+  const double weighted = model->loss(ids, mask, mixed).item<double>();
+  model->set_class_weights({});
+  const double unweighted = model->loss(ids, mask, mixed).item<double>();
+  // Identical inputs: equal logits, so the weighted mean moves towards class 1's loss.
+  const auto logits = model->forward(ids, mask).logits;
+  const auto per = torch::cross_entropy_loss(logits, mixed, {}, at::Reduction::None);
+  EXPECT_NEAR(weighted, (per[0].item<double>() + 3 * per[1].item<double>()) / 4, 1e-6);
+  EXPECT_NEAR(unweighted, per.mean().item<double>(), 1e-6);
+  // Collapse: one predicted class for a split with several gold classes.
+  SplitResult r;
+  r.gold_classes = 2;
+  r.predicted_classes = 1;
+  EXPECT_TRUE(r.collapsed());
+  EXPECT_TRUE(split_json(r)["collapsed"].get<bool>());
+  r.predicted_classes = 2;
+  EXPECT_FALSE(r.collapsed());
+  r.gold_classes = 1;
+  r.predicted_classes = 1;
+  EXPECT_FALSE(r.collapsed());  // a split with one gold class cannot tell
+}
+
 TEST_F(TrainingTest, PretrainingLowersHeldOutLoss) {
   const auto& f = fixture();
   const datasets::MlmData data({f.tok->encode_text_file(f.corpus)}, f.tok->vocab_size(), mlm_options());
@@ -484,6 +525,67 @@ TEST_F(TrainingTest, CliReportsBadFlagsAndFilesWithExitCode2) {
   expect_usage_error(base + " --steps 5 --resume --out " + (f.dir / "empty"), "--resume: no resumable checkpoint");
   expect_usage_error("finetune --checkpoint " + (f.dir / "nope") + " --task spam --out " + (f.dir / "y"),
                      "--checkpoint: '" + (f.dir / "nope") + "': no such directory");
+}
+
+void write_rte(const std::string& data_dir, const std::string& bad_row = "") {
+  std::mt19937 rng(10);
+  const std::vector<std::string> words = {"the", "film", "was", "a", "story", "plot"};
+  for (const auto& [split, n] : {std::pair<std::string, int>{"train", 120}, {"dev", 30}}) {
+    std::string tsv = "index\tsentence1\tsentence2\tlabel\n";
+    for (int i = 0; i < n; ++i) {
+      const bool entails = rng() % 2;
+      std::string a, b;
+      for (int w = 0; w < 4; ++w) a += words[rng() % words.size()] + " ";
+      b = entails ? "good" : "bad";
+      tsv += std::to_string(i) + "\t" + a + "\t" + b + "\t" + (entails ? "entailment" : "not_entailment") + "\n";
+    }
+    if (split == "dev" && !bad_row.empty()) tsv += bad_row;
+    write_text(data_dir + "/glue/RTE/" + split + ".tsv", tsv);
+  }
+}
+
+// --task glue: every GLUE task with files in the data dir (here SST-2 and RTE), one checkpoint per
+// task, metrics.json with per-task metrics and the suite score = mean of the task scores.
+TEST_F(TrainingTest, CliFinetuneSuiteScoresEveryTaskAndTheirMean) {
+  const auto& f = fixture();
+  const std::string arch = f.dir / "arch-suite.json";
+  write_text(arch, tiny_arch().to_json().dump());
+  const std::string data_dir = f.dir / "suite-data";
+  write_sst2(data_dir);
+  write_rte(data_dir);
+  const std::string ckpt = f.dir / "suite-pre";
+  CliRun r = flexnas("pretrain --arch " + arch + " --tokenizer " + f.tokenizer + " --corpus " + f.corpus +
+                     " --steps 3 --seq-len 32 --batch-size 4 --threads 1 --seed 3 --out " + ckpt);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string out = f.dir / "suite-ft";
+  r = flexnas("finetune --checkpoint " + ckpt + " --task glue --data-dir " + data_dir +
+              " --epochs 1 --batch-size 16 --max-len 32 --threads 1 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto m = nlohmann::json::parse(read_file(out + "/metrics.json"));
+  ASSERT_EQ(m["tasks"].size(), 2u) << m.dump();
+  const double rte = m["task_scores"]["glue:rte"].get<double>(), sst2 = m["task_scores"]["glue:sst2"].get<double>();
+  EXPECT_DOUBLE_EQ(m["score"].get<double>(), (rte + sst2) / 2);
+  EXPECT_DOUBLE_EQ(m["tasks"]["glue:rte"]["dev"]["accuracy"].get<double>(), rte);  // RTE: accuracy alone
+  EXPECT_TRUE(fs::exists(out + "/glue-sst2/model.safetensors"));
+  EXPECT_TRUE(fs::exists(out + "/glue-rte/metrics.json"));
+  EXPECT_TRUE(m.contains("collapsed"));
+  // A list of tasks works the same way; an unknown name lists the tasks and suites.
+  expect_usage_error("finetune --checkpoint " + ckpt + " --task glue:sst2,superglue --data-dir " + data_dir + " --out " +
+                         (f.dir / "x"),
+                     "--task: unknown task or suite 'superglue'; allowed: spam, brown-genre");
+  // A suite whose data is missing says which task's files and where it looked.
+  expect_usage_error("finetune --checkpoint " + ckpt + " --task flexnas --data-dir " + data_dir + " --out " + (f.dir / "x"),
+                     "--task: suite flexnas: spam: missing " + data_dir + "/spam-assassin");
+  expect_usage_error("finetune --checkpoint " + ckpt + " --task glue --data-dir " + (f.dir / "empty-data") + " --out " +
+                         (f.dir / "x"),
+                     "suite glue: no GLUE task has its files under");
+  // A GLUE TSV with a bad row: file, line and column; nothing written.
+  const std::string bad_dir = f.dir / "bad-data";
+  write_rte(bad_dir, "31\tsome words\tgood\tmaybe\n");
+  expect_usage_error("finetune --checkpoint " + ckpt + " --task glue:rte --data-dir " + bad_dir + " --out " +
+                         (f.dir / "bad-out"),
+                     bad_dir + "/glue/RTE/dev.tsv:32");
+  EXPECT_FALSE(fs::exists(f.dir / "bad-out/metrics.json"));
 }
 
 TEST_F(TrainingTest, CliPretrainFinetuneEvaluateEndToEnd) {
