@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache git
-  libtorch-dev libopenblas-dev python3-torch
+  libtorch-dev libopenblas-dev python3-torch python3-sklearn
   libyaml-cpp-dev libboost-graph-dev nlohmann-json3-dev libcli11-dev libssl-dev libsqlite3-dev sqlite3
   libopenmpi-dev openmpi-bin
   libgtest-dev libgmock-dev libbenchmark-dev
