@@ -9,6 +9,11 @@ the safetensors package) and computes the same outputs as the C++ FlexModel::
 
 Every function mirrors models/attention_common.cpp, models/ops/*.cpp and models/flex_model.cpp;
 tensor names are the checkpoint's (Hugging Face BERT style). Runs on Debian's PyTorch 1.13.
+
+Mixed precision: under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (forward and loss only) the
+model keeps the C++ model's fp32 islands: LayerNorm inputs, the residual stream, the softmaxes and
+the logits the losses read are fp32 (PyTorch 1.13's CPU autocast does not cast layer_norm; a bf16
+input with fp32 weights would fail). Every island is a ``.float()`` that is a no-op in fp32 runs.
 """
 import json
 import math
@@ -105,7 +110,7 @@ def relative_key_scores(q, table, max_positions):
 
 
 def attend(scores, dim, mask_add, v, dropout, training):
-    probs = torch.softmax(scores / math.sqrt(dim) + mask_add, -1)
+    probs = torch.softmax(scores.float() / math.sqrt(dim) + mask_add, -1)  # fp32 island
     probs = F.dropout(probs, dropout, training)
     return torch.matmul(probs, v)
 
@@ -252,7 +257,8 @@ class _DynamicConvCore(nn.Module):
         valid = inputs[1].unsqueeze(-1)
         q_full = self.query(x)
         gate = self.key_conv_attn_layer(x * valid) * q_full
-        kernel = torch.softmax(self.conv_kernel_layer(gate).view(B, T, self.a, self.k), -1)
+        # fp32 island (dynamic_conv.cpp): the kernel softmax runs in fp32.
+        kernel = torch.softmax(self.conv_kernel_layer(gate).view(B, T, self.a, self.k), -1, dtype=torch.float32)
         conv = dynamic_conv(self.conv_out_layer(x) * valid, kernel, self.a)
         q, k, v = split_heads(q_full, self.a), split_heads(self.key(x), self.a), split_heads(self.value(x), self.a)
         scores = torch.matmul(q, k.transpose(-1, -2)) + relative_key_scores(q, self.distance_embedding.weight, self.P)
@@ -273,7 +279,8 @@ class _DynamicConvHead(nn.Module):
         B, T = q.shape[0], q.shape[1]
         valid = inputs[1].unsqueeze(-1)
         gate = self.key_conv_attn_layer(k * valid) * q
-        kernel = torch.softmax(self.conv_kernel_layer(gate).view(B, T, 1, self.k), -1)
+        # fp32 island (dynamic_conv.cpp): the kernel softmax runs in fp32.
+        kernel = torch.softmax(self.conv_kernel_layer(gate).view(B, T, 1, self.k), -1, dtype=torch.float32)
         conv = dynamic_conv(self.conv_out_layer(v) * valid, kernel, 1)
         return attend(rel, float(self.D), inputs[0].squeeze(1), v, self.p, self.training) + conv
 
@@ -392,24 +399,25 @@ class FlexModel(nn.Module):
         for layer in self.bert.encoder.layer:
             a = getattr(layer.attention, "self")(x, inputs)
             so = layer.attention.output
-            y = so.LayerNorm(F.dropout(so.dense(a), o["hidden_dropout"], self.training) + x)
+            # fp32 islands (flex_model.cpp encode): residual sums and LayerNorm run in fp32.
+            y = so.LayerNorm(F.dropout(so.dense(a), o["hidden_dropout"], self.training).float() + x)
             z, j = y, 0
             while hasattr(layer.intermediate, "dense" if j == 0 else "dense_%d" % j):
                 z = F.gelu(getattr(layer.intermediate, "dense" if j == 0 else "dense_%d" % j)(z))
                 j += 1
-            u = layer.output.LayerNorm(F.dropout(layer.output.dense(z), o["hidden_dropout"], self.training) + y)
-            x = layer.proj_head(u) if layer.proj_head is not None else u
+            u = layer.output.LayerNorm(F.dropout(layer.output.dense(z), o["hidden_dropout"], self.training).float() + y)
+            x = layer.proj_head(u).float() if layer.proj_head is not None else u
         return x
 
     def head_logits(self, hidden):
         head = self.options["head"]
         if head == "mlm":
             p = self.cls.predictions
-            return p.decoder(p.transform.LayerNorm(F.gelu(p.transform.dense(hidden)))) + p.bias
+            return p.decoder(p.transform.LayerNorm(F.gelu(p.transform.dense(hidden)).float())).float() + p.bias
         if head == "cls":
             pooled = torch.tanh(self.bert.pooler.dense(hidden[:, 0]))
-            return self.classifier(F.dropout(pooled, self.options["classifier_dropout"], self.training))
-        return self.classifier(F.dropout(hidden, self.options["classifier_dropout"], self.training))
+            return self.classifier(F.dropout(pooled, self.options["classifier_dropout"], self.training)).float()
+        return self.classifier(F.dropout(hidden, self.options["classifier_dropout"], self.training)).float()
 
     def forward(self, input_ids, attention_mask=None):
         if attention_mask is None:
