@@ -2,7 +2,7 @@
 // positions only through the head, AdamW without decay on biases/LayerNorm, gradient clipping) for
 // one shape and thread count, in its own process so that the peak memory is this configuration's.
 //
-//   train_bench --shape bert-tiny|flexibert-mini [--threads T] [--vocab V] [--batch 32] [--len 128]
+//   train_bench --shape bert-tiny|flexibert-mini|conv|dct [--threads T] [--vocab V] [--batch 32] [--len 128]
 //               [--steps N] [--warmup W] [--save DIR] [--profile TRACE.json] [--blas-threads B]
 // Prints one JSON line {shape, threads, vocab, batch, len, params, tokens_per_second, step_ms,
 // cpu_ms_per_step, faults_per_step, blas_threads, peak_rss_mib, last_loss}. Threads are set as
@@ -38,7 +38,11 @@ const char* shape_json(const std::string& shape) {
   if (shape == "flexibert-mini")  // spec Appendix B: the paper's best FlexiBERT-Mini
     return R"({"l":4,"o":["sa","sa","l","l"],"h":[256,256,128,128],"n":[2,2,4,4],)"
            R"("f":[[512,512,512],[512,512,512],[1024],[1024]],"p":["sdp","sdp","dct","dct"]})";
-  std::cerr << "unknown --shape '" << shape << "'; allowed: bert-tiny, flexibert-mini\n";
+  if (shape == "conv")  // every layer a dynamic convolution (op c, kernel 9)
+    return R"({"l":4,"h":[256,256,256,256],"n":[4,4,4,4],"o":["c","c","c","c"],"f":[[1024],[1024],[1024],[1024]],"p":["9","9","9","9"]})";
+  if (shape == "dct")  // every layer a DCT linear mixing (op l)
+    return R"({"l":4,"h":[256,256,256,256],"n":[4,4,4,4],"o":["l","l","l","l"],"f":[[1024],[1024],[1024],[1024]],"p":["dct","dct","dct","dct"]})";
+  std::cerr << "unknown --shape '" << shape << "'; allowed: bert-tiny, flexibert-mini, conv, dct\n";
   std::exit(2);
 }
 

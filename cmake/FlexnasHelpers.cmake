@@ -1,8 +1,11 @@
-# flexnas_add_gtest(NAME name SOURCES a.cpp ... LIBS lib ... [LABELS l ...] [DISCOVER])
+# flexnas_add_gtest(NAME name SOURCES a.cpp ... LIBS lib ... [LABELS l ...] [DISCOVER] [TIMEOUT s])
 #
-# One GoogleTest binary per folder. A LibTorch binary costs ~0.7 s to start, so by default the
-# binary is registered as ONE ctest case (all its tests in one process); DISCOVER registers each
-# test separately, which is only worth it for the LibTorch-free design_space tests.
+# One GoogleTest binary per folder, registered as one ctest case per test SUITE (name.Suite, with
+# --gtest_filter=Suite.*), so a failure or a hang is named by its suite while a LibTorch binary
+# (~0.7 s to start) still starts once per suite rather than once per test. The suites are read from
+# the sources' TEST/TEST_F/TEST_P macros at configure time (parameterised suites match their
+# instantiation prefix too). DISCOVER registers each test separately, which is only worth it for
+# the LibTorch-free design_space tests.
 function(flexnas_add_gtest)
   cmake_parse_arguments(T "DISCOVER" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${T_NAME} ${T_SOURCES})
@@ -16,10 +19,26 @@ function(flexnas_add_gtest)
   if(T_DISCOVER)
     include(GoogleTest)
     gtest_discover_tests(${T_NAME} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT})
-  else()
-    add_test(NAME ${T_NAME} COMMAND ${T_NAME} --gtest_brief=1)
-    set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT})
+    return()
   endif()
+  set(suites "")
+  foreach(src ${T_SOURCES})
+    if(NOT IS_ABSOLUTE ${src})
+      set(src ${CMAKE_CURRENT_SOURCE_DIR}/${src})
+    endif()
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${src})  # new suites re-register
+    file(STRINGS ${src} lines REGEX "^(TEST|TEST_F|TEST_P)\\([A-Za-z0-9_]+,")
+    foreach(line ${lines})
+      string(REGEX REPLACE "^(TEST|TEST_F|TEST_P)\\(([A-Za-z0-9_]+),.*" "\\2" suite "${line}")
+      list(APPEND suites ${suite})
+    endforeach()
+  endforeach()
+  list(REMOVE_DUPLICATES suites)
+  foreach(suite ${suites})
+    add_test(NAME ${T_NAME}.${suite} COMMAND ${T_NAME} --gtest_brief=1 "--gtest_filter=${suite}.*:*/${suite}.*")
+    set_tests_properties(${T_NAME}.${suite} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
+      FAIL_REGULAR_EXPRESSION "0 tests from 0 test suites ran")
+  endforeach()
 endfunction()
 
 # flexnas_torch_pch(target): share one precompiled <torch/torch.h> across LibTorch targets.

@@ -618,12 +618,23 @@ std::string sleepy_campaign(int64_t trials) {
 }
 }  // namespace
 
+/// Polls the store until `n` trials completed; false after 120 s (a hung campaign fails the test
+/// instead of hanging it).
+bool wait_for_completed(const std::string& cdir, int64_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (count_completed(cdir) < n) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
 TEST(Executable, SigtermDrainsAndExits143ThenResumeFinishes) {
   const fs::path dir = temp_dir("exe_term");
   write_config(dir, sleepy_campaign(16));
   const std::string yaml = (dir / "campaign.yaml").string(), cdir = (dir / "c").string();
   const pid_t pid = spawn_flexnas({"search", yaml}, (dir / "log1").string());
-  while (count_completed(cdir) < 3) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(wait_for_completed(cdir, 3)) << "fewer than 3 trials completed within 120 s";
   kill(pid, SIGTERM);
   EXPECT_EQ(wait_exit(pid), 143);
   const int64_t done = count_completed(cdir);
@@ -637,7 +648,7 @@ TEST(Executable, KillNineOfTheSchedulerKeepsCompletedTrialsAndTheBudget) {
   write_config(dir, sleepy_campaign(16));
   const std::string yaml = (dir / "campaign.yaml").string(), cdir = (dir / "c").string();
   const pid_t pid = spawn_flexnas({"search", yaml}, (dir / "log1").string());
-  while (count_completed(cdir) < 4) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(wait_for_completed(cdir, 4)) << "fewer than 4 trials completed within 120 s";
   kill(pid, SIGKILL);
   wait_exit(pid);
   std::map<int64_t, TrialRow> before;
