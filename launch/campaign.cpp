@@ -226,9 +226,17 @@ Campaign open_campaign(const CampaignConfig& config, bool resume) {
   if (exists && !resume)
     throw ConfigError(config.source + ": error: directory: the campaign directory " + dir +
                       " already holds a campaign; continue it with --resume, or choose another `directory`/`name`");
+  bool budget_changed = false;
+  std::string old_budget;
   if (exists) {
     const CampaignConfig frozen = load_campaign_config(frozen_config_path(dir));
-    check_same_campaign(config, frozen);
+    // The budget may change on --resume (a finished campaign continues with more trials, Optuna
+    // style); everything else must be the campaign's own configuration.
+    CampaignConfig same_budget = config;
+    same_budget.budget = frozen.budget;
+    check_same_campaign(same_budget, frozen);
+    budget_changed = config.budget.trials != frozen.budget.trials || config.budget.wall_time != frozen.budget.wall_time;
+    old_budget = std::to_string(frozen.budget.trials) + " trials, wall time " + std::to_string(frozen.budget.wall_time) + " s";
     c.resumed = true;
   }
   fs::create_directories(dir);
@@ -236,6 +244,12 @@ Campaign open_campaign(const CampaignConfig& config, bool resume) {
   fs::create_directories(fs::path(dir) / "logs");
   fs::create_directories(fs::path(dir) / "report");
   c.store = std::make_unique<CampaignStore>(campaign_db_path(dir));
+  if (budget_changed) {
+    write_file_atomic(frozen_config_path(dir), frozen_config_text(config));
+    c.store->log_event(-1, "budget", -1,
+                       "budget changed on resume: was " + old_budget + ", now " + std::to_string(config.budget.trials) +
+                           " trials, wall time " + std::to_string(config.budget.wall_time) + " s");
+  }
   if (!config.parent.empty()) load_parent(c);
   if (!c.resumed) {
     write_file_atomic(frozen_config_path(dir), frozen_config_text(config));
@@ -763,10 +777,11 @@ class Scheduler {
 
   void observe_ready() {
     while (next_observe_ < int64_t(trials_.size()) && unobserved_.count(next_observe_)) {
-      // While draining no proposal can be made: observing past the point where one is due would
-      // let the resumed run make that proposal with more observations than an uninterrupted run.
-      // The rest stay stored (final, unobserved) and are observed in order on resume.
-      if (draining_ && int64_t(trials_.size()) < observed_ + window_) break;
+      // While draining, or once the budget stopped the proposals, no proposal can be made:
+      // observing past the point where one is due would let a resumed run (or one extended with a
+      // larger budget) make that proposal with more observations than an uninterrupted run. The
+      // rest stay stored (final, unobserved) and are observed in order on resume.
+      if ((draining_ || (exhausted_ && ordered_)) && int64_t(trials_.size()) < observed_ + window_) break;
       TrialRow& t = trials_[size_t(next_observe_)];
       unobserved_.erase(next_observe_);
       t.observe_seq = next_seq_++;
@@ -944,6 +959,7 @@ int run_scheduler(Campaign& campaign, WorkerPool& pool, const SchedulerOptions& 
 int run_search(const std::string& config_path, const SearchOptions& options) {
   CampaignConfig config = load_campaign_config(config_path);
   if (options.workers > 0) config.workers = options.workers;
+  if (options.budget_trials >= 0) config.budget.trials = options.budget_trials;
   install_stop_handlers();
   if (mpi_requested()) return run_search_mpi(config, options);
   // Validate everything that can be wrong before any work starts: the evaluator loads its table

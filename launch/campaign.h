@@ -93,6 +93,7 @@ struct SearchOptions {
   bool resume = false;
   bool quiet = false;
   int64_t workers = 0;           // local runner: overrides the config's `workers` (0 = keep)
+  int64_t budget_trials = -1;    // overrides budget.trials (-1 = keep); with resume: extends a campaign
 };
 int run_search(const std::string& config_path, const SearchOptions& options);
 

@@ -21,7 +21,13 @@ void add_search_command(CLI::App& app) {
   cmd->add_flag("--quiet,-q", options->search.quiet, "no progress lines or leaderboard");
   cmd->add_option("--workers", options->search.workers,
                   "local runner: number of worker threads (overrides `workers`; ignored under MPI)");
-  cmd->callback([options] {
+  cmd->add_option("--budget", options->search.budget_trials,
+                  "trials in total (overrides budget.trials; with --resume, continues a campaign with more trials; "
+                  "0 = no limit)");
+  cmd->callback([options, cmd] {
+    if (cmd->count("--budget") > 0 && options->search.budget_trials < 0)
+      throw ConfigError("error: --budget: expected a non-negative number of trials, got " +
+                        std::to_string(options->search.budget_trials));
     if (options->search.workers < 0)
       throw ConfigError("error: --workers: expected a positive integer, got " + std::to_string(options->search.workers));
     command_exit_code() = run_search(options->config, options->search);

@@ -185,6 +185,41 @@ TEST(CampaignConfig, ResumeWithAnotherConfigurationIsAnError) {
   EXPECT_NO_THROW(open_campaign(c, true));
 }
 
+// A finished campaign continues with a larger budget on --resume (the budget is the one setting
+// that may change): the trials already run stay exactly as they were, and the extended campaign
+// equals one that had the larger budget from the start.
+TEST(LocalCampaign, ResumeWithALargerBudgetExtendsAFinishedCampaign) {
+  const std::string pol = "{name: evolution, population: 6, sample_size: 3}";
+  const fs::path full = temp_dir("budget_full"), grown = temp_dir("budget_grown");
+  ASSERT_EQ(run_campaign(write_config(full, table_campaign(pol, 24, 2)), false, 1), 0);
+  CampaignConfig c = write_config(grown, table_campaign(pol, 12, 2));
+  ASSERT_EQ(run_campaign(c, false, 1), 0);
+  std::vector<TrialRow> first;
+  {
+    CampaignStore store(campaign_db_path(c.directory), true);
+    first = store.trials();
+  }
+  ASSERT_EQ(first.size(), 12u);
+  c.budget.trials = 24;
+  ASSERT_EQ(run_campaign(c, true, 1), 0);
+  CampaignStore store(campaign_db_path(c.directory), true);
+  const auto all = store.trials();
+  ASSERT_EQ(all.size(), 24u);
+  for (size_t i = 0; i < first.size(); ++i) {
+    EXPECT_EQ(all[i].hash, first[i].hash) << i;
+    EXPECT_EQ(all[i].value, first[i].value) << i;
+    EXPECT_EQ(all[i].seed, first[i].seed) << i;
+  }
+  EXPECT_EQ(trial_signature((full / "c").string()), trial_signature(c.directory));
+  bool logged = false;
+  for (const auto& e : store.events()) logged = logged || (e.kind == "budget" && e.message.find("budget changed on resume") != std::string::npos);
+  EXPECT_TRUE(logged);
+  // The frozen configuration now has the new budget; any other change is still refused.
+  EXPECT_EQ(load_campaign_config(frozen_config_path(c.directory)).budget.trials, 24);
+  c.seed = 99;
+  EXPECT_THROW(open_campaign(c, true), ConfigError);
+}
+
 // ---- store ----
 
 TEST(CampaignStore, RowsRoundTripAndUnfinishedBecomeInterrupted) {
