@@ -54,8 +54,8 @@ void run_finetune(FinetuneCliOptions o) {
   if (o.train.epochs <= 0) throw ConfigError("error: --epochs: expected a positive integer, got " + std::to_string(o.train.epochs));
   if (o.data.batch_size <= 0)
     throw ConfigError("error: --batch-size: expected a positive integer, got " + std::to_string(o.data.batch_size));
-  if (!(o.train.lr > 0) || !std::isfinite(o.train.lr))
-    throw ConfigError("error: --lr: expected a positive number, got " + std::to_string(o.train.lr));
+  if (!(o.train.lr >= 0) || !std::isfinite(o.train.lr))
+    throw ConfigError("error: --lr: expected a positive number (or 0: auto), got " + std::to_string(o.train.lr));
   if (!(o.train.warmup_fraction >= 0 && o.train.warmup_fraction <= 1))
     throw ConfigError("error: --warmup-fraction: expected a number in [0, 1], got " + std::to_string(o.train.warmup_fraction));
   if (o.truncation != "head" && o.truncation != "head+tail")
@@ -156,6 +156,10 @@ nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& ta
   const models::TaskSource source = models::task_source(train, sel, rep);
   // One run per learning rate (the same seed: the same head initialisation and data order); the
   // best dev score wins, ties to the earlier rate.
+  if (o.train.lr == 0) {
+    o.train.lr = models::auto_finetune_lr(config.arch);
+    std::cout << "lr: " << o.train.lr << " (auto: 1e-3 x min(1, 128 / the widest layer))\n";
+  }
   std::vector<double> rates = o.lr_search.empty() ? std::vector<double>{o.train.lr} : o.lr_search;
   models::FlexModel model{nullptr};
   models::FinetuneResult r;
@@ -233,7 +237,8 @@ void add_finetune_command(CLI::App& app) {
   cmd->add_option("--max-train-examples", o->max_train_examples,
                   "train on a seeded subsample of at most N examples (default 0: all)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--lr", o->train.lr, "peak learning rate (default 5e-5)");
+  cmd->add_option("--lr", o->train.lr, "peak learning rate; 0 = auto: 1e-3 x min(1, 128 / the widest hidden size)")
+      ->capture_default_str();
   cmd->add_option("--warmup-fraction", o->train.warmup_fraction, "warm-up share of the updates (default 0.1)");
   cmd->add_option("--weight-decay", o->train.weight_decay, "AdamW weight decay (default 0.01)");
   cmd->add_option("--batch-size", o->data.batch_size, "examples per update (default 32)");

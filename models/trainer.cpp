@@ -459,6 +459,12 @@ SplitResult evaluate_split(FlexModelImpl& model, const TaskSource& task, const E
   return r;
 }
 
+double auto_finetune_lr(const Architecture& arch) {
+  int64_t widest = 1;
+  for (const LayerSpec& layer : arch.layers) widest = std::max(widest, layer.hidden);
+  return 1e-3 * std::min(1.0, 128.0 / double(widest));
+}
+
 std::vector<double> balanced_class_weights(const std::vector<int64_t>& counts) {
   std::vector<double> w;
   int64_t n = 0, present = 0;
@@ -476,6 +482,7 @@ FinetuneResult finetune(FlexModel& model, const TaskSource& task, const Finetune
   FLEXNAS_CHECK(task.num_train_batches > 0, "empty training split");
   FLEXNAS_CHECK(!task.selection.empty(), "no selection split");
   FLEXNAS_CHECK(o.precision != Precision::kAuto, "finetune: resolve the precision first");
+  FLEXNAS_CHECK(o.lr > 0, "finetune: resolve the learning rate first (auto_finetune_lr)");
   prepare_training_process();
   const torch::Device device = model->parameters().front().device();
   LossScaler scaler(o.precision == Precision::kFp16);

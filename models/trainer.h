@@ -117,9 +117,7 @@ void commit_checkpoint(const std::string& dir, FlexModelImpl& model, const AdamW
 /// measurements: docs/training.md).
 struct FinetuneTrainOptions {
   int64_t epochs = 3;            // passes over the training split
-  // Small models pretrained briefly from scratch need far more than BERT's 5e-5 (at which spam
-  // fine-tuning predicted one class for every e-mail after an epoch): measured in docs/training.md.
-  double lr = 1e-3;              // peak learning rate
+  double lr = 0;                 // peak learning rate; 0 = auto_finetune_lr(architecture)
   double warmup_fraction = 0.1;  // of all updates, linear warm-up; then linear decay to 0
   double weight_decay = 0.01;    // AdamW, not on biases / LayerNorm
   double beta2 = 0.999;          // HF Trainer default
@@ -172,6 +170,12 @@ struct FinetuneResult {
   std::vector<double> class_weights;       // the loss's class weights (empty: unweighted)
   bool stopped_early = false;              // patience ran out before the last epoch
 };
+
+/// The default fine-tuning learning rate of an architecture: 1e-3 x min(1, 128 / its widest hidden
+/// size), i.e. inversely proportional to the width above 128. Small models pretrained briefly from scratch need far
+/// more than BERT's 5e-5 (at which spam fine-tuning predicted one class for every e-mail), while
+/// 1e-3 made a 256-wide model diverge (docs/training.md has the measurements).
+double auto_finetune_lr(const Architecture& arch);
 
 /// Balanced class weights from label counts: n / (K * count_c) with K the classes that occur
 /// (sklearn's "balanced"), a class without examples weighted 0. Empty when `counts` is empty.

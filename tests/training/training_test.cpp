@@ -317,6 +317,11 @@ TEST_F(TrainingTest, BalancedClassWeightsAndCollapseDetection) {
   EXPECT_DOUBLE_EQ(w[1], 2.0);
   EXPECT_EQ(balanced_class_weights({5, 0, 5}), (std::vector<double>{1.0, 0.0, 1.0}));  // K = 2 classes occur
   EXPECT_TRUE(balanced_class_weights({}).empty());
+  // The learning-rate default: inversely proportional to the width above 128.
+  EXPECT_DOUBLE_EQ(auto_finetune_lr(tiny_arch()), 1e-3);  // h = 32
+  EXPECT_DOUBLE_EQ(auto_finetune_lr(architecture_from_json(nlohmann::json::parse(
+                       R"({"l":2,"h":[256,128],"n":[2,2],"o":["sa","sa"],"f":[[64],[64]],"p":["sdp","sdp"]})"))),
+                   5e-4);
   // A weighted loss counts the rare class more: the same logits, a larger loss on its examples.
   torch::manual_seed(1);
   ModelOptions o = tiny_options();
