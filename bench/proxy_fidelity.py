@@ -1208,7 +1208,7 @@ def main(argv):
             write_atomic(p, json.dumps(md) + "\n")
 
     # Resume: what is done with the same commands is skipped.
-    todo = []
+    pending = []
     for key, r in runs_by_key.items():
         rec = read_json(os.path.join(r["dir"], "run.json"))
         same = rec is not None and rec.get("commands") == r["commands"]
@@ -1216,13 +1216,13 @@ def main(argv):
             continue
         if rec is not None and not same:
             r["stale"] = True
-        todo.append(r)
+        pending.append(r)
     errors = {}
-    done_before = len(runs_by_key) - len(todo)
+    done_before = len(runs_by_key) - len(pending)
     if a.report_only:
         pass
-    elif todo:
-        for r in todo:
+    elif pending:
+        for r in pending:
             if r.get("stale"):
                 log(f"warning: {r['key']}: the commands changed since it ran (campaign budget or flags): redoing it")
                 shutil.rmtree(r["dir"], ignore_errors=True)
@@ -1231,17 +1231,17 @@ def main(argv):
                          json.dumps({"key": r["key"], "commands": r["commands"]}, indent=2) + "\n")
             r["stale"] = False
         # Longest first within each architecture (big budget, then cheap): a short tail with --jobs 2.
-        todo.sort(key=lambda r: (r["index"], 0 if r["budget"] != "cheap" else 1))
+        pending.sort(key=lambda r: (r["index"], 0 if r["budget"] != "cheap" else 1))
         progress = Progress(len(runs_by_key), a.jobs)
         progress.done = progress.skipped = done_before
-        for r in todo:
+        for r in pending:
             u = work_units(r["commands"], train_sizes, dev_sizes)
             if not pretrain_done(r["dir"], r["commands"]["pretrain_steps"]):
                 progress.add(r["key"], "pretrain", u["pretrain"])
             progress.add(r["key"], "finetune", u["finetune"])
-        log(f"{len(archs)} architectures x {len(budgets)} budgets: {len(todo)} runs to do, {done_before} done "
+        log(f"{len(archs)} architectures x {len(budgets)} budgets: {len(pending)} runs to do, {done_before} done "
             f"already; --jobs {a.jobs}; logs in {out_dir}/<budget>/<NN>/*.log")
-        errors = execute(a, todo, progress)
+        errors = execute(a, pending, progress)
     else:
         log(f"all {len(runs_by_key)} runs are done already")
 
