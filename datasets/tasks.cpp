@@ -166,6 +166,30 @@ const std::vector<std::string>& suite_names() {
   return names;
 }
 
+bool is_suite(const std::string& name) {
+  return std::find(suite_names().begin(), suite_names().end(), name) != suite_names().end();
+}
+
+bool is_task_or_suite(const std::string& name) {
+  if (is_suite(name)) return true;
+  for (const auto& t : task_registry())
+    if (t.name == name) return true;
+  return false;
+}
+
+std::string task_and_suite_names() {
+  std::string suites;
+  for (const auto& s : suite_names()) suites += (suites.empty() ? "" : ", ") + s;
+  return allowed_names() + "; suites: " + suites;
+}
+
+std::string task_file_name(const std::string& name) {
+  std::string out = name;
+  for (char& c : out)
+    if (c == ':') c = '-';
+  return out;
+}
+
 std::string missing_task_data(const std::string& task, const std::string& data_dir) {
   namespace fs = std::filesystem;
   std::vector<std::string> files;
@@ -210,11 +234,8 @@ std::vector<std::string> expand_tasks(const std::vector<std::string>& names, con
         throw ConfigError("error: " + flag + ": suite glue: no GLUE task has its files under " + data_dir +
                           "/glue (looked for CoLA/train.tsv, SST-2/train.tsv, ... MNLI/dev_matched.tsv)");
     } else {
-      bool known = false;
-      for (const auto& t : task_registry()) known = known || t.name == name;
-      if (!known)
-        throw ConfigError("error: " + flag + ": unknown task or suite '" + name + "'; allowed: " + allowed_names() +
-                          "; suites: glue, flexnas");
+      if (!is_task_or_suite(name))
+        throw ConfigError("error: " + flag + ": unknown task or suite '" + name + "'; allowed: " + task_and_suite_names());
       add(name);
     }
   }

@@ -65,6 +65,14 @@ struct TaskData {
 /// Suites a --task value may name: "glue" (every GLUE task whose files are under <data-dir>/glue)
 /// and "flexnas" (spam, brown-genre, brown-pos).
 const std::vector<std::string>& suite_names();
+/// True for a suite name.
+bool is_suite(const std::string& name);
+/// True for a registered task or a suite name.
+bool is_task_or_suite(const std::string& name);
+/// "spam, brown-genre, ...; suites: glue, flexnas", for messages.
+std::string task_and_suite_names();
+/// A task name made safe for files and folders: ':' -> '-' (glue:cola -> glue-cola).
+std::string task_file_name(const std::string& name);
 
 /// The tasks that `names` (task names and suite names, in order) stand for, each once. An unknown
 /// name is a ConfigError naming `flag` and listing the tasks and suites; a suite whose data is

@@ -157,16 +157,9 @@ void parse_builtin(const ConfigNode& node, const std::string& base_dir, BuiltinC
       out.task += (out.task.empty() ? "" : ",") + names.back().second;
     }
   }
-  for (const auto& [where, name] : names) {
-    bool known = std::find(datasets::suite_names().begin(), datasets::suite_names().end(), name) !=
-                 datasets::suite_names().end();
-    for (const auto& t : datasets::task_registry()) known = known || t.name == name;
-    if (!known) {
-      std::string allowed;
-      for (const auto& t : datasets::task_registry()) allowed += (allowed.empty() ? "" : ", ") + t.name;
-      where.fail("unknown task or suite '" + name + "' (allowed: " + allowed + "; suites: glue, flexnas)");
-    }
-  }
+  for (const auto& [where, name] : names)
+    if (!datasets::is_task_or_suite(name))
+      where.fail("unknown task or suite '" + name + "' (allowed: " + datasets::task_and_suite_names() + ")");
   if (auto v = node.find("epochs")) out.epochs = int_at_least(*v, 1, "a positive integer");
   if (auto v = node.find("data_dir")) {
     out.data_dir = resolve(base_dir, non_empty_string(*v));
@@ -413,10 +406,7 @@ std::string model_dir(const std::string& directory, const std::string& hash) {
 }
 
 std::string BuiltinConfig::finetune_folder() const {
-  const bool suite = task.find(',') != std::string::npos ||
-                     std::find(datasets::suite_names().begin(), datasets::suite_names().end(), task) !=
-                         datasets::suite_names().end();
-  return suite ? "suite" : task;
+  return task.find(',') != std::string::npos || datasets::is_suite(task) ? "suite" : task;
 }
 
 }  // namespace flexnas::launch

@@ -84,9 +84,7 @@ void run_evaluate(EvaluateOptions o) {
   m["checkpoint"] = fs::absolute(o.checkpoint).string();
   m["precision"] = models::precision_name(compute.precision);
   m["device"] = compute.device.str();
-  std::string name = "eval-" + info.name + "-" + o.split + ".json";
-  for (char& c : name)
-    if (c == ':') c = '-';
+  const std::string name = datasets::task_file_name("eval-" + info.name + "-" + o.split + ".json");
   const std::string out = o.out.empty() ? (fs::path(o.checkpoint) / name).string() : o.out;
   write_file_atomic(out, m.dump(2) + "\n");
   std::cout << info.name << " " << o.split << " (" << split.size() << " examples):";

@@ -41,12 +41,6 @@ struct FinetuneCliOptions {
   int64_t max_len = 0;                 // tokens per example (0 = the task's default, TaskInfo::max_length)
 };
 
-std::string task_folder(std::string task) {
-  for (char& c : task)
-    if (c == ':') c = '-';
-  return task;
-}
-
 nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& task, const std::string& out,
                                      const Compute& compute);
 
@@ -90,7 +84,7 @@ void run_finetune(FinetuneCliOptions o) {
   bool collapsed = false;
   for (const auto& task : tasks) {
     std::cout << "== " << task << "\n";
-    const nlohmann::ordered_json m = finetune_task(o, task, (fs::path(o.out) / task_folder(task)).string(), compute);
+    const nlohmann::ordered_json m = finetune_task(o, task, (fs::path(o.out) / datasets::task_file_name(task)).string(), compute);
     scores[task] = m["score"].get<double>();
     collapsed = collapsed || m["collapsed"].get<bool>();
     suite["tasks"][task] = m;

@@ -61,10 +61,7 @@ void run_export(const TaskCliOptions& o) {
     load.data_dir = o.data_dir;
     load.split_seed = o.split_seed;
     const datasets::TaskData data = datasets::load_task(name, load);
-    std::string folder_name = info.name;
-    for (char& c : folder_name)
-      if (c == ':') c = '-';
-    const fs::path folder = fs::path(o.out) / folder_name;
+    const fs::path folder = fs::path(o.out) / datasets::task_file_name(info.name);
     fs::create_directories(folder);
     nlohmann::ordered_json meta;
     meta["name"] = info.name;

@@ -49,9 +49,7 @@ void run_encode(const TokenizerOptions& o) {
     datasets::FinetuneOptions ft;
     ft.max_length = o.max_length;
     for (const auto& split : info.splits) {
-      std::string name = o.task + "-" + split;
-      for (char& c : name)
-        if (c == ':') c = '-';
+      const std::string name = datasets::task_file_name(o.task + "-" + split);
       const datasets::TaskDataset ds(info, data.splits.at(split), tok, name, ft);
       int64_t tokens = 0;
       for (int64_t e = 0; e < ds.size(); ++e) tokens += static_cast<int64_t>(ds.example_ids(e).size());

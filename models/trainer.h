@@ -217,10 +217,8 @@ inline MlmSource mlm_source(const datasets::MlmData& data) {
 inline datasets::TaskDataset task_dataset(const datasets::TaskData& data, const std::string& split,
                                           const datasets::Tokenizer& tokenizer,
                                           const datasets::FinetuneOptions& options) {
-  std::string name = data.info.name + "-" + split;
-  for (char& c : name)
-    if (c == ':') c = '-';
-  return datasets::TaskDataset(data.info, data.splits.at(split), tokenizer, name, options);
+  return datasets::TaskDataset(data.info, data.splits.at(split), tokenizer,
+                               datasets::task_file_name(data.info.name + "-" + split), options);
 }
 
 inline EvalSplit eval_split(const std::string& name, const datasets::TaskDataset& data) {
