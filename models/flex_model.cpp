@@ -392,16 +392,20 @@ FlexModelImpl::FlexModelImpl(const Architecture& arch, const ModelOptions& o)
   p.word->weight[o.pad_id].zero_();
 }
 
-torch::Tensor FlexModelImpl::encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+template <typename Visit>
+torch::Tensor FlexModelImpl::run_encoder(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                         int64_t run_layers, Visit&& visit) {
   Parts& p = *parts_;
   const double drop = options_.hidden_dropout;
   const bool train = is_training();
   auto x = p.word(input_ids) + p.token_type->weight[0];
   x = torch::dropout(p.emb_norm(x), drop, train);  // embeddings are fp32 under autocast too
+  visit(0, x);
   AttentionInputs in;
   in.mask_add = additive_mask(attention_mask, x.scalar_type());
   in.valid = attention_mask.to(x.scalar_type());
-  for (Layer& L : p.layers) {
+  for (int64_t i = 0; i < run_layers; ++i) {
+    Layer& L = p.layers[size_t(i)];
     auto a = L.core->forward(x, in);
     // fp32 islands: under autocast the dense outputs are bf16/fp16; residual sums and LayerNorm
     // run in fp32, so the stream between layers stays fp32.
@@ -409,9 +413,26 @@ torch::Tensor FlexModelImpl::encode(const torch::Tensor& input_ids, const torch:
     auto z = y;
     for (auto& dense : L.ffn) z = torch::gelu(dense(z));
     auto u = L.out_norm(fp32(torch::dropout(L.out_dense(z), drop, train)) + y);
-    x = L.proj ? fp32(L.proj(u)) : u;
+    visit(i + 1, u);
+    x = L.proj && i + 1 < run_layers ? fp32(L.proj(u)) : u;  // the last layer run needs no projection
   }
   return x;
+}
+
+torch::Tensor FlexModelImpl::encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  return run_encoder(input_ids, attention_mask, int64_t(parts_->layers.size()), [](int64_t, const torch::Tensor&) {});
+}
+
+std::vector<torch::Tensor> FlexModelImpl::encode_layers(const torch::Tensor& input_ids,
+                                                        const torch::Tensor& attention_mask, int64_t last_index) {
+  const int64_t num_layers = int64_t(parts_->layers.size());
+  if (last_index < -1 || last_index > num_layers)
+    throw std::out_of_range("encode_layers: index " + std::to_string(last_index) + " of a model with " +
+                            std::to_string(num_layers) + " layers (0 = embeddings .. " + std::to_string(num_layers) + ")");
+  std::vector<torch::Tensor> outputs;
+  run_encoder(input_ids, attention_mask, last_index < 0 ? num_layers : last_index,
+              [&](int64_t, const torch::Tensor& x) { outputs.push_back(x); });
+  return outputs;
 }
 
 torch::Tensor FlexModelImpl::head_logits(const torch::Tensor& hidden) {

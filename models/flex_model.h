@@ -82,6 +82,13 @@ class FlexModelImpl : public torch::nn::Module {
   ModelOutput forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
   /// Hidden states of the last layer only: [B,T,h_{L-1}].
   torch::Tensor encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+  /// Per-layer representations from one forward pass: element 0 is the embeddings' output
+  /// [B,T,h_0], element i+1 layer i's output [B,T,h_i] (after its output LayerNorm, before the
+  /// projection to the next layer's width). The pass stops at element `last_index` (0 = the
+  /// embeddings only, l+1 = through layer l, -1 = every layer), so a probe of layer 1 does not pay
+  /// for the layers above it. The tensors are the forward pass's own intermediates (no copy).
+  std::vector<torch::Tensor> encode_layers(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                           int64_t last_index = -1);
   /// Training loss. mlm: cross-entropy over positions whose label is not -100 (the MLM head runs on
   /// those positions only); cls: cross-entropy over [B] labels, or MSE on [B] float targets when
   /// num_labels == 1; token: cross-entropy over [B,T] labels, -100 ignored.
@@ -101,6 +108,11 @@ class FlexModelImpl : public torch::nn::Module {
 
  private:
   torch::Tensor head_logits(const torch::Tensor& hidden);
+  /// The encoder over its first `run_layers` layers: calls `visit(i, x)` with the embeddings
+  /// (i = 0) and each layer's output (i = l+1); returns the stream after the last layer run.
+  template <typename Visit>
+  torch::Tensor run_encoder(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, int64_t run_layers,
+                            Visit&& visit);
 
   Architecture arch_;
   ModelOptions options_;
