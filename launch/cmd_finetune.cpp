@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <sstream>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -39,10 +40,18 @@ struct FinetuneCliOptions {
   std::string truncation = "head+tail";  // head | head+tail
   std::vector<double> lr_search;       // learning rates tried, the best on dev kept (empty = --lr only)
   int64_t max_len = 0;                 // tokens per example (0 = the task's default, TaskInfo::max_length)
+  bool save_epochs = false;            // also keep every epoch's model in <out>/epochs/epoch-<n>
 };
 
 nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& task, const std::string& out,
                                      const Compute& compute);
+
+/// A learning rate as a folder name: "0.001" -> "0.001", 3e-05 -> "3e-05".
+std::string lr_text(double lr) {
+  std::ostringstream s;
+  s << lr;
+  return s.str();
+}
 
 void run_finetune(FinetuneCliOptions o) {
   if (o.train.epochs <= 0) throw ConfigError("error: --epochs: expected a positive integer, got " + std::to_string(o.train.epochs));
@@ -164,7 +173,17 @@ nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& ta
     models::FinetuneTrainOptions train_options = o.train;
     train_options.lr = lr;
     if (rates.size() > 1) std::cout << "lr search: " << lr << "\n";
-    models::FinetuneResult result = models::finetune(candidate, source, train_options);
+    // --save-epochs: every epoch's model as a checkpoint of its own (for `flexnas probe --experiment`).
+    const fs::path epochs_dir = fs::path(out) / "epochs" / (rates.size() > 1 ? "lr-" + lr_text(lr) : "");
+    auto save_epoch = [&](int64_t epoch, double score) {
+      nlohmann::ordered_json em = {{"kind", "finetune-epoch"}, {"task", info.name}, {"epoch", epoch},
+                                   {"lr", lr},           {"score", score},     {"checkpoint", fs::absolute(o.checkpoint).string()}};
+      models::commit_checkpoint((epochs_dir / ("epoch-" + std::to_string(epoch))).string(), *candidate, nullptr, epoch, em,
+                                fs::absolute(tokenizer.model_path()).string());
+    };
+    models::FinetuneResult result =
+        models::finetune(candidate, source, train_options,
+                         o.save_epochs ? std::function<void(int64_t, double)>(save_epoch) : nullptr);
     searched.push_back({{"lr", lr}, {"score", result.score}, {"best_epoch", result.best_epoch}});
     if (model.is_empty() || result.score > r.score) {
       model = candidate;
@@ -254,6 +273,8 @@ void add_finetune_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--patience", o->train.patience, "stop after N epochs without a better dev score (0 = never)")
       ->capture_default_str();
+  cmd->add_flag("--save-epochs", o->save_epochs,
+                 "also keep every epoch's model in <out>/epochs/epoch-<n> (lr-<rate>/ with --lr-search), for flexnas probe --experiment");
   cmd->add_option("--lr-search", o->lr_search, "learning rates to try (comma-separated); the best on dev is kept")
       ->delimiter(',');
   add_compute_flags(*cmd, o->compute);

@@ -477,7 +477,8 @@ std::vector<double> balanced_class_weights(const std::vector<int64_t>& counts) {
   return w;
 }
 
-FinetuneResult finetune(FlexModel& model, const TaskSource& task, const FinetuneTrainOptions& o) {
+FinetuneResult finetune(FlexModel& model, const TaskSource& task, const FinetuneTrainOptions& o,
+                        const std::function<void(int64_t epoch, double score)>& after_epoch) {
   FLEXNAS_CHECK(o.epochs > 0, "epochs must be positive");
   FLEXNAS_CHECK(task.num_train_batches > 0, "empty training split");
   FLEXNAS_CHECK(!task.selection.empty(), "no selection split");
@@ -543,6 +544,7 @@ FinetuneResult finetune(FlexModel& model, const TaskSource& task, const Finetune
     result.epoch_scores.push_back(score);
     LOG_INFO("finetune ", task.info.name, " epoch ", epoch + 1, "/", o.epochs, ": train loss ",
              fixed(result.epoch_train_loss.back()), summary);
+    if (after_epoch) after_epoch(epoch + 1, score);
     if (score > best_score) {  // ties keep the earlier epoch
       best_score = score;
       result.best_epoch = epoch + 1;

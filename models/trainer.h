@@ -188,7 +188,10 @@ SplitResult evaluate_split(FlexModelImpl& model, const TaskSource& task, const E
 
 /// Fine-tunes `model` (task head already in place), evaluates the selection splits after every
 /// epoch, keeps the best weights in memory and restores them at the end (best-on-dev selection).
-FinetuneResult finetune(FlexModel& model, const TaskSource& task, const FinetuneTrainOptions& options);
+/// `after_epoch(epoch, score)` (1-based epoch, its selection score) runs after each epoch's
+/// evaluation, with the model as that epoch left it (e.g. to save every epoch's weights).
+FinetuneResult finetune(FlexModel& model, const TaskSource& task, const FinetuneTrainOptions& options,
+                        const std::function<void(int64_t epoch, double score)>& after_epoch = {});
 
 /// ModelOptions of a task head on top of a pretrained model's options.
 ModelOptions task_model_options(const ModelOptions& base, const datasets::TaskInfo& task);
