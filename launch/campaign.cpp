@@ -911,16 +911,24 @@ class Scheduler {
 
   struct ReportPages {
     std::string leaderboard, svg;  // report/leaderboard.txt, report/trials.svg
+    std::string pareto, embedding;  // report/pareto.svg, report/embedding.svg
   };
   ReportPages report_pages() const {
     const std::vector<TrialRow> trials = all_trials();
+    const std::string& metric = config_.objective.metric;
+    const bool maximise = config_.objective.maximise;
+    // The library's embeddings never change during a campaign: projected once.
+    if (!library_map_) library_map_ = library_map(c_.library.embeddings);
     return {leaderboard(trials, c_.library, c_.level) + "\n" + summary_line() + "\n",
-            trials_svg(trials, config_.objective.metric, config_.objective.maximise, c_.level)};
+            trials_svg(trials, metric, maximise, c_.level), pareto_svg(trials, metric, maximise),
+            embedding_svg(trials, *library_map_, metric, maximise)};
   }
   void write_report_pages(const ReportPages& pages) const {
     const fs::path report = fs::path(config_.directory) / "report";
     write_file_atomic((report / "leaderboard.txt").string(), pages.leaderboard);
     write_file_atomic((report / "trials.svg").string(), pages.svg);
+    write_file_atomic((report / "pareto.svg").string(), pages.pareto);
+    write_file_atomic((report / "embedding.svg").string(), pages.embedding);
   }
   void write_report() { write_report_pages(report_pages()); }
 
@@ -940,6 +948,7 @@ class Scheduler {
   bool ordered_ = true, exhausted_ = false, draining_ = false, cancelled_ = false, library_dirty_ = false;
   double elapsed_before_ = 0;
   std::optional<TrialRow> best_;
+  mutable std::optional<LibraryMap> library_map_;  // report/embedding.svg's projection, made at the first report
   std::vector<std::string> pending_progress_;  // finished-trial notes waiting for print_progress
   std::chrono::steady_clock::time_point start_, last_save_;
   std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();

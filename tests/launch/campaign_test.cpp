@@ -25,6 +25,7 @@
 #include "launch/report_plot.h"
 #include "launch/evaluator.h"
 #include "launch_test_support.h"
+#include "tests/launch/xml_check.h"
 #include "nas/boshnas.h"
 
 namespace fs = std::filesystem;
@@ -549,6 +550,13 @@ TEST(LocalCampaign, ReportHasLeaderboardAndPicture) {
   EXPECT_EQ(lines, 2u);
   EXPECT_NE(svg.find("glue by trial (" + std::to_string(completed) + " done, 0 failed)"), std::string::npos);
   EXPECT_TRUE(fs::exists(fs::path(c.directory) / "report" / "leaderboard.txt"));
+  // The Pareto fronts and the library embedding map beside it, well-formed.
+  for (const char* name : {"trials.svg", "pareto.svg", "embedding.svg"}) {
+    const auto xml = flexnas::testing_xml::check_xml(read_file((fs::path(c.directory) / "report" / name).string()));
+    EXPECT_TRUE(xml.ok) << name << ": " << xml.error;
+  }
+  EXPECT_NE(read_file((fs::path(c.directory) / "report" / "embedding.svg").string()).find("best: trial "),
+            std::string::npos);
   // Nothing completed: a picture that says so.
   EXPECT_NE(trials_svg({}, "glue", true, 1).find("no completed trials yet (0 failed)"), std::string::npos);
 }
