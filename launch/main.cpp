@@ -17,7 +17,7 @@ namespace {
 
 // Commands that train or run models; only they pay for a re-execution (~0.4 s, once).
 bool is_compute_command(char** argv) {
-  for (const char* v : {"pretrain", "finetune", "evaluate", "device"})
+  for (const char* v : {"pretrain", "finetune", "evaluate", "probe", "device"})
     if (std::strcmp(argv[1], v) == 0) return true;
   return std::strcmp(argv[1], "model") == 0 && argv[2] && std::strcmp(argv[2], "profile") == 0;
 }

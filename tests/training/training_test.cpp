@@ -10,7 +10,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <sstream>
 
 #include "datasets/mlm.h"
 #include "datasets/tokenizer.h"
@@ -20,6 +22,7 @@
 #include "models/checkpoint.h"
 #include "models/safetensors.h"
 #include "models/trainer.h"
+#include "../launch/xml_check.h"
 
 namespace flexnas::models {
 namespace {
@@ -643,6 +646,126 @@ TEST_F(TrainingTest, CliPretrainFinetuneEvaluateEndToEnd) {
   expect_usage_error("evaluate --checkpoint " + ft + " --task glue:sst2 --split test --data-dir " + data_dir,
                      "--split: 'test' is not a split of glue:sst2");
   expect_usage_error("evaluate --checkpoint " + ckpt + " --task glue:sst2 --data-dir " + data_dir, "head");
+}
+
+// A synthetic Brown corpus (word/tag tokens, two genres, 24 texts) in the words of corpus_text, so
+// the fixture's tokenizer covers it: enough texts for train, dev and test splits.
+void write_brown(const std::string& data_dir) {
+  static const std::map<std::string, std::string> tag = {
+      {"the", "at"},   {"a", "at"},     {"jury", "nn"},  {"court", "nn"}, {"report", "nn"}, {"river", "nn"},
+      {"mill", "nn"},  {"house", "nn"}, {"music", "nn"}, {"church", "nn"}, {"market", "nn"}, {"school", "nn"},
+      {"paper", "nn"}, {"people", "nns"}, {"said", "vbd"}, {"found", "vbd"}, {"runs", "vbz"}, {"played", "vbd"},
+      {"bought", "vbd"}, {"past", "in"}, {"in", "in"},   {"at", "in"},    {"near", "in"},  {"old", "jj"},
+      {"every", "at"}, {"sunday", "nr"}, {"morning", "nn"}};
+  std::string cats;
+  std::mt19937 rng(21);
+  for (int t = 0; t < 24; ++t) {
+    const std::string genre = t % 2 ? "news" : "lore";
+    const std::string name = std::string(t % 2 ? "ca" : "cf") + (t / 2 < 9 ? "0" : "") + std::to_string(t / 2 + 1);
+    cats += name + " " + genre + "\n";
+    std::string text;
+    std::istringstream sentences(corpus_text(1, 8, unsigned(rng())));
+    std::string line;
+    while (std::getline(sentences, line)) {
+      if (line.empty()) continue;
+      std::istringstream words(line);
+      std::string w, tagged;
+      while (words >> w) tagged += (tagged.empty() ? "" : " ") + w + "/" + (w == "." ? std::string(".") : tag.at(w));
+      text += "\n\n\t" + tagged + "\n";
+    }
+    write_text(data_dir + "/brown/" + name, text);
+  }
+  write_text(data_dir + "/brown/cats.txt", cats);
+}
+
+// flexnas probe: a pretrained and a fine-tuned checkpoint compared layer by layer, an experiment
+// folder, a token task; bad input exits 2 naming the flag and leaves nothing behind.
+TEST_F(TrainingTest, CliProbeComparesCheckpointsPerLayer) {
+  const auto& f = fixture();
+  const std::string arch = f.dir / "arch-probe.json";
+  write_text(arch, tiny_arch(2).to_json().dump());
+  const std::string data_dir = f.dir / "probe-data";
+  write_sst2(data_dir);
+  write_brown(data_dir);
+  const std::string pre = f.dir / "probe-pre", ft = f.dir / "probe-ft";
+  CliRun r = flexnas("pretrain --arch " + arch + " --tokenizer " + f.tokenizer + " --corpus " + f.corpus +
+                     " --steps 3 --seq-len 32 --batch-size 4 --threads 1 --seed 3 --out " + pre);
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = flexnas("finetune --checkpoint " + pre + " --task glue:sst2 --data-dir " + data_dir +
+              " --epochs 2 --save-epochs --batch-size 16 --max-len 32 --threads 1 --out " + ft);
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* epoch : {"epoch-1", "epoch-2"}) {
+    const auto m = nlohmann::json::parse(read_file(ft + "/epochs/" + epoch + "/metrics.json"));
+    EXPECT_EQ(m["kind"], "finetune-epoch");
+    EXPECT_TRUE(fs::exists(ft + "/epochs/" + epoch + "/model.safetensors"));
+  }
+
+  const std::string out = f.dir / "probe-out";
+  r = flexnas("probe --checkpoint " + pre + " --compare " + ft + " --task glue:sst2 --data-dir " + data_dir +
+              " --max-len 32 --threads 1 --bootstrap 200 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("best layer on dev"), std::string::npos) << r.output;
+  const auto j = nlohmann::json::parse(read_file(out + "/probes.json"));
+  ASSERT_EQ(j["checkpoints"].size(), 2u);
+  EXPECT_EQ(j["checkpoints"][1]["name"], "probe-ft");
+  ASSERT_EQ(j["checkpoints"][0]["layers"].size(), 3u);  // embeddings + 2 layers
+  const auto& layer1 = j["checkpoints"][0]["layers"][1];
+  EXPECT_EQ(layer1["op"], "sa_sdp");
+  const double score = layer1["dev"]["score"].get<double>();
+  EXPECT_GE(score, layer1["dev"]["interval"][0].get<double>());
+  EXPECT_LE(score, layer1["dev"]["interval"][1].get<double>());
+  EXPECT_EQ(j["checkpoints"][0]["features"]["train"]["examples"], 160);
+  const auto svg = testing_xml::check_xml(read_file(out + "/probes.svg"));
+  EXPECT_TRUE(svg.ok) << svg.error;
+  EXPECT_EQ(svg.root, "svg");
+
+  // An experiment folder: the fine-tuning run (its best model first), then its epochs in natural
+  // order (epoch-2 before epoch-10).
+  fs::copy(ft + "/epochs/epoch-1", ft + "/epochs/epoch-10", fs::copy_options::recursive);
+  r = flexnas("probe --experiment " + ft + " --task glue:sst2 --layers 0,2 --data-dir " + data_dir +
+              " --max-len 32 --threads 1 --bootstrap 200");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto e = nlohmann::json::parse(read_file(ft + "/probes-glue-sst2/probes.json"));
+  ASSERT_EQ(e["checkpoints"].size(), 4u);
+  EXPECT_EQ(e["checkpoints"][0]["name"], "probe-ft");
+  EXPECT_EQ(e["checkpoints"][2]["name"], "epochs/epoch-2");
+  EXPECT_EQ(e["checkpoints"][3]["name"], "epochs/epoch-10");
+  EXPECT_EQ(e["checkpoints"][0]["layers"].size(), 2u);
+  EXPECT_EQ(e["checkpoints"][0]["layers"][1]["layer"], 2);
+
+  // A token task: one item per word, dev and test scored.
+  r = flexnas("probe --checkpoint " + pre + " --task brown-pos --data-dir " + data_dir +
+              " --max-len 32 --threads 1 --bootstrap 200 --out " + (f.dir / "probe-pos"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto pos = nlohmann::json::parse(read_file(f.dir / "probe-pos/probes.json"));
+  const auto& features = pos["checkpoints"][0]["features"];
+  EXPECT_GT(features["train"]["items"].get<int64_t>(), features["train"]["examples"].get<int64_t>());
+  EXPECT_TRUE(pos["checkpoints"][0]["layers"][0].contains("test"));
+  EXPECT_TRUE(pos["checkpoints"][0]["best"].contains("significant"));
+
+  // Bad input: exit 2, the flag named, nothing written.
+  const std::string bad = f.dir / "probe-bad";
+  const std::string base = " --data-dir " + data_dir + " --out " + bad;
+  expect_usage_error("probe --checkpoint " + pre + " --task glue:sst2 --layers 3" + base,
+                     "--layers: 3 is out of range for '" + pre + "' (2 layers); allowed: 0..2");
+  expect_usage_error("probe --checkpoint " + pre + " --task glue:sst2 --layers 1,x" + base,
+                     "--layers: 'x' is not a layer index");
+  expect_usage_error("probe --checkpoint " + ft + " --task brown-pos" + base,
+                     "--checkpoint: '" + ft + "' has a cls head with 2 labels, fine-tuned for another task; brown-pos needs a token head");
+  expect_usage_error("probe --experiment " + (f.dir / "probe-data") + " --task glue:sst2" + base,
+                     "holds no checkpoint");
+  expect_usage_error("probe --task glue:sst2" + base, "give exactly one of --checkpoint and --experiment");
+  expect_usage_error("probe --checkpoint " + pre + " --task glue:sst2 --pool max" + base, "--pool: 'max' is not a pooling");
+  const std::string other = f.dir / "probe-other.model";
+  write_text(f.dir / "probe-other.txt", corpus_text(30, 10, 98) + "good bad film plot\n");
+  datasets::TokenizerTrainOptions t;
+  t.corpus = {f.dir / "probe-other.txt"};
+  t.vocab_size = 52;
+  t.out = other;
+  datasets::train_tokenizer(t);
+  expect_usage_error("probe --checkpoint " + pre + " --task glue:sst2 --tokenizer " + other + base,
+                     "is not the tokenizer checkpoint");
+  EXPECT_FALSE(fs::exists(bad));
 }
 
 }  // namespace
