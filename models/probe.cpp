@@ -9,6 +9,7 @@
 #include <random>
 
 #include "design_space/error.h"
+#include "design_space/progress.h"
 
 namespace flexnas::models {
 
@@ -32,6 +33,7 @@ LayerFeatures extract_features(FlexModelImpl& model, const EvalSplit& split, dat
   out.layers = layers;
   std::vector<std::vector<torch::Tensor>> parts(layers.size());
   std::vector<torch::Tensor> labels, example;
+  Progress progress("features of " + split.name, uint64_t(split.num_batches), "batches");
   for (int64_t i = 0; i < split.num_batches; ++i) {
     const datasets::TaskBatch b = split.batch(i);
     const auto ids = b.input_ids.to(device), mask = b.attention_mask.to(device);
@@ -66,7 +68,9 @@ LayerFeatures extract_features(FlexModelImpl& model, const EvalSplit& split, dat
       }
       parts[j].push_back(items.to(torch::kCPU, torch::kBFloat16));
     }
+    progress.advance();
   }
+  progress.finish();
   if (was_training) model.train();
   for (auto& p : parts) out.features.push_back(p.empty() ? torch::Tensor() : torch::cat(p));
   out.labels = labels.empty() ? torch::Tensor() : torch::cat(labels);

@@ -735,11 +735,13 @@ TEST_F(TrainingTest, CliProbeComparesCheckpointsPerLayer) {
 
   // A token task: one item per word, dev and test scored.
   r = flexnas("probe --checkpoint " + pre + " --task brown-pos --data-dir " + data_dir +
-              " --max-len 32 --threads 1 --bootstrap 200 --out " + (f.dir / "probe-pos"));
+              " --max-len 32 --threads 1 --bootstrap 200 --max-train-examples 40 --out " + (f.dir / "probe-pos"));
   ASSERT_EQ(r.code, 0) << r.output;
   const auto pos = nlohmann::json::parse(read_file(f.dir / "probe-pos/probes.json"));
   const auto& features = pos["checkpoints"][0]["features"];
   EXPECT_GT(features["train"]["items"].get<int64_t>(), features["train"]["examples"].get<int64_t>());
+  EXPECT_EQ(features["train"]["examples"], 40);  // a seeded subset of the training sentences
+  EXPECT_GT(pos["train_examples"]["of"].get<int64_t>(), 40);
   EXPECT_TRUE(pos["checkpoints"][0]["layers"][0].contains("test"));
   EXPECT_TRUE(pos["checkpoints"][0]["best"].contains("significant"));
 
