@@ -162,6 +162,9 @@ struct CheckpointResult {
   std::vector<LayerResult> layers;
   nlohmann::ordered_json extraction = nlohmann::ordered_json::object();
   nlohmann::ordered_json comparison;  // best layer vs embeddings
+  std::string report_split;           // the split the comparisons are made on (test when there is one)
+  torch::Tensor report_example;       // [N] the example of each item of that split (pairs checkpoints)
+  nlohmann::ordered_json versus_first;  // per layer: this checkpoint's score minus the first checkpoint's
 };
 
 std::string fmt(double v, int digits = 4) {
@@ -250,6 +253,8 @@ CheckpointResult probe_checkpoint(const Target& t, const ProbeCommandOptions& o,
   size_t best = 0;
   for (size_t j = 1; j < result.layers.size(); ++j)
     if (score_on(result.layers[j], select_split) > score_on(result.layers[best], select_split)) best = j;
+  result.report_split = report_split;
+  result.report_example = features.at(report_split).example;
   result.comparison = {{"best_layer", result.layers[best].index}, {"chosen_on", select_split}};
   // Does any layer add to the embeddings? The best layer above them (on dev) against them (on test).
   size_t above = layers.front() == 0 ? 1 : 0;
@@ -291,6 +296,7 @@ nlohmann::ordered_json result_json(const CheckpointResult& r) {
   }
   j["layers"] = layers;
   j["best"] = r.comparison;
+  if (!r.versus_first.is_null()) j["versus_first"] = r.versus_first;
   return j;
 }
 
@@ -371,6 +377,15 @@ void print_table(const std::vector<CheckpointResult>& results, const std::vector
                 << " [" << fmt(c["interval"][0].get<double>()) << ", " << fmt(c["interval"][1].get<double>()) << "]"
                 << (c["significant"].get<bool>() ? " (significant)" : " (not significant)");
     std::cout << "\n";
+    if (!r.versus_first.is_null()) {
+      std::cout << r.name << " - " << r.versus_first["checkpoint"].get<std::string>() << " on "
+                << r.versus_first["split"].get<std::string>() << ", per layer (95% paired bootstrap):";
+      for (const auto& l : r.versus_first["layers"])
+        std::cout << "\n  layer " << l["layer"].get<int64_t>() << ": " << (l["difference"].get<double>() >= 0 ? "+" : "")
+                  << fmt(l["difference"].get<double>()) << " [" << fmt(l["interval"][0].get<double>()) << ", "
+                  << fmt(l["interval"][1].get<double>()) << "]" << (l["significant"].get<bool>() ? " *" : "");
+      std::cout << "\n";
+    }
   }
 }
 
@@ -449,6 +464,30 @@ void run_probe(ProbeCommandOptions o) {
 
   std::vector<CheckpointResult> results;
   for (const Target& t : targets) results.push_back(probe_checkpoint(t, o, data, layers, compute, pooling));
+
+  // What changed from the first checkpoint (e.g. pretrained) to each other one (e.g. fine-tuned):
+  // per layer the score difference on the same test items, with a paired bootstrap interval.
+  const auto score = [&info](const datasets::Predictions& p) {
+    return datasets::task_score(info, datasets::compute_metrics(info, p));
+  };
+  for (size_t c = 1; c < results.size(); ++c) {
+    CheckpointResult& r = results[c];
+    const CheckpointResult& first = results.front();
+    if (!torch::equal(r.report_example, first.report_example)) continue;  // other items: not paired
+    auto layers_json = nlohmann::ordered_json::array();
+    for (LayerResult& l : r.layers)
+      for (const LayerResult& f : first.layers)
+        if (f.index == l.index) {
+          const auto& pa = l.predictions.at(r.report_split);
+          const auto& pb = f.predictions.at(r.report_split);
+          const models::Interval d =
+              models::bootstrap_difference(pa, pb, r.report_example, score, o.bootstrap, o.probe.seed);
+          const double diff = score(pa) - score(pb);
+          layers_json.push_back({{"layer", l.index}, {"difference", diff}, {"interval", {d.low, d.high}},
+                                 {"significant", d.low > 0 || d.high < 0}});
+        }
+    r.versus_first = {{"checkpoint", first.name}, {"split", r.report_split}, {"layers", layers_json}};
+  }
 
   std::vector<std::string> eval_splits;
   for (const auto& s : info.splits)

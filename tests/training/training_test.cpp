@@ -715,6 +715,12 @@ TEST_F(TrainingTest, CliProbeComparesCheckpointsPerLayer) {
   EXPECT_GE(score, layer1["dev"]["interval"][0].get<double>());
   EXPECT_LE(score, layer1["dev"]["interval"][1].get<double>());
   EXPECT_EQ(j["checkpoints"][0]["features"]["train"]["examples"], 160);
+  // What fine-tuning changed: per layer, the fine-tuned score minus the pretrained one, paired.
+  const auto& versus = j["checkpoints"][1]["versus_first"];
+  EXPECT_EQ(versus["checkpoint"], "probe-pre");
+  ASSERT_EQ(versus["layers"].size(), 3u);
+  EXPECT_NEAR(versus["layers"][1]["difference"].get<double>(),
+              j["checkpoints"][1]["layers"][1]["dev"]["score"].get<double>() - score, 1e-9);
   const auto svg = testing_xml::check_xml(read_file(out + "/probes.svg"));
   EXPECT_TRUE(svg.ok) << svg.error;
   EXPECT_EQ(svg.root, "svg");
