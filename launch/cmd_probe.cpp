@@ -327,7 +327,9 @@ std::string probes_svg(const std::vector<CheckpointResult>& results, const datas
     for (const auto& l : results[c].layers)
       for (const auto& sc : l.splits)
         if (sc.split == split) {
-          s.x.push_back(double(std::find(indices.begin(), indices.end(), l.index) - indices.begin()));
+          // Lines side by side within a layer's slot, so their interval bars do not hide each other.
+          const double offset = results.size() > 1 ? 0.12 * (double(c) / double(results.size() - 1) - 0.5) : 0.0;
+          s.x.push_back(double(std::find(indices.begin(), indices.end(), l.index) - indices.begin()) + offset);
           s.y.push_back(sc.score);
           s.y_low.push_back(sc.interval.low);
           s.y_high.push_back(sc.interval.high);
