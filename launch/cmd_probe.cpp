@@ -210,15 +210,15 @@ CheckpointResult probe_checkpoint(const Target& t, const ProbeCommandOptions& o,
     features.emplace(split, f);
   }
   const models::LayerFeatures& train = features.at("train");
-  const int64_t num_labels = info.kind == datasets::TaskKind::kRegression ? 1 : int64_t(info.label_names.size());
+  const int64_t num_labels = info.num_labels;  // 1 = regression (a linear regression probe)
   for (size_t j = 0; j < layers.size(); ++j) {
     const auto start = std::chrono::steady_clock::now();
     LayerResult lr;
     lr.index = layers[j];
     lr.op = models::layer_op_label(t.config.arch, layers[j]);
     lr.width = train.features[j].size(1);
-    models::ProbeOptions po = o.probe;
-    const models::Probe probe = models::train_probe(train.features[j], train.labels, train.example, num_labels, score, po);
+    const models::Probe probe =
+        models::train_probe(train.features[j], train.labels, train.example, num_labels, score, o.probe);
     lr.l2 = probe.l2;
     lr.held_out_score = probe.held_out_score;
     for (const std::string& split : eval_splits) {
@@ -438,6 +438,10 @@ void run_probe(ProbeCommandOptions o) {
                              ("probes-" + datasets::task_file_name(info.name)))
                                 .string();
   if (fs::exists(out) && !fs::is_directory(out)) throw ConfigError("error: --out: '" + out + "' exists and is not a folder");
+  // Every checkpoint's tokenizer (file, hash, vocabulary) before any work: a bad one among an
+  // experiment's checkpoints fails now, not after the others were probed.
+  const int64_t max_len = o.max_len > 0 ? o.max_len : info.max_length;
+  for (const Target& t : targets) checkpoint_task_tokenizer(t.path, t.config, o.tokenizer, o.cache_dir, o.data_dir, max_len);
 
   set_torch_threads(o.threads);
   const Compute compute = resolve_compute(o.compute);
