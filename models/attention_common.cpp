@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include "design_space/error.h"
@@ -89,6 +91,76 @@ torch::Tensor dynamic_conv(const torch::Tensor& values, const torch::Tensor& ker
   auto padded = torch::constant_pad_nd(values, {0, 0, pad, pad});  // zero rows before and after the tokens
   auto windows = padded.unfold(1, k, 1).reshape({B, T, heads, C / heads, k});  // [B,T,a,d,k]
   return (windows * kernel.unsqueeze(3)).sum(-1).reshape({B, T, C});
+}
+
+torch::Tensor clipped_distance_index(int64_t T, int64_t window, const torch::Device& device) {
+  auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  auto r = torch::arange(T, opts);
+  return (r.unsqueeze(0) - r.unsqueeze(1)).clamp(-window, window) + window;  // [T,T]: j - i
+}
+
+torch::Tensor window_scores(const torch::Tensor& x, const torch::Tensor& table, const torch::Tensor& idx, bool transpose) {
+  auto xt = torch::matmul(x, table);  // [..., T, 2N+1]
+  std::vector<int64_t> sizes = xt.sizes().vec();
+  sizes.back() = idx.size(1);
+  auto s = xt.gather(-1, idx.expand(sizes));  // [..., T, T]
+  return transpose ? s.transpose(-1, -2) : s;
+}
+
+namespace {
+
+constexpr int64_t kMaxWindow = 511;
+const char* const kComponents[] = {"qk", "convfixed", "convq", "convk", "vconv", "qkconv"};
+const char* const kGrammar = "<components>[:<N>] with components qk, convfixed, convq, convk, vconv, qkconv "
+                             "joined by '+' in that order, e.g. qk+convq:9";
+
+}  // namespace
+
+std::string parse_attention_kernel(const std::string& p, AttentionKernelSpec& spec) {
+  spec = AttentionKernelSpec{};
+  if (p.find('_') != std::string::npos)
+    return std::string("no '_' (it separates the fields of hetero head strings); ") + kGrammar;
+  const auto colon = p.find(':');
+  const std::string list = p.substr(0, colon);
+  int last = -1;
+  size_t start = 0;
+  while (true) {
+    const size_t plus = list.find('+', start);
+    const std::string name = list.substr(start, plus == std::string::npos ? std::string::npos : plus - start);
+    if (name.empty()) return std::string("components joined by single '+' signs: ") + kGrammar;
+    int index = -1;
+    for (int c = 0; c < 6; ++c)
+      if (name == kComponents[c]) index = c;
+    if (index < 0)
+      return "components qk, convfixed, convq, convk, vconv, qkconv ('" + name + "' is not one); " + kGrammar;
+    if (spec.has[index]) return "each component at most once ('" + name + "' appears twice); " + kGrammar;
+    if (index < last)
+      return "components in the canonical order qk, convfixed, convq, convk, vconv, qkconv ('" + name +
+             "' comes before '" + kComponents[last] + "')";
+    spec.has[index] = true;
+    last = index;
+    if (plus == std::string::npos) break;
+    start = plus + 1;
+  }
+  if (!spec.qk() && !spec.convfixed() && !spec.convq() && !spec.convk())
+    return "at least one attention kernel among qk, convfixed, convq, convk (vconv and qkconv only convolve "
+           "values or queries and keys), e.g. qk+vconv:4";
+  if (spec.qkconv() && !spec.uses_q() && !spec.uses_k())
+    return "qkconv only with a kernel that reads queries or keys (qk, convq or convk), e.g. convq+qkconv:4";
+  const bool qk_alone = spec.qk() && !spec.convfixed() && !spec.convq() && !spec.convk() && !spec.vconv() && !spec.qkconv();
+  if (colon == std::string::npos) {
+    if (qk_alone) return "";
+    return "a window ':N' (N = 1.." + std::to_string(kMaxWindow) + ") after '" + list +
+           "' (every component but qk uses relative distances), e.g. " + list + ":4";
+  }
+  if (qk_alone) return "no window after qk alone (it uses no relative distances): write qk";
+  const std::string digits = p.substr(colon + 1);
+  const bool ok = !digits.empty() && digits.size() <= 3 && digits[0] != '0' &&
+                  std::all_of(digits.begin(), digits.end(), [](unsigned char ch) { return std::isdigit(ch); });
+  if (!ok || std::stoll(digits) > kMaxWindow)
+    return "a window N from 1 to " + std::to_string(kMaxWindow) + " without leading zeros after ':', got '" + digits + "'";
+  spec.window = std::stoll(digits);
+  return "";
 }
 
 torch::Tensor split_heads(const torch::Tensor& x, int64_t heads) {

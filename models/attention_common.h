@@ -35,6 +35,37 @@ torch::Tensor linear_mix(const torch::Tensor& x, const torch::Tensor& valid, Tra
 /// values: [B,T,a*d] (zero at padded tokens); kernel: [B,T,a,k] (softmax over taps) -> [B,T,a*d].
 torch::Tensor dynamic_conv(const torch::Tensor& values, const torch::Tensor& kernel, int64_t heads);
 
+/// Clipped relative-distance index of the attention kernels (op `ak`): [T,T] int64,
+/// idx[i][j] = clamp(j - i, -window, window) + window, i.e. a column of a [.., 2*window+1] table.
+/// Distances beyond the window share the edge column (they are not masked).
+torch::Tensor clipped_distance_index(int64_t T, int64_t window, const torch::Device& device);
+
+/// Window scores: s[..., i, j] = x[..., i, :] . table[:, idx[i][j]] (x: [..., T, d]; table:
+/// [d, 2N+1]; idx from clipped_distance_index) -> [..., T, T], unscaled. With `transpose` the
+/// result is transposed in its last two axes: s[..., i, j] = x[..., j, :] . table[:, idx[j][i]]
+/// (the key-side kernel k_j . s_clip(i-j)).
+torch::Tensor window_scores(const torch::Tensor& x, const torch::Tensor& table, const torch::Tensor& idx, bool transpose);
+
+/// A parsed parameter of op `ak` (models/ops/attention_kernel.cpp): <components>[:<N>].
+struct AttentionKernelSpec {
+  bool has[6] = {false, false, false, false, false, false};  // qk, convfixed, convq, convk, vconv, qkconv
+  int64_t window = 0;                                         // N (0: qk alone)
+  bool qk() const { return has[0]; }
+  bool convfixed() const { return has[1]; }
+  bool convq() const { return has[2]; }
+  bool convk() const { return has[3]; }
+  bool vconv() const { return has[4]; }
+  bool qkconv() const { return has[5]; }
+  bool uses_q() const { return qk() || convq(); }  // a query projection exists
+  bool uses_k() const { return qk() || convk(); }  // a key projection exists
+  int64_t taps() const { return 2 * window + 1; }
+  /// Projections convolved by qkconv (0, 1 or 2).
+  int64_t conv_projections() const { return qkconv() ? int64_t(uses_q()) + int64_t(uses_k()) : 0; }
+};
+
+/// The `ak` parameter checker: "" and `spec` filled when `param` is valid, else what is allowed.
+std::string parse_attention_kernel(const std::string& param, AttentionKernelSpec& spec);
+
 /// Splits [B,T,H*d] into heads: [B,H,T,d].
 torch::Tensor split_heads(const torch::Tensor& x, int64_t heads);
 /// [B,H,T,d] -> [B,T,H*d].

@@ -163,6 +163,19 @@ def dynamic_conv(values, kernel, heads):
     return (windows * kernel.unsqueeze(3)).sum(-1).reshape(B, T, C)
 
 
+def clipped_distance_index(T, window, device):
+    """[T,T] int64: idx[i][j] = clamp(j - i, -window, window) + window (op ak)."""
+    r = torch.arange(T, device=device)
+    return (r[None, :] - r[:, None]).clamp(-window, window) + window
+
+
+def window_scores(x, table, idx, transpose):
+    """s[..., i, j] = x[..., i, :] . table[:, idx[i][j]] (transposed in the last two axes when asked)."""
+    xt = torch.matmul(x, table)
+    s = xt.gather(-1, idx.expand(*xt.shape[:-1], idx.shape[1]))
+    return s.transpose(-1, -2) if transpose else s
+
+
 def split_heads(x, heads):
     B, T, W = x.shape
     return x.view(B, T, heads, W // heads).permute(0, 2, 1, 3)
@@ -285,11 +298,135 @@ class _DynamicConvHead(nn.Module):
         return attend(rel, float(self.D), inputs[0].squeeze(1), v, self.p, self.training) + conv
 
 
+_AK_COMPONENTS = ("qk", "convfixed", "convq", "convk", "vconv", "qkconv")
+
+
+def _parse_kernel(param):
+    """'qk+convq:9' -> ({component names}, window); the C++ checker has validated it."""
+    names, _, window = param.partition(":")
+    return set(names.split("+")), int(window) if window else 0
+
+
+def _depthwise(channels, window):
+    return nn.Conv1d(channels, channels, 2 * window + 1, groups=channels, padding=window, bias=False)
+
+
+def _convolve_first(x, valid, conv, channels):
+    """Depthwise convolution over tokens of the first `channels` features (padding zeroed first)."""
+    out = conv((x[..., :channels] * valid).transpose(1, 2)).transpose(1, 2)
+    if channels == x.shape[-1]:
+        return out
+    return torch.cat([out.to(x.dtype), x[..., channels:]], -1)
+
+
+def _window_table(d, taps):
+    bound = 1.0 / math.sqrt(taps)  # the seed's kaiming_uniform_(a=sqrt(5))
+    return nn.Parameter(torch.empty(d, taps).uniform_(-bound, bound))
+
+
+def _kernel_scores(c, window, q, k, r, s, beta, T, d, heads_axis, device):
+    idx = clipped_distance_index(T, window, device) if window > 0 else None
+    content = None
+
+    def add(t):
+        return t if content is None else content + t
+
+    if "qk" in c:
+        content = add(torch.matmul(q, k.transpose(-1, -2)))
+    if "convq" in c:
+        content = add(window_scores(q, r, idx, False))
+    if "convk" in c:
+        content = add(window_scores(k, s, idx, True))
+    scores = content.float() / math.sqrt(d) if content is not None else None  # fp32 island
+    if "convfixed" in c:
+        H = beta.shape[0]
+        fixed = beta.index_select(1, idx.reshape(-1)).view(H, T, T).float()
+        fixed = fixed[None] if heads_axis else fixed
+        scores = fixed if scores is None else scores + fixed
+    return scores
+
+
+class _AttentionKernelCore(nn.Module):
+    """Op ak, standard format (models/ops/attention_kernel.cpp)."""
+
+    def __init__(self, h, n, param, P, dropout):
+        super().__init__()
+        self.c, self.window = _parse_kernel(param)
+        self.heads, self.d, self.p = n, h // n, dropout
+        self.C = max(n // 2, 1) * self.d
+        uses_q, uses_k = "qk" in self.c or "convq" in self.c, "qk" in self.c or "convk" in self.c
+        R = 2 * self.window + 1
+        self.query = nn.Linear(h, h) if uses_q else None
+        self.key = nn.Linear(h, h) if uses_k else None
+        self.value = nn.Linear(h, h)
+        self.convfixed = nn.Parameter(torch.zeros(n, R)) if "convfixed" in self.c else None
+        self.convq = _window_table(self.d, R) if "convq" in self.c else None
+        self.convk = _window_table(self.d, R) if "convk" in self.c else None
+        self.value_conv = _depthwise(self.C, self.window) if "vconv" in self.c else None
+        self.query_conv = _depthwise(self.C, self.window) if "qkconv" in self.c and uses_q else None
+        self.key_conv = _depthwise(self.C, self.window) if "qkconv" in self.c and uses_k else None
+
+    def forward(self, x, inputs):
+        T = x.shape[1]
+        valid = inputs[1].unsqueeze(-1)
+        q = k = None
+        if self.query is not None:
+            full = self.query(x)
+            if self.query_conv is not None:
+                full = _convolve_first(full, valid, self.query_conv, self.C)
+            q = split_heads(full, self.heads)
+        if self.key is not None:
+            full = self.key(x)
+            if self.key_conv is not None:
+                full = _convolve_first(full, valid, self.key_conv, self.C)
+            k = split_heads(full, self.heads)
+        v_full = self.value(x)
+        if self.value_conv is not None:
+            v_full = _convolve_first(v_full, valid, self.value_conv, self.C)
+        v = split_heads(v_full, self.heads)
+        scores = _kernel_scores(self.c, self.window, q, k, self.convq, self.convk, self.convfixed, T, self.d, True, x.device)
+        return merge_heads(attend(scores, 1.0, inputs[0], v, self.p, self.training))
+
+
+class _AttentionKernelHead(nn.Module):
+    """Op ak, one hetero head: ignores the layer's relative scores (the kernels carry positions)."""
+
+    def __init__(self, param, D, P, dropout):
+        super().__init__()
+        self.c, self.window = _parse_kernel(param)
+        if self.window > P - 1:
+            raise ValueError("head 'ak_%s_%d': window %d exceeds max_positions - 1 = %d" % (param, D, self.window, P - 1))
+        self.D, self.p = D, dropout
+        self.uses_q, self.uses_k = "qk" in self.c or "convq" in self.c, "qk" in self.c or "convk" in self.c
+        R = 2 * self.window + 1
+        self.convfixed = nn.Parameter(torch.zeros(1, R)) if "convfixed" in self.c else None
+        self.convq = _window_table(D, R) if "convq" in self.c else None
+        self.convk = _window_table(D, R) if "convk" in self.c else None
+        self.value_conv = _depthwise(D, self.window) if "vconv" in self.c else None
+        self.query_conv = _depthwise(D, self.window) if "qkconv" in self.c and self.uses_q else None
+        self.key_conv = _depthwise(D, self.window) if "qkconv" in self.c and self.uses_k else None
+
+    def forward(self, q, k, v, rel, inputs):
+        T = v.shape[1]
+        valid = inputs[1].unsqueeze(-1)
+        q = q if self.uses_q else None
+        k = k if self.uses_k else None
+        if self.query_conv is not None:
+            q = _convolve_first(q, valid, self.query_conv, self.D)
+        if self.key_conv is not None:
+            k = _convolve_first(k, valid, self.key_conv, self.D)
+        if self.value_conv is not None:
+            v = _convolve_first(v, valid, self.value_conv, self.D)
+        scores = _kernel_scores(self.c, self.window, q, k, self.convq, self.convk, self.convfixed, T, self.D, False, v.device)
+        return attend(scores, 1.0, inputs[0].squeeze(1), v, self.p, self.training)
+
+
 # name -> (standard core class, hetero head class, attention output width of a standard layer)
 OPS = {
     "sa": (_SelfAttentionCore, _SelfAttentionHead, lambda h, n: h),
     "l": (_LinearMixingCore, _LinearMixingHead, lambda h, n: h),
     "c": (_DynamicConvCore, _DynamicConvHead, lambda h, n: 2 * max(n // 2, 1) * (h // n)),
+    "ak": (_AttentionKernelCore, _AttentionKernelHead, lambda h, n: h),
 }
 
 

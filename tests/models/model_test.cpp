@@ -5,8 +5,11 @@
 
 #include "design_space/config_node.h"
 #include "design_space/error.h"
+#include "design_space/design_space.h"
 #include "models/attention_common.h"
+#include "models/checkpoint.h"
 #include "models/op_registry.h"
+#include "models/precision.h"
 #include "tests/models/test_util.h"
 
 namespace flexnas::models {
@@ -264,7 +267,7 @@ TEST_F(ModelTest, ValidationMessagesAreLocated) {
   };
   const ModelOptions o = tiny_options();
   expect_error(R"({"l":1,"h":[16],"n":[2],"o":["zz"],"f":[[8]],"p":["sdp"]})", o,
-               "arch.json: error: o[0]: unknown operation type 'zz' (registered: c, l, sa)");
+               "arch.json: error: o[0]: unknown operation type 'zz' (registered: ak, c, l, sa)");
   expect_error(R"({"l":1,"h":[16],"n":[2],"o":["l"],"f":[[8]],"p":["sdp"]})", o,
                "arch.json: error: p[0]: invalid parameter 'sdp' for operation 'l' (allowed: dft, dct)");
   expect_error(R"({"l":1,"h":[16],"n":[3],"o":["sa"],"f":[[8]],"p":["sdp"]})", o,
@@ -280,7 +283,284 @@ TEST_F(ModelTest, ValidationMessagesAreLocated) {
     validate_architecture(architecture_from_config(node), o, "arch.json", &node);
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
-    EXPECT_EQ(std::string(e.what()), "arch.json:2:14: error: o[1]: unknown operation type 'zz' (registered: c, l, sa)");
+    EXPECT_EQ(std::string(e.what()), "arch.json:2:14: error: o[1]: unknown operation type 'zz' (registered: ak, c, l, sa)");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operation "ak" (attention kernels, Chang et al. 2021; models/ops/attention_kernel.cpp).
+
+std::string ak_check(const std::string& param) { return op_registry().find("ak")->check_param(param); }
+
+TEST(AttentionKernel, CheckerSaysWhatIsAllowedForEveryViolation) {
+  for (const char* ok : {"qk", "convfixed:4", "qk+convq:9", "qk+convfixed+convq+convk:8", "qk+vconv:4", "convk+qkconv:1",
+                         "qk+convfixed+convq+convk+vconv+qkconv:511"})
+    EXPECT_EQ(ak_check(ok), "") << ok;
+  const std::string grammar =
+      "<components>[:<N>] with components qk, convfixed, convq, convk, vconv, qkconv joined by '+' in that order, e.g. qk+convq:9";
+  EXPECT_EQ(ak_check("convq+qk:9"),
+            "components in the canonical order qk, convfixed, convq, convk, vconv, qkconv ('qk' comes before 'convq')");
+  EXPECT_EQ(ak_check("qk+convx:9"), "components qk, convfixed, convq, convk, vconv, qkconv ('convx' is not one); " + grammar);
+  EXPECT_EQ(ak_check("qk+qk"), "each component at most once ('qk' appears twice); " + grammar);
+  EXPECT_EQ(ak_check("qk++convq:9"), "components joined by single '+' signs: " + grammar);
+  EXPECT_EQ(ak_check(""), "components joined by single '+' signs: " + grammar);
+  EXPECT_EQ(ak_check("qk_convq:9"), "no '_' (it separates the fields of hetero head strings); " + grammar);
+  EXPECT_EQ(ak_check("qk+convq"),
+            "a window ':N' (N = 1..511) after 'qk+convq' (every component but qk uses relative distances), e.g. qk+convq:4");
+  EXPECT_EQ(ak_check("qk:4"), "no window after qk alone (it uses no relative distances): write qk");
+  for (const char* bad : {"convq:0", "convq:512", "convq:09", "convq:", "convq:x", "convq:-1", "convq:1000"})
+    EXPECT_EQ(ak_check(bad), "a window N from 1 to 511 without leading zeros after ':', got '" +
+                                 std::string(bad).substr(6) + "'")
+        << bad;
+  EXPECT_EQ(ak_check("vconv:4"),
+            "at least one attention kernel among qk, convfixed, convq, convk (vconv and qkconv only convolve values or "
+            "queries and keys), e.g. qk+vconv:4");
+  EXPECT_EQ(ak_check("convfixed+qkconv:4"),
+            "qkconv only with a kernel that reads queries or keys (qk, convq or convk), e.g. convq+qkconv:4");
+}
+
+TEST(AttentionKernel, WindowBeyondTheLongestSequenceIsALocatedError) {
+  const ModelOptions o = tiny_options();  // max_positions 16: windows up to 15
+  EXPECT_NO_THROW(validate_architecture(arch_from(R"({"l":1,"h":[16],"n":[2],"o":["ak"],"f":[[8]],"p":["convq:15"]})"), o));
+  try {
+    validate_architecture(arch_from(R"({"l":1,"h":[16],"n":[2],"o":["ak"],"f":[[8]],"p":["qk+convq:16"]})"), o, "arch.json");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "arch.json: error: n[0]: the ak window 16 of 'qk+convq:16' exceeds max_positions - 1 = 15 (no longer distance occurs)");
+  }
+  try {
+    validate_architecture(arch_from(R"({"l":1,"h":[16],"n":[2],"o":["ak"],"f":[[8]],"p":["convk+convq:4"]})"), o, "arch.json");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "arch.json: error: p[0]: invalid parameter 'convk+convq:4' for operation 'ak' (allowed: components in the "
+              "canonical order qk, convfixed, convq, convk, vconv, qkconv ('convq' comes before 'convk'))");
+  }
+  // Hetero heads: the parameter is located; the window is checked when the head is built (the
+  // registry has no per-head dimension check that validate_architecture could call).
+  try {
+    FlexModel m(arch_from(R"({"l":1,"h":[16],"f":[[8]],"o":[["ak_convq:16_8","sa_sdp_8"]]})"), o);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "error: head 'ak_convq:16_8': window 16 exceeds max_positions - 1 = 15");
+  }
+}
+
+/// The standard core of `param` (h = 8, 2 heads of d = 4), eval mode, every parameter drawn at random.
+std::shared_ptr<AttentionCore> ak_core(const std::string& param, int64_t heads = 2) {
+  CoreConfig c;
+  c.hidden = 8;
+  c.heads = heads;
+  c.param = param;
+  c.max_positions = 16;
+  auto core = op_registry().find("ak")->build_core(c);
+  core->eval();
+  torch::NoGradGuard no_grad;
+  for (auto& p : core->parameters()) p.copy_(torch::randn_like(p) * 0.5);
+  return core;
+}
+
+AttentionInputs full_inputs(int64_t B, int64_t T) {
+  AttentionInputs in;
+  in.valid = torch::ones({B, T});
+  in.mask_add = torch::zeros({B, 1, 1, T});
+  return in;
+}
+
+/// Every ak component by plain loops in float64: depthwise convolutions of the first head's q/k/v
+/// channels, the four score terms with clipped distances, softmax, @ v. x: [T, 8] -> [T, 8].
+torch::Tensor ak_brute_force(const std::shared_ptr<AttentionCore>& core, const torch::Tensor& x, int64_t N, int64_t heads) {
+  auto P = core->named_parameters();
+  auto get = [&](const std::string& name) { return P.contains(name) ? P[name].to(torch::kDouble) : torch::Tensor(); };
+  const int64_t T = x.size(0), h = 8, d = h / heads, C = std::max<int64_t>(heads / 2, 1) * d;
+  auto xd = x.to(torch::kDouble);
+  auto project = [&](const std::string& name) {
+    auto w = get(name + ".weight");
+    if (!w.defined()) return torch::Tensor();
+    auto y = torch::matmul(xd, w.t()) + get(name + ".bias");
+    auto conv = get(name + "_conv.weight");  // [C,1,2N+1]
+    if (!conv.defined()) return y;
+    auto out = y.clone();
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t ch = 0; ch < C; ++ch) {
+        double acc = 0;
+        for (int64_t u = -N; u <= N; ++u)
+          if (t + u >= 0 && t + u < T) acc += conv[ch][0][u + N].item<double>() * y[t + u][ch].item<double>();
+        out[t][ch] = acc;
+      }
+    return out;
+  };
+  auto q = project("query"), k = project("key"), v = project("value");
+  auto beta = get("convfixed"), r = get("convq"), s = get("convk");
+  auto clip = [N](int64_t x) { return std::min(std::max(x, -N), N) + N; };
+  auto out = torch::zeros({T, h}, torch::kDouble);
+  for (int64_t hh = 0; hh < heads; ++hh) {
+    auto scores = torch::zeros({T, T}, torch::kDouble);
+    for (int64_t i = 0; i < T; ++i)
+      for (int64_t j = 0; j < T; ++j) {
+        double content = 0;
+        for (int64_t c = 0; c < d; ++c) {
+          if (q.defined() && k.defined()) content += q[i][hh * d + c].item<double>() * k[j][hh * d + c].item<double>();
+          if (r.defined()) content += q[i][hh * d + c].item<double>() * r[c][clip(j - i)].item<double>();
+          if (s.defined()) content += k[j][hh * d + c].item<double>() * s[c][clip(i - j)].item<double>();
+        }
+        double score = content / std::sqrt(double(d));
+        if (beta.defined()) score += beta[hh][clip(j - i)].item<double>();
+        scores[i][j] = score;
+      }
+    auto probs = torch::softmax(scores, -1);
+    out.narrow(1, hh * d, d).copy_(torch::matmul(probs, v.narrow(1, hh * d, d)));
+  }
+  return out;
+}
+
+TEST(AttentionKernel, EveryComponentEqualsABruteForceLoop) {
+  torch::manual_seed(5);
+  // Windows smaller than T - 1 = 5 exercise clipping (distances beyond N share the edge column).
+  for (const std::string param : {"qk", "convfixed:1", "convq:2", "convk:2", "qk+convq:1", "qk+convfixed+convq+convk:2",
+                                  "convfixed+vconv:1", "qk+qkconv:2", "convq+qkconv:1", "qk+convfixed+convq+convk+vconv+qkconv:2"}) {
+    const int64_t N = param.find(':') == std::string::npos ? 0 : std::stoll(param.substr(param.find(':') + 1));
+    for (int64_t heads : {2, 1}) {
+      auto core = ak_core(param, heads);
+      auto x = torch::randn({1, 6, 8});
+      torch::NoGradGuard no_grad;
+      auto y = core->forward(x, full_inputs(1, 6))[0].to(torch::kDouble);
+      auto expected = ak_brute_force(core, x[0], N, heads);
+      EXPECT_TRUE(torch::allclose(y, expected, 1e-5, 1e-6))
+          << param << " heads " << heads << ": " << (y - expected).abs().max().item<double>();
+    }
+  }
+}
+
+TEST(AttentionKernel, ConvfixedAloneIsTheSoftmaxOfBetaOverClippedDistances) {
+  auto core = ak_core("convfixed:1");
+  torch::NoGradGuard no_grad;
+  auto P = core->named_parameters();
+  P["convfixed"].copy_(torch::tensor({{0.0f, 1.0f, 2.0f}, {3.0f, 0.0f, 0.0f}}));  // [heads, 2N+1]: distances -1, 0, +1
+  // Values = one-hot tokens: the output is the attention matrix itself. Take x = I (T = h = 8) and
+  // the value projection = identity.
+  P["value.weight"].copy_(torch::eye(8));
+  P["value.bias"].zero_();
+  auto y = core->forward(torch::eye(8).unsqueeze(0), full_inputs(1, 8))[0];  // [8, 8]: head 0 = columns 0..3
+  // Head 0, query 2: key 1 (distance -1) weight e^0, key 2 e^1, keys 3.. (distance >= 1, clipped) e^2;
+  // keys 0 (distance -2, clipped to -1) e^0. Values one-hot: column c of head 0 is token c (c < 4).
+  const double z = 2 * std::exp(0.0) + std::exp(1.0) + 5 * std::exp(2.0);
+  EXPECT_NEAR(y[2][0].item<double>(), 1.0 / z, 1e-6);
+  EXPECT_NEAR(y[2][1].item<double>(), 1.0 / z, 1e-6);
+  EXPECT_NEAR(y[2][2].item<double>(), std::exp(1.0) / z, 1e-6);
+  EXPECT_NEAR(y[2][3].item<double>(), std::exp(2.0) / z, 1e-6);
+  // Head 1: distances <= -1 weigh e^3, the rest e^0; query 7 sees 7 keys behind it.
+  const double z1 = 7 * std::exp(3.0) + 1;
+  EXPECT_NEAR(y[7][4].item<double>(), std::exp(3.0) / z1, 1e-6);  // token 4 through head 1's channel 0
+}
+
+TEST(AttentionKernel, PaddingDoesNotLeakIntoConvolutionsOrKernels) {
+  auto core = ak_core("qk+convfixed+convq+convk+vconv+qkconv:2");
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({1, 7, 8});
+  AttentionInputs in = full_inputs(1, 7);
+  in.valid.narrow(1, 4, 3).zero_();
+  in.mask_add.narrow(3, 4, 3).fill_(-10000.0);
+  auto padded = core->forward(x, in).narrow(1, 0, 4);
+  auto x2 = x.clone();
+  x2.narrow(1, 4, 3).normal_(0, 10);  // other padding
+  auto padded2 = core->forward(x2, in).narrow(1, 0, 4);
+  auto alone = core->forward(x.narrow(1, 0, 4), full_inputs(1, 4));
+  EXPECT_TRUE(torch::allclose(padded, alone, 1e-5, 1e-6)) << (padded - alone).abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(padded2, alone, 1e-5, 1e-6));
+}
+
+TEST(AttentionKernel, TensorNamesShapesAndUnusedProjectionsAbsent) {
+  const ModelOptions o = tiny_options();
+  FlexModel m(arch_from(R"({"l":2,"h":[16,16],"n":[4,2],"o":["ak","ak"],"f":[[8],[8]],"p":["convfixed+vconv:3","qk+convk+qkconv:2"]})"), o);
+  auto P = m->named_parameters();
+  const std::string s0 = "bert.encoder.layer.0.attention.self.", s1 = "bert.encoder.layer.1.attention.self.";
+  EXPECT_FALSE(P.contains(s0 + "query.weight"));
+  EXPECT_FALSE(P.contains(s0 + "key.weight"));
+  EXPECT_FALSE(P.contains(s0 + "distance_embedding.weight"));
+  EXPECT_EQ(P[s0 + "convfixed"].sizes(), (std::vector<int64_t>{4, 7}));
+  EXPECT_TRUE(torch::equal(P[s0 + "convfixed"], torch::zeros({4, 7})));  // zero start: uniform attention
+  EXPECT_EQ(P[s0 + "value_conv.weight"].sizes(), (std::vector<int64_t>{8, 1, 7}));  // first 2 of 4 heads, d = 4
+  EXPECT_EQ(P[s1 + "query.weight"].sizes(), (std::vector<int64_t>{16, 16}));
+  EXPECT_EQ(P[s1 + "convk"].sizes(), (std::vector<int64_t>{8, 5}));
+  EXPECT_LE(P[s1 + "convk"].abs().max().item<double>(), 1.0 / std::sqrt(5.0));  // kaiming_uniform_(a = sqrt 5)
+  EXPECT_EQ(P[s1 + "query_conv.weight"].sizes(), (std::vector<int64_t>{8, 1, 5}));  // 1 of 2 heads
+  EXPECT_EQ(P[s1 + "key_conv.weight"].sizes(), (std::vector<int64_t>{8, 1, 5}));
+  FlexModel h(arch_from(R"({"l":1,"h":[16],"f":[[8]],"o":[["ak_convfixed+convq+vconv:2_8","sa_sdp_8"]]})"), o);
+  auto H = h->named_parameters();
+  const std::string hp = "bert.encoder.layer.0.attention.self.heads.0.";
+  EXPECT_EQ(H[hp + "convfixed"].sizes(), (std::vector<int64_t>{1, 5}));
+  EXPECT_EQ(H[hp + "convq"].sizes(), (std::vector<int64_t>{8, 5}));
+  EXPECT_EQ(H[hp + "value_conv.weight"].sizes(), (std::vector<int64_t>{8, 1, 5}));
+  EXPECT_EQ(model_cost(h->architecture(), o, 7).total_params, h->num_parameters());
+}
+
+TEST(AttentionKernel, CheckpointRoundTripInBothFormats) {
+  const std::string dir = ::testing::TempDir() + "/ak_ckpt";
+  for (const char* dict : {R"({"l":2,"h":[16,24],"n":[2,2],"o":["ak","ak"],"f":[[8],[8]],"p":["qk+convfixed+convq+convk+vconv+qkconv:3","convq:2"]})",
+                           R"({"l":1,"h":[16],"f":[[8]],"o":[["ak_qk+convk+qkconv:3_8","ak_convfixed:2_8"]]})"}) {
+    torch::manual_seed(2);
+    FlexModel m(arch_from(dict), tiny_options());
+    m->eval();
+    save_checkpoint(dir, *m);
+    FlexModel back = load_checkpoint(dir);
+    back->eval();
+    EXPECT_EQ(back->architecture(), m->architecture());
+    auto [ids, mask] = tiny_batch();
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::equal(m->forward(ids, mask).logits, back->forward(ids, mask).logits)) << dict;
+  }
+}
+
+TEST(AttentionKernel, Fp32IslandsHoldUnderBf16InBothFormats) {
+  const auto [ids, mask] = tiny_batch();
+  for (const Architecture& arch : {testing::standard_arch("ak", "qk+convfixed+convq+convk+vconv+qkconv:3"),
+                                   testing::hetero_arch("ak", "qk+convfixed+convq+convk+vconv+qkconv:3")}) {
+    torch::manual_seed(3);
+    FlexModel model(arch, tiny_options());
+    model->eval();
+    torch::NoGradGuard no_grad;
+    const ModelOutput ref = model->forward(ids, mask);
+    ModelOutput low;
+    {
+      AutocastScope autocast(Precision::kBf16, torch::kCPU);
+      low = model->forward(ids, mask);
+    }
+    EXPECT_EQ(low.hidden.scalar_type(), torch::kFloat);
+    EXPECT_LT((low.hidden - ref.hidden).abs().max().item<double>(), 0.1);
+  }
+}
+
+TEST(AttentionKernel, DesignSpaceYamlAcceptsAkParameters) {
+  const std::string yaml = R"(architecture:
+  hidden_size: [16]
+  num_heads: [2]
+  encoder_layers: [2]
+  operation_types: [sa, ak]
+  number_of_feed-forward_stacks: [1]
+  feed-forward_hidden: [32]
+  operation_parameters:
+    sa: [sdp]
+    ak:
+      - qk
+      - qk+convq:9
+      - qk+convfixed+convq+convk:4
+)";
+  const DesignSpace sp = parse_design_space(yaml, "ds.yaml");
+  EXPECT_EQ(sp.op_params[1], (std::vector<std::string>{"qk", "qk+convq:9", "qk+convfixed+convq+convk:4"}));
+  // Flow style too: ':' followed by a digit does not start a mapping.
+  const DesignSpace flow = parse_design_space(
+      std::string(yaml).replace(yaml.find("ak:\n"), std::string::npos, "ak: [qk, qk+convq:9, convfixed:4]\n"), "ds.yaml");
+  EXPECT_EQ(flow.op_params[1], (std::vector<std::string>{"qk", "qk+convq:9", "convfixed:4"}));
+  try {
+    parse_design_space(std::string(yaml).replace(yaml.find("qk+convq:9"), 10, "convq+qk:9"), "ds.yaml");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown parameter 'convq+qk:9' for operation type 'ak' (allowed: components in "
+                                         "the canonical order"),
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -5,6 +5,7 @@
 // python parity test (tests/models/python_parity.py) recomputes the logits with flexnas_torch.py.
 #include <torch/torch.h>
 
+#include <cctype>
 #include <filesystem>
 #include <iostream>
 
@@ -41,14 +42,18 @@ void write_case(const std::string& dir, const std::string& name, const Architect
     labels = ids.remainder(options.num_labels).masked_fill(mask == 0, -100);
   }
   auto loss = model->loss(ids, mask, labels);
-  const std::string out = (std::filesystem::path(dir) / name).string();
+  // Directory names keep letters, digits and '_' ("ak_qk+convq:4" -> "ak_qk_convq_4").
+  std::string safe = name;
+  for (char& ch : safe)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  const std::string out = (std::filesystem::path(dir) / safe).string();
   save_checkpoint(out, *model);
   write_safetensors(out + "/io.safetensors", {{"input_ids", ids}, {"attention_mask", mask}, {"logits", logits},
                                               {"labels", labels}, {"loss", loss},
                                               // FLOPs per token from the model dict, at this batch's length
                                               {"flops_per_token", torch::tensor(model_cost(arch, options, ids.size(1)).total_flops_per_token,
                                                                                 torch::kDouble)}});
-  std::cout << name << "\n";
+  std::cout << safe << "\n";
 }
 
 }  // namespace
@@ -71,5 +76,15 @@ int main(int argc, char** argv) {
   ModelOptions regression = testing::tiny_options(HeadType::kSequence);
   regression.num_labels = 1;
   write_case(dir, "head_regression", testing::standard_arch("c", "5"), regression);
+  // Op ak: every component at once, one head (the convolved first half is the whole layer), a
+  // sequence head, and a hetero layer of ak heads only (the layer's relative table unused by them).
+  const std::string all_ak = "qk+convfixed+convq+convk+vconv+qkconv:3";
+  write_case(dir, "standard_ak_all", testing::standard_arch("ak", all_ak), testing::tiny_options());
+  write_case(dir, "hetero_ak_all", testing::hetero_arch("ak", all_ak), testing::tiny_options());
+  write_case(dir, "standard_ak_one_head", testing::standard_arch("ak", "convk+vconv+qkconv:2", 1), testing::tiny_options());
+  write_case(dir, "head_cls_ak", testing::standard_arch("ak", "qk+convq:9"), testing::tiny_options(HeadType::kSequence));
+  write_case(dir, "hetero_ak_only",
+             testing::arch_from(R"({"l":1,"h":[16],"f":[[24]],"o":[["ak_convfixed:2_8","ak_qk+convk:4_8"]]})"),
+             testing::tiny_options());
   return 0;
 }
