@@ -69,6 +69,14 @@ Axis heads_axis(int64_t groups, int64_t heads, int64_t dim, bool centered_dim = 
   return a;
 }
 
+/// Op ak's components and window (validate_architecture has checked the parameter).
+models::AttentionKernelSpec ak_spec(const std::string& param) {
+  models::AttentionKernelSpec spec;
+  const std::string problem = models::parse_attention_kernel(param, spec);
+  FLEXNAS_CHECK(problem.empty(), "ak parameter '", param, "': ", problem);
+  return spec;
+}
+
 struct LayoutBuilder {
   std::vector<TensorSpec> specs;
   std::string block, compat;
@@ -117,6 +125,24 @@ std::vector<TensorSpec> tensor_layout(const Architecture& arch, const ModelOptio
         b.linear(s + "conv_out_layer", A, hidden_in(h));
         b.add(s + "distance_embedding.weight", {centered(P2), ordered(d)});
         attn_width = heads_axis(2, a, d);  // [attention heads | convolution heads]
+      } else if (L.op == "ak") {
+        // Attention kernels (models/ops/attention_kernel.cpp): projections only when read; per-head
+        // beta [n, 2N+1] and the [d, 2N+1] tables have centred distance axes, so layers with other
+        // windows exchange the columns around distance 0; the depthwise convolutions cover the first
+        // max(n/2, 1) heads. Kernels absent on one side are fresh (the tensor is missing there).
+        const auto k = ak_spec(L.param);
+        const int64_t R = k.taps();
+        const Axis W = heads_axis(1, n, d), C = heads_axis(1, std::max<int64_t>(n / 2, 1), d);
+        if (k.uses_q()) b.linear(s + "query", W, hidden_in(h));
+        if (k.uses_k()) b.linear(s + "key", W, hidden_in(h));
+        b.linear(s + "value", W, hidden_in(h));
+        if (k.convfixed()) b.add(s + "convfixed", {ordered(n), centered(R)});
+        if (k.convq()) b.add(s + "convq", {ordered(d), centered(R)});
+        if (k.convk()) b.add(s + "convk", {ordered(d), centered(R)});
+        if (k.vconv()) b.add(s + "value_conv.weight", {C, ordered(1), centered(R)});
+        if (k.qkconv() && k.uses_q()) b.add(s + "query_conv.weight", {C, ordered(1), centered(R)});
+        if (k.qkconv() && k.uses_k()) b.add(s + "key_conv.weight", {C, ordered(1), centered(R)});
+        attn_width = W;
       } else {
         const Axis W = heads_axis(1, n, d);
         b.linear(s + "query", W, hidden_in(h));
@@ -147,6 +173,16 @@ std::vector<TensorSpec> tensor_layout(const Architecture& arch, const ModelOptio
           b.add(hp + "key_conv_attn_layer.bias", {ordered(D), ordered(1)});
           b.linear(hp + "conv_kernel_layer", centered(k), ordered(D));
           b.linear(hp + "conv_out_layer", ordered(D), ordered(D));
+        }
+        if (head.type == "ak") {
+          const auto k = ak_spec(head.param);
+          const int64_t R = k.taps();
+          if (k.convfixed()) b.add(hp + "convfixed", {ordered(1), centered(R)});
+          if (k.convq()) b.add(hp + "convq", {ordered(D), centered(R)});
+          if (k.convk()) b.add(hp + "convk", {ordered(D), centered(R)});
+          if (k.vconv()) b.add(hp + "value_conv.weight", {ordered(D), ordered(1), centered(R)});
+          if (k.qkconv() && k.uses_q()) b.add(hp + "query_conv.weight", {ordered(D), ordered(1), centered(R)});
+          if (k.qkconv() && k.uses_k()) b.add(hp + "key_conv.weight", {ordered(D), ordered(1), centered(R)});
         }
       }
       // Column block j belongs to head j whatever its type (spec §6.3).

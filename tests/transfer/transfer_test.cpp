@@ -317,6 +317,72 @@ TEST(TransferTest, ConvolutionTapsAlignAtTheCentre) {
   EXPECT_TRUE(torch::equal(HT[h0 + "conv_out_layer.weight"], HS[h0 + "conv_out_layer.weight"]));
 }
 
+// Op ak (attention kernels): the layout matches the model; between ak layers with other windows the
+// relative-table columns align at distance 0; components missing on one side stay fresh; od and rp
+// preserve the function of identical architectures; overlaps from the dicts equal the measured ones.
+TEST(TransferTest, AttentionKernelsTransferAroundDistanceZero) {
+  const char* std_a = R"({"l":2,"h":[32,32],"n":[4,2],"o":["ak","ak"],"f":[[64],[64]],"p":["qk+convfixed+convq+convk+vconv+qkconv:2","convfixed:3"]})";
+  const char* std_b = R"({"l":2,"h":[48,32],"n":[4,2],"o":["ak","ak"],"f":[[64],[64]],"p":["qk+convfixed+convq+vconv:4","convfixed+convk:1"]})";
+  const char* het_a = R"({"l":1,"h":[32],"f":[[64]],"o":[["ak_qk+convfixed+convq+convk+vconv+qkconv:2_16","sa_sdp_16"]]})";
+  const char* het_b = R"({"l":1,"h":[32],"f":[[64]],"o":[["ak_convfixed+convq+vconv:3_8","ak_qk_8","sa_sdp_8","l_dct_8"]]})";
+  for (const char* json : {std_a, std_b, het_a, het_b}) {
+    const Architecture a = arch(json);
+    const ModelOptions o = tiny_options();
+    FlexModel m = build(a, o, 0);
+    std::map<std::string, std::vector<int64_t>> expected, got;
+    for (const auto& p : m->named_parameters()) expected[p.key()] = p.value().sizes().vec();
+    for (const auto& s : tensor_layout(a, o)) got[s.name] = s.shape();
+    EXPECT_EQ(got, expected) << json;
+    for (auto mode : {TransferMode::kOrdered, TransferMode::kRandomProjection}) {
+      FlexModel src = build(a, o, 1), dst = build(a, o, 2);
+      EXPECT_DOUBLE_EQ(transfer_model(*src, *dst, {mode, 7}).overlap(), 1.0);
+      auto [ids, mask] = batch(o.vocab_size, 3);
+      EXPECT_TRUE(torch::equal(src->forward(ids, mask).logits, dst->forward(ids, mask).logits)) << json;
+    }
+  }
+  for (const auto& [a, b] : std::vector<std::pair<const char*, const char*>>{{std_a, std_b}, {std_b, std_a}, {het_a, het_b}, {het_b, het_a}})
+    for (auto mode : {TransferMode::kOrdered, TransferMode::kRandomProjection}) {
+      const Architecture s = arch(a), t = arch(b);
+      const ModelOptions o = tiny_options();
+      FlexModel src = build(s, o, 1), dst = build(t, o, 2);
+      TransferPlan plan;
+      EXPECT_EQ(measured_received(*src, *dst, {mode, 3}, &plan), plan.received) << a << " -> " << b;
+      EXPECT_DOUBLE_EQ(transfer_overlap(s, t, o, mode), plan.overlap());
+      EXPECT_GT(plan.overlap(), 0.3);
+      EXPECT_LT(plan.overlap(), 1.0);
+    }
+  // od, window 2 -> 4: the source's 5 columns land on the target's columns 2..6 (distance 0 at 2 and 4).
+  const ModelOptions o = tiny_options();
+  FlexModel src = build(arch(std_a), o, 1), dst = build(arch(std_b), o, 2);
+  auto before = params_of(*dst);
+  const TransferPlan plan = transfer_model(*src, *dst, {TransferMode::kOrdered, 0});
+  auto S = params_of(*src), T = params_of(*dst);
+  const std::string p0 = "bert.encoder.layer.0.attention.self.", p1 = "bert.encoder.layer.1.attention.self.";
+  EXPECT_TRUE(torch::equal(T[p0 + "convfixed"].narrow(1, 2, 5), S[p0 + "convfixed"]));
+  EXPECT_TRUE(torch::equal(T[p0 + "convfixed"].narrow(1, 0, 2), before[p0 + "convfixed"].narrow(1, 0, 2)));  // untouched
+  // h 32 -> 48, 4 heads: head dims 8 -> 12; the first 8 rows of the table carry over.
+  EXPECT_TRUE(torch::equal(T[p0 + "convq"].narrow(0, 0, 8).narrow(1, 2, 5), S[p0 + "convq"]));
+  // value_conv: first max(n/2, 1) = 2 heads of 8 -> 12 channels; channels 0..7 and 12..19 receive.
+  EXPECT_TRUE(torch::equal(T[p0 + "value_conv.weight"].narrow(0, 0, 8).narrow(2, 2, 5), S[p0 + "value_conv.weight"].narrow(0, 0, 8)));
+  EXPECT_TRUE(torch::equal(T[p0 + "value_conv.weight"].narrow(0, 12, 8).narrow(2, 2, 5), S[p0 + "value_conv.weight"].narrow(0, 8, 8)));
+  // Window 3 -> 1: the source's centre 3 columns (distances -1..1).
+  EXPECT_TRUE(torch::equal(T[p1 + "convfixed"], S[p1 + "convfixed"].narrow(1, 2, 3)));
+  // Kernels the source lacks are fresh; tensors the target lacks are not asked for.
+  for (const auto& t : plan.tensors) {
+    if (t.name == p1 + "convk") EXPECT_EQ(t.fill, TensorFill::kFresh);
+    if (t.name == p1 + "value.weight") EXPECT_EQ(t.fill, TensorFill::kCopied);
+  }
+  EXPECT_TRUE(torch::equal(T[p1 + "convk"], before[p1 + "convk"]));
+  // The hetero format: per-head tables, centred the same way.
+  FlexModel hsrc = build(arch(het_a), o, 1), hdst = build(arch(het_b), o, 2);
+  transfer_model(*hsrc, *hdst, {TransferMode::kOrdered, 0});
+  auto HS = params_of(*hsrc), HT = params_of(*hdst);
+  const std::string h0 = "bert.encoder.layer.0.attention.self.heads.0.";
+  EXPECT_TRUE(torch::equal(HT[h0 + "convfixed"].narrow(1, 1, 5), HS[h0 + "convfixed"]));
+  EXPECT_TRUE(torch::equal(HT[h0 + "convq"].narrow(1, 1, 5), HS[h0 + "convq"].narrow(0, 0, 8)));
+  EXPECT_TRUE(torch::equal(HT[h0 + "value_conv.weight"].narrow(2, 1, 5), HS[h0 + "value_conv.weight"].narrow(0, 0, 8)));
+}
+
 TEST(TransferTest, OverlapByHandOnSmallCases) {
   ModelOptions o;
   o.vocab_size = 10;
