@@ -4,6 +4,7 @@
 #include <string>
 
 #include "design_space/error.h"
+#include "models/op_registry.h"
 
 namespace flexnas::nas {
 namespace {
@@ -35,6 +36,18 @@ ModelCost estimate_cost(const Architecture& arch, const CostSettings& s) {
       for (const HeadSpec& head : layer.head_list) {
         const int64_t D = head.dim;
         cost.parameters += rel_rows * D;                  // relative-position table per head slice
+        if (head.type == "ak") {
+          // Attention kernels (newer than the fork): the model registry's exact head count (its
+          // own kernel tables and convolutions; scores and context per head).
+          models::HeadConfig c;
+          c.param = head.param;
+          c.dim = D;
+          c.max_positions = s.max_positions;
+          const models::OpDefinition& def = *models::op_registry().find("ak");
+          cost.parameters += def.head_params(c);
+          cost.flops_per_token += def.head_flops(c, s.sequence_length);
+          continue;
+        }
         cost.flops_per_token += 4.0 * T * double(D);      // scores + context per head
         if (head.type == "sa" && head.param == "wma") {
           cost.parameters += D * D;
@@ -52,7 +65,19 @@ ModelCost estimate_cost(const Architecture& arch, const CostSettings& s) {
     } else {
       const int64_t n = std::max<int64_t>(layer.heads, 1);
       const int64_t d = h / n;
-      if (layer.op == "c") {
+      if (layer.op == "ak") {
+        // Attention kernels (newer than the fork, which has no layout for them): the model
+        // registry's exact core count (Q/K only when read, no relative-key table, kernel tables and
+        // depthwise convolutions). The other types keep the fork's layout above and below.
+        models::CoreConfig c;
+        c.hidden = h;
+        c.heads = n;
+        c.param = layer.param;
+        c.max_positions = s.max_positions;
+        const models::OpDefinition& def = *models::op_registry().find("ak");
+        cost.parameters += def.core_params(c);
+        cost.flops_per_token += def.core_flops(c, s.sequence_length);
+      } else if (layer.op == "c") {
         // ConvBERT mixed attention: a = max(n/2, 1) attention heads, A = a*d wide (spec §5.5).
         const int64_t a = std::max<int64_t>(n / 2, 1);
         const int64_t A = a * d;
