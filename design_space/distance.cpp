@@ -46,14 +46,21 @@ int type_rank(const std::string& type) {
   if (type == "l") return 0;  // the reference's group order: l, sa, c
   if (type == "sa") return 1;
   if (type == "c") return 2;
-  return 3;
+  if (type == "ak") return 3;  // attention kernels (not in the reference) after its three groups
+  return 4;
 }
 
-/// Parameters in the reference's order: sdp < wma, dft < dct, kernels ascending; others by name.
+/// Parameters in the reference's order: sdp < wma, dft < dct, kernels ascending; ak parameters
+/// ("<components>[:<N>]") by window, then by name ("qk" has none: first); others by name.
 std::tuple<int, int64_t, std::string> param_key(const std::string& param) {
   if (param == "sdp" || param == "dft") return {0, 0, param};
   if (param == "wma" || param == "dct") return {0, 1, param};
   if (all_digits(param) && param.size() < 18) return {1, std::stoll(param), param};
+  const auto colon = param.rfind(':');
+  if (colon != std::string::npos) {
+    const std::string window = param.substr(colon + 1);
+    if (all_digits(window) && window.size() < 18) return {2, std::stoll(window), param};
+  }
   return {2, 0, param};
 }
 

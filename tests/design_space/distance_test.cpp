@@ -2,6 +2,7 @@
 // ascending), hand-computed values, and metric sanity on the test space.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "design_space/distance.h"
@@ -47,6 +48,37 @@ TEST(OpCostTable, HeteroLabelsShareTheSlotOfTheirOp) {
   EXPECT_EQ(table.index("sa_sdp_64"), table.index("sa_h64_p-sdp"));
   EXPECT_LT(table.index("c_5_32"), table.index("c_9_32"));
   EXPECT_THROW(OpCostTable({"weird-label"}), ConfigError);
+}
+
+// Op ak's labels ('+' and ':' in the parameter): parsed in both spellings, grouped after c, sizes
+// ascending, parameters by window then name; the order does not depend on the input order.
+TEST(OpCostTable, AttentionKernelLabelsAreParsedAndOrderedDeterministically) {
+  std::vector<std::string> labels{"ak_h128_p-qk+convq:9", "c_h128_p-9",       "ak_h128_p-convfixed:4", "ak_h128_p-qk",
+                                  "ak_qk+convq:9_128",    "ak_convq:10_64",   "ak_h128_p-qk+convfixed+convq+convk:8",
+                                  "sa_h128_p-sdp",        "f512"};
+  const OpCostTable table(labels);
+  const std::vector<std::string> expected{"input", "output", "add_norm", "", "f512", "", "sa_h128_p-sdp", "", "c_h128_p-9", "",
+                                          "ak_convq:10_64", "ak_h128_p-qk", "ak_h128_p-convfixed:4",
+                                          "ak_h128_p-qk+convfixed+convq+convk:8", "ak_h128_p-qk+convq:9"};
+  EXPECT_EQ(table.order(), expected);
+  EXPECT_EQ(table.index("ak_qk+convq:9_128"), table.index("ak_h128_p-qk+convq:9"));  // one op, two spellings
+  std::reverse(labels.begin(), labels.end());
+  const OpCostTable reversed(labels);
+  for (const std::string& label : labels) EXPECT_EQ(reversed.index(label), table.index(label)) << label;
+  // Hetero model dicts with ak heads: parsed, hashed, distances defined.
+  const Architecture a = parse(R"({"l":1,"h":[128],"f":[[512]],"o":[["ak_qk+convq:9_64","sa_sdp_64"]]})");
+  const Architecture b = parse(R"({"l":1,"h":[128],"f":[[512]],"o":[["ak_qk+convfixed+convq+convk:8_64","sa_sdp_64"]]})");
+  EXPECT_EQ(a.layers[0].head_list[0].type, "ak");
+  EXPECT_EQ(a.layers[0].head_list[0].param, "qk+convq:9");
+  EXPECT_EQ(a.layers[0].head_list[0].dim, 64);
+  EXPECT_EQ(parse(a.to_canonical_string()), a);
+  EXPECT_NE(a.to_canonical_string().find("\"ak_qk+convq:9_64\""), std::string::npos) << a.to_canonical_string();
+  EXPECT_GT(structural_distance(a, b), 0.0);
+  EXPECT_DOUBLE_EQ(structural_distance(a, b), structural_distance(b, a));
+  // Standard: the parameter is written as a string (not all digits).
+  const Architecture c = parse(R"({"l":1,"h":[128],"n":[2],"o":["ak"],"f":[[512]],"p":["qk+convq:9"]})");
+  EXPECT_NE(c.to_canonical_string().find("\"qk+convq:9\""), std::string::npos) << c.to_canonical_string();
+  EXPECT_EQ(parse(c.to_canonical_string()), c);
 }
 
 TEST(StructuralDistance, HandCheckedValues) {
