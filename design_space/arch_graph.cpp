@@ -62,7 +62,19 @@ ArchGraph ArchGraph::from_architecture(const Architecture& arch) {
   ArchGraph g;
   auto add = [&](const std::string& label) { return boost::add_vertex(ArchVertex{label}, g.graph_); };
   auto input = add("input");
-  for (const auto& layer : arch.layers) {
+  auto full_length = input;  // the last stream before the first pooling (the decoder's residual)
+  for (size_t i = 0; i < arch.layers.size(); ++i) {
+    const LayerSpec& layer = arch.layers[i];
+    // Funnel pooling (no vertex without it, so reference hashes stay): a "pool_s<stride>[_q][_cls]"
+    // vertex feeds the heads and the residual; with q_only the heads also read the full stream.
+    auto query_input = input;
+    const bool pools = arch.pool.active() && arch.pool.stride[i] > 1;
+    if (pools) {
+      if (i == arch.pool.first_pooling_layer()) full_length = input;
+      query_input = add("pool_s" + std::to_string(arch.pool.stride[i]) + (arch.pool.q_only ? "_q" : "") +
+                        (arch.pool.separate_cls ? "_cls" : ""));
+      boost::add_edge(input, query_input, g.graph_);
+    }
     std::vector<ArchGraphBase::vertex_descriptor> heads;
     for (const auto& label : head_labels(layer, arch.format)) heads.push_back(add(label));
     auto norm1 = add("add_norm");
@@ -70,10 +82,11 @@ ArchGraph ArchGraph::from_architecture(const Architecture& arch) {
     for (int64_t width : layer.ffn) ffn.push_back(add("f" + std::to_string(width)));
     auto norm2 = add("add_norm");
     for (auto head : heads) {
-      boost::add_edge(input, head, g.graph_);
+      boost::add_edge(query_input, head, g.graph_);
+      if (pools && arch.pool.q_only) boost::add_edge(input, head, g.graph_);
       boost::add_edge(head, norm1, g.graph_);
     }
-    boost::add_edge(input, norm1, g.graph_);
+    boost::add_edge(query_input, norm1, g.graph_);
     auto previous = norm1;
     for (auto f : ffn) {
       boost::add_edge(previous, f, g.graph_);
@@ -82,6 +95,13 @@ ArchGraph ArchGraph::from_architecture(const Architecture& arch) {
     boost::add_edge(previous, norm2, g.graph_);
     if (!ffn.empty()) boost::add_edge(norm1, norm2, g.graph_);
     input = norm2;
+  }
+  if (arch.pool.active()) {
+    // The up-sampling decoder: the last stream plus the full-length residual.
+    auto decoder = add("decoder_" + std::to_string(arch.pool.decoder));
+    boost::add_edge(full_length, decoder, g.graph_);
+    boost::add_edge(input, decoder, g.graph_);
+    input = decoder;
   }
   auto output = add("output");
   boost::add_edge(input, output, g.graph_);

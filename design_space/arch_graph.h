@@ -5,7 +5,9 @@
 // Vertices: input; per layer i: n_i heads ("{o}_h{h}_p-{p}" or the hetero head string), add_norm,
 // nff_i feed-forward vertices "f{w}", add_norm; output. Edges per layer from its input vertex a:
 // a->head_j->add_norm1, a->add_norm1, add_norm1->f1->...->f_nff->add_norm2, add_norm1->add_norm2;
-// last add_norm->output.
+// last add_norm->output. Funnel pooling (architecture.h PoolSpec) adds a "pool_s<k>[_q][_cls]" vertex
+// before each pooling layer and a "decoder_<n>" vertex before output; without pooling the graph is
+// the reference's.
 #include <boost/graph/adjacency_list.hpp>
 #include <string>
 #include <utility>

@@ -49,6 +49,34 @@ int64_t layer_count(const ConfigNode& node) {
   return count;
 }
 
+PoolSpec parse_pool(const ConfigNode& node, size_t L) {
+  if (!node.is_map())
+    node.fail("expected a map such as {\"stride\": [1, 2], \"q_only\": true, \"separate_cls\": true, \"decoder\": 2}, got " +
+              node.describe());
+  node.check_keys({"stride", "q_only", "separate_cls", "decoder"});
+  PoolSpec pool;
+  ConfigNode stride = node["stride"];
+  pool.stride = positive_int_list(stride, L, "pooling stride");
+  for (size_t i = 0; i < L; ++i)
+    if (pool.stride[i] > PoolSpec::kMaxStride)
+      stride.at(i).fail("pooling stride must be 1 (no pooling) .. " + std::to_string(PoolSpec::kMaxStride) + ", got " +
+                        std::to_string(pool.stride[i]));
+  if (pool.stride[0] != 1)
+    stride.at(0).fail("the first layer cannot pool (it gives the decoder its full-length stream): stride must be 1, got " +
+                      std::to_string(pool.stride[0]));
+  if (node.has("q_only")) pool.q_only = node["q_only"].as_bool();
+  if (node.has("separate_cls")) pool.separate_cls = node["separate_cls"].as_bool();
+  if (node.has("decoder")) {
+    ConfigNode decoder = node["decoder"];
+    pool.decoder = decoder.as_int();
+    if (pool.decoder < 0 || pool.decoder > PoolSpec::kMaxDecoder)
+      decoder.fail("decoder layers must be 0.." + std::to_string(PoolSpec::kMaxDecoder) + ", got " + std::to_string(pool.decoder));
+  }
+  // Every stride 1 is the model without pooling: one canonical form (and hash) for both.
+  if (pool.total_stride() == 1) pool = PoolSpec{};
+  return pool;
+}
+
 HeadSpec parse_head(const ConfigNode& node) {
   const std::string text = node.as_string();
   const auto first = text.find('_');
@@ -67,7 +95,7 @@ HeadSpec parse_head(const ConfigNode& node) {
 }
 
 Architecture parse_standard(const ConfigNode& node) {
-  node.check_keys({"l", "h", "n", "o", "f", "p"});
+  node.check_keys({"l", "h", "n", "o", "f", "p", "pool"});
   const size_t L = size_t(layer_count(node));
   Architecture arch;
   arch.format = ArchFormat::kStandard;
@@ -90,11 +118,12 @@ Architecture parse_standard(const ConfigNode& node) {
     layer.param = params[i];
     arch.layers.push_back(layer);
   }
+  if (node.has("pool")) arch.pool = parse_pool(node["pool"], L);
   return arch;
 }
 
 Architecture parse_hetero(const ConfigNode& node) {
-  node.check_keys({"l", "h", "f", "o"});
+  node.check_keys({"l", "h", "f", "o", "pool"});
   const size_t L = size_t(layer_count(node));
   Architecture arch;
   arch.format = ArchFormat::kHetero;
@@ -119,6 +148,7 @@ Architecture parse_hetero(const ConfigNode& node) {
     }
     arch.layers.push_back(layer);
   }
+  if (node.has("pool")) arch.pool = parse_pool(node["pool"], L);
   return arch;
 }
 
@@ -128,6 +158,18 @@ std::string lower(std::string s) {
 }
 
 }  // namespace
+
+int64_t PoolSpec::total_stride() const {
+  int64_t total = 1;
+  for (int64_t s : stride) total *= s;
+  return total;
+}
+
+size_t PoolSpec::first_pooling_layer() const {
+  for (size_t i = 0; i < stride.size(); ++i)
+    if (stride[i] > 1) return i;
+  return stride.size();
+}
 
 std::string HeadSpec::to_string() const { return type + "_" + param + "_" + std::to_string(dim); }
 
@@ -164,6 +206,14 @@ nlohmann::ordered_json Architecture::to_json() const {
     j["h"] = h;
     j["f"] = f;
     j["o"] = o;
+  }
+  if (pool.active()) {
+    nlohmann::ordered_json p;
+    p["stride"] = pool.stride;
+    p["q_only"] = pool.q_only;
+    p["separate_cls"] = pool.separate_cls;
+    p["decoder"] = pool.decoder;
+    j["pool"] = p;
   }
   return j;
 }

@@ -3,6 +3,7 @@
 // JSON formats (spec §1.3-1.4):
 //   standard: {"l": L, "h": [..], "n": [..], "o": ["sa"|"l"|"c", ..], "f": [[..], ..], "p": [..]}
 //   hetero:   {"l": L, "h": [..], "f": [[..], ..], "o": [["sa_sdp_64", "l_dft_64", ..], ..]}
+// each optionally with flexnas's "pool" key (Funnel pooling, below) after the reference keys,
 // and NAS-Bench-BERT's "nas_config" (read only). Canonical JSON keeps the reference's key order
 // (standard l,h,n,o,f,p; hetero l,h,f,o) and writes all-digit parameters as integers (conv kernels).
 #include <cstdint>
@@ -44,9 +45,37 @@ struct LayerSpec {
 
 enum class ArchFormat { kStandard, kHetero };
 
+/// Funnel-Transformer pooling (seed 003, Dai et al. 2020): the token stream is mean-pooled before
+/// chosen layers, so the layers above run on a shorter sequence; token-level heads (mlm, token) get a
+/// decoder that up-samples back to full length. Model-dict key "pool" (both formats):
+///   {"stride": [1, 1, 2, 1, 2, 1], "q_only": true, "separate_cls": true, "decoder": 2}
+/// No pooling (every stride 1) is the same model as no key, so it is stored as an empty stride list
+/// and the canonical JSON leaves the key out: models without pooling keep their reference hashes.
+struct PoolSpec {
+  std::vector<int64_t> stride;  // per layer: pool by this factor before the layer (1 = no pooling); empty = none
+  bool q_only = true;           // the pooling layer pools its queries only; keys and values see the full stream
+  bool separate_cls = true;     // [CLS] (token 0) is never pooled with other tokens
+  int64_t decoder = 2;          // layers after up-sampling, at full length (token-level heads only)
+
+  // Allowed values (a design choice: Funnel uses stride 2 and 2 decoder layers; a factor of 8 twice
+  // already folds a 512-token sequence into 8 tokens).
+  static constexpr int64_t kMaxStride = 8;
+  static constexpr int64_t kMaxDecoder = 12;
+
+  bool active() const { return !stride.empty(); }
+  /// Product of the strides (1 without pooling).
+  int64_t total_stride() const;
+  /// Index of the first layer that pools (num_layers when none).
+  size_t first_pooling_layer() const;
+  bool operator==(const PoolSpec& o) const {
+    return stride == o.stride && q_only == o.q_only && separate_cls == o.separate_cls && decoder == o.decoder;
+  }
+};
+
 struct Architecture {
   ArchFormat format = ArchFormat::kStandard;
   std::vector<LayerSpec> layers;
+  PoolSpec pool;  // Funnel pooling; inactive by default
 
   int64_t num_layers() const { return int64_t(layers.size()); }
   bool is_hetero() const { return format == ArchFormat::kHetero; }
@@ -56,7 +85,7 @@ struct Architecture {
   /// Canonical JSON text, compact ("{"l":2,...}") — stable, usable as a key.
   std::string to_canonical_string() const;
 
-  bool operator==(const Architecture& o) const { return format == o.format && layers == o.layers; }
+  bool operator==(const Architecture& o) const { return format == o.format && layers == o.layers && pool == o.pool; }
   bool operator!=(const Architecture& o) const { return !(*this == o); }
 };
 

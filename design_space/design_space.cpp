@@ -15,6 +15,7 @@ const char* const kOps = "operation_types";
 const char* const kNff = "number_of_feed-forward_stacks";
 const char* const kFfn = "feed-forward_hidden";
 const char* const kParams = "operation_parameters";
+const char* const kPooling = "pooling";
 
 std::vector<int64_t> positive_list(const ConfigNode& node) {
   std::vector<int64_t> values = node.as_int_list(/*non_empty=*/true, /*unique=*/true);
@@ -91,7 +92,7 @@ DesignSpace design_space_from_config(const ConfigNode& root) {
 
   ConfigNode arch = root["architecture"];
   if (!arch.is_map()) arch.fail("expected a map, got " + arch.describe());
-  arch.check_keys({kHidden, kHeads, kLayers, kOps, kNff, kFfn, kParams});
+  arch.check_keys({kHidden, kHeads, kLayers, kOps, kNff, kFfn, kParams, kPooling});
   space.hidden_sizes = positive_list(arch[kHidden]);
   space.num_heads = positive_list(arch[kHeads]);
   space.encoder_layers = positive_list(arch[kLayers]);
@@ -131,6 +132,24 @@ DesignSpace design_space_from_config(const ConfigNode& root) {
   for (size_t i = 0; i < seen.size(); ++i)
     if (!seen[i]) params.fail("missing parameters for operation type '" + space.op_types[i] + "'");
 
+  if (auto pooling = arch.find(kPooling)) {
+    if (!pooling->is_map())
+      pooling->fail("expected a map such as {stride: [1, 2], q_only: true, separate_cls: true, decoder: 2}, got " +
+                    pooling->describe());
+    pooling->check_keys({"stride", "q_only", "separate_cls", "decoder"});
+    ConfigNode stride = (*pooling)["stride"];
+    space.pool_strides = positive_list(stride);
+    for (size_t i = 0; i < space.pool_strides.size(); ++i)
+      if (space.pool_strides[i] > PoolSpec::kMaxStride)
+        stride.at(i).fail("pooling stride must be 1 (no pooling) .. " + std::to_string(PoolSpec::kMaxStride) + ", got " +
+                          std::to_string(space.pool_strides[i]));
+    pooling->get("q_only", space.pool_settings.q_only);
+    pooling->get("separate_cls", space.pool_settings.separate_cls);
+    pooling->get("decoder", space.pool_settings.decoder);
+    if (space.pool_settings.decoder < 0 || space.pool_settings.decoder > PoolSpec::kMaxDecoder)
+      (*pooling)["decoder"].fail("decoder layers must be 0.." + std::to_string(PoolSpec::kMaxDecoder) + ", got " +
+                                 std::to_string(space.pool_settings.decoder));
+  }
   if (auto block = root.find("enumeration")) {
     block->check_keys({"layers_per_stack", "heterogeneous_feed_forward", "increasing"});
     block->get("layers_per_stack", space.enumeration.layers_per_stack);

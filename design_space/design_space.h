@@ -1,6 +1,7 @@
 #pragma once
-// A design space, read from the reference YAML schema unchanged (spec §1.1) plus two optional
-// flexnas blocks:
+// A design space, read from the reference YAML schema unchanged (spec §1.1) plus optional flexnas
+// blocks: architecture.pooling {stride: [1, 2], q_only, separate_cls, decoder} (Funnel pooling, a
+// per-stack choice of stride), and
 //   enumeration: {layers_per_stack: 2, heterogeneous_feed_forward: false, increasing: false}
 //   constraints: {max_parameters: N, max_flops: N, h_divisible_by_n: true}
 // Every key and value is validated with located errors before anything else runs.
@@ -10,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "design_space/architecture.h"
 #include "design_space/config_node.h"
 
 namespace flexnas {
@@ -45,6 +47,10 @@ struct DesignSpace {
   std::vector<int64_t> nff;               // architecture.number_of_feed-forward_stacks
   std::vector<int64_t> ffn_widths;        // architecture.feed-forward_hidden
   std::vector<std::vector<std::string>> op_params;  // parameters per op type, aligned with op_types
+  // Optional architecture.pooling block (Funnel pooling, seed 003): the strides each stack after
+  // the first may pool by (empty = no pooling dimension), and the settings every pooled model shares.
+  std::vector<int64_t> pool_strides;      // architecture.pooling.stride, file order
+  PoolSpec pool_settings;                 // q_only, separate_cls, decoder (its stride list unused)
   EnumerationSettings enumeration;        // from the optional `enumeration:` block
   Constraints constraints;                // from the optional `constraints:` block
   nlohmann::ordered_json architecture_json;  // the YAML `architecture` map, as the library stores it

@@ -149,6 +149,8 @@ struct Enumerator::Depth {
   std::vector<SeqSpace> width_tuples;  // per nff choice: the width tuples of one stack (heterogeneous)
   BigCount ffn_hom = 1;                // homogeneous: |ff|^s (one width per stack); heterogeneous: 1
   BigCount block = 0;                  // size of one (n, h) block = |O| * |NFF| * ffn_hom
+  BigCount base = 0;                   // architectures per pooling choice (the reference's count)
+  BigCount pool_count = 1;             // pooling choices: |strides|^(s-1) (1 without a pooling block)
 };
 
 Enumerator::Enumerator(const DesignSpace& space, const EnumerationSettings& settings)
@@ -172,7 +174,11 @@ Enumerator::Enumerator(const DesignSpace& space, const EnumerationSettings& sett
     depth->NFF = SeqSpace(s, g, inc);
     depth->ffn_hom = het ? 1 : power(space.ffn_widths.size(), s);
     depth->block = mul(mul(depth->O.total(), depth->NFF.total()), depth->ffn_hom);
-    const BigCount count = mul(mul(depth->N.total(), depth->H.total()), depth->block);
+    depth->base = mul(mul(depth->N.total(), depth->H.total()), depth->block);
+    // Pooling is the slowest choice inside a depth, so without a pooling block (one choice) the
+    // order and count are the reference's.
+    if (!space.pool_strides.empty()) depth->pool_count = power(space.pool_strides.size(), s - 1);
+    const BigCount count = mul(depth->pool_count, depth->base);
     per_depth_.push_back(count);
     total_ = add(total_, count);
     depths_.push_back(depth);
@@ -191,6 +197,8 @@ Architecture Enumerator::at(BigCount index) const {
   const SeqSpace &N = t.N, &H = t.H, &O = t.O, &NFF = t.NFF;
   const auto& width_tuples = t.width_tuples;
   const BigCount ffn_hom = t.ffn_hom, block = t.block;
+  const BigCount pool_idx = index / t.base;
+  index %= t.base;
 
   BigCount nh = index / block, r = index % block;
   BigCount in = nh / H.total(), ih = nh % H.total();
@@ -234,6 +242,18 @@ Architecture Enumerator::at(BigCount index) const {
     layer.param = space_.op_params[o_seq[k]][p_seq[k]];
     layer.ffn = widths[k];
     for (int64_t j = 0; j < lps; ++j) arch.layers.push_back(layer);
+  }
+  if (!space_.pool_strides.empty()) {
+    // Stacks 1..s-1 choose a stride (mixed radix, last stack fastest), applied at their first layer.
+    arch.pool = space_.pool_settings;
+    arch.pool.stride.assign(arch.layers.size(), 1);
+    BigCount rest = pool_idx;
+    const BigCount radix = space_.pool_strides.size();
+    for (int k = s - 1; k >= 1; --k) {
+      arch.pool.stride[size_t(k * lps)] = space_.pool_strides[size_t(rest % radix)];
+      rest /= radix;
+    }
+    if (arch.pool.total_stride() == 1) arch.pool = PoolSpec{};  // one canonical form for "no pooling"
   }
   return arch;
 }
@@ -290,6 +310,30 @@ BigCount Enumerator::index_of(const Architecture& arch, const std::string& where
     if (!std::is_sorted(nff_seq.begin(), nff_seq.end())) return reject("feed-forward depths decrease with depth (increasing)");
   }
 
+  // Pooling: strides only at stack starts after the first, from the space's list, with its settings.
+  BigCount pool_idx = 0;
+  if (space_.pool_strides.empty()) {
+    if (arch.pool.active()) return reject("the model pools but the space has no architecture.pooling block");
+  } else {
+    const std::vector<int64_t>& allowed = space_.pool_strides;
+    if (arch.pool.active()) {
+      const PoolSpec& want = space_.pool_settings;
+      if (arch.pool.q_only != want.q_only || arch.pool.separate_cls != want.separate_cls || arch.pool.decoder != want.decoder)
+        return reject("pooling settings (q_only, separate_cls, decoder) differ from the space's architecture.pooling");
+    }
+    for (int k = 0; k < s; ++k)
+      for (int64_t j = 0; j < lps; ++j) {
+        const size_t i = size_t(k * lps + j);
+        const int64_t stride = arch.pool.active() ? arch.pool.stride[i] : 1;
+        if ((k == 0 || j > 0) && stride != 1)
+          return reject("layer " + std::to_string(i) + " pools, but only the first layer of a stack after the first may");
+        if (k == 0 || j > 0) continue;
+        const int v = index_in(allowed, stride);
+        if (v < 0) return reject("layer " + std::to_string(i) + ": pooling stride " + std::to_string(stride) + " is not in pooling.stride");
+        pool_idx = pool_idx * allowed.size() + BigCount(v);
+      }
+  }
+
   const Depth& t = *depths_[size_t(depth)];
   const SeqSpace &N = t.N, &H = t.H, &O = t.O, &NFF = t.NFF;
   const auto& width_tuples = t.width_tuples;
@@ -297,6 +341,7 @@ BigCount Enumerator::index_of(const Architecture& arch, const std::string& where
 
   BigCount index = 0;
   for (int d = 0; d < depth; ++d) index = add(index, per_depth_[size_t(d)]);
+  index = add(index, mul(pool_idx, t.base));
   const BigCount nh = add(mul(N.encode(n_seq, 1), H.total()), H.encode(h_seq, 1));
   index = add(index, mul(nh, block));
   index = add(index, O.encode(o_seq, mul(NFF.total(), ffn_hom)));

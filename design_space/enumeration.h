@@ -7,6 +7,8 @@
 //       for p in prod_k params(o_k)
 //         for f in F                                        (homogeneous: one width per stack;
 //                                                           heterogeneous: an nff_k-tuple per stack)
+// With flexnas's optional architecture.pooling block, each depth's block above repeats once per
+// pooling choice (a stride for every stack after the first, last stack fastest), pooling slowest.
 // Nothing is materialised, so spaces of 10^22 architectures can be counted, sampled and indexed.
 #include <cstdint>
 #include <memory>

@@ -92,6 +92,9 @@ void load_weights(FlexModelImpl& model, const std::string& path, WeightsMatch ma
       const std::string& name = item.key();
       if (!wanted(name)) continue;
       auto it = tensors.find(name);
+      // A Funnel decoder serves token-level heads only: a checkpoint of a sequence-level model has
+      // none, and a token-level model fine-tuned from it starts its decoder fresh.
+      if (it == tensors.end() && match == WeightsMatch::kBaseOnly && name.rfind("bert.decoder.", 0) == 0) continue;
       if (it == tensors.end()) fail(name, "missing from the file (the model needs shape " + shape_text(item.value().sizes()) + ")");
       if (it->second.sizes() != item.value().sizes())
         fail(name, "shape " + shape_text(it->second.sizes()) + " in the file, the model expects " +

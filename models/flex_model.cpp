@@ -6,6 +6,7 @@
 #include "design_space/error.h"
 #include "models/attention_common.h"
 #include "models/op_registry.h"
+#include "models/pooling.h"
 
 namespace flexnas::models {
 
@@ -156,6 +157,22 @@ void validate_architecture(const Architecture& arch, const ModelOptions& o, cons
             "a token classification head needs at least 2 labels, got " + std::to_string(o.num_labels));
   if (o.head == HeadType::kSequence && o.num_labels < 1)
     fail_at(file_only, "num_labels", -1, -1, "needs at least 1 label (1 = regression), got " + std::to_string(o.num_labels));
+  if (arch.pool.active()) {
+    const PoolSpec& pool = arch.pool;
+    if (pool.stride.size() != arch.layers.size())
+      fail_at(w, "pool", -1, -1, "pool.stride needs one entry per layer (" + std::to_string(arch.layers.size()) +
+                                     "), got " + std::to_string(pool.stride.size()));
+    if (pool.stride.front() != 1) fail_at(w, "pool", -1, -1, "the first layer cannot pool (pool.stride[0] must be 1)");
+    // Ceil-mode windows never leave fewer than one token; a total factor that folds even the longest
+    // sequence into one window leaves nothing to attend over.
+    const int64_t longest = o.max_positions - (pool.separate_cls ? 1 : 0);
+    if (pool.total_stride() >= longest)
+      fail_at(w, "pool", -1, -1,
+              "the pooling strides multiply to " + std::to_string(pool.total_stride()) +
+                  ", which pools even the longest sequence (" + std::to_string(longest) +
+                  " tokens besides [CLS] at max_positions " + std::to_string(o.max_positions) +
+                  ") into a single token; use fewer or smaller strides");
+  }
   for (size_t li = 0; li < arch.layers.size(); ++li) {
     const LayerSpec& layer = arch.layers[li];
     const int64_t i = int64_t(li);
@@ -173,49 +190,87 @@ void validate_architecture(const Architecture& arch, const ModelOptions& o, cons
   }
 }
 
+namespace {
+
+/// Parameters and forward FLOPs per *processed* token of one layer at sequence length T, with its
+/// projection to `next_hidden` (0 = none).
+BlockCost layer_cost(const LayerSpec& layer, int64_t next_hidden, const ModelOptions& o, int64_t T, std::string name) {
+  const int64_t h = layer.hidden;
+  BlockCost b{std::move(name), 0, 0.0};
+  if (layer.head_list.empty()) {
+    const OpDefinition& def = *op_registry().find(layer.op);
+    b.params += def.core_params(core_config(layer, o));
+    b.flops_per_token += def.core_flops(core_config(layer, o), T);
+  } else {
+    const int64_t D = layer.head_list.front().dim, W = layer.num_heads() * D;
+    b.params += 3 * (h * W + W) + (2 * o.max_positions - 1) * D;
+    b.flops_per_token += 6.0 * h * W + 2.0 * (2 * T - 1) * W;
+    for (const HeadSpec& head : layer.head_list) {
+      const OpDefinition& def = *op_registry().find(head.type);
+      b.params += def.head_params(head_config(head, o));
+      b.flops_per_token += def.head_flops(head_config(head, o), T);
+    }
+  }
+  const int64_t w = attention_width(layer, o);
+  b.params += w * h + h + 2 * h;  // attention.output: dense + LayerNorm
+  b.flops_per_token += 2.0 * w * h;
+  int64_t in = h;
+  for (int64_t f : layer.ffn) {
+    b.params += in * f + f;
+    b.flops_per_token += 2.0 * in * f;
+    in = f;
+  }
+  b.params += in * h + h + 2 * h;  // output: dense + LayerNorm
+  b.flops_per_token += 2.0 * in * h;
+  if (next_hidden > 0 && next_hidden != h) {
+    b.params += h * next_hidden + next_hidden;  // proj_head
+    b.flops_per_token += 2.0 * h * next_hidden;
+  }
+  return b;
+}
+
+bool token_level(HeadType head) { return head == HeadType::kMlm || head == HeadType::kToken; }
+
+/// Whether this model runs the Funnel decoder: pooling and a head that needs every token.
+bool has_decoder(const Architecture& arch, const ModelOptions& o) { return arch.pool.active() && token_level(o.head); }
+
+/// The layer whose output the decoder adds back (the last one before the first pooling); the
+/// decoder's layers repeat its specification.
+const LayerSpec& decoder_layer_spec(const Architecture& arch) { return arch.layers[arch.pool.first_pooling_layer() - 1]; }
+
+/// Width the head reads.
+int64_t head_width(const Architecture& arch, const ModelOptions& o) {
+  return has_decoder(arch, o) ? decoder_layer_spec(arch).hidden : arch.layers.back().hidden;
+}
+
+}  // namespace
+
 ModelCost model_cost(const Architecture& arch, const ModelOptions& o, int64_t T) {
   validate_architecture(arch, o);
   ModelCost cost;
   cost.seq_len = T;
   const int64_t h0 = arch.layers.front().hidden;
   cost.blocks.push_back({"embeddings", o.vocab_size * h0 + o.type_vocab_size * h0 + 2 * h0, 0.0});
+  // Under pooling, layer i runs on T_i tokens; its FLOPs are scaled by T_i / T so every block's
+  // figure stays "per input token". (A pool-q-only layer's keys and values see T_(i-1) tokens; its
+  // FLOPs are counted at T_i, slightly low.)
+  int64_t Ti = T;
   for (size_t i = 0; i < arch.layers.size(); ++i) {
-    const LayerSpec& layer = arch.layers[i];
-    const int64_t h = layer.hidden;
-    BlockCost b{"layer " + std::to_string(i), 0, 0.0};
-    if (layer.head_list.empty()) {
-      const OpDefinition& def = *op_registry().find(layer.op);
-      b.params += def.core_params(core_config(layer, o));
-      b.flops_per_token += def.core_flops(core_config(layer, o), T);
-    } else {
-      const int64_t D = layer.head_list.front().dim, W = layer.num_heads() * D;
-      b.params += 3 * (h * W + W) + (2 * o.max_positions - 1) * D;
-      b.flops_per_token += 6.0 * h * W + 2.0 * (2 * T - 1) * W;
-      for (const HeadSpec& head : layer.head_list) {
-        const OpDefinition& def = *op_registry().find(head.type);
-        b.params += def.head_params(head_config(head, o));
-        b.flops_per_token += def.head_flops(head_config(head, o), T);
-      }
-    }
-    const int64_t w = attention_width(layer, o);
-    b.params += w * h + h + 2 * h;  // attention.output: dense + LayerNorm
-    b.flops_per_token += 2.0 * w * h;
-    int64_t in = h;
-    for (int64_t f : layer.ffn) {
-      b.params += in * f + f;
-      b.flops_per_token += 2.0 * in * f;
-      in = f;
-    }
-    b.params += in * h + h + 2 * h;  // output: dense + LayerNorm
-    b.flops_per_token += 2.0 * in * h;
-    if (i + 1 < arch.layers.size() && arch.layers[i + 1].hidden != h) {
-      const int64_t next = arch.layers[i + 1].hidden;
-      b.params += h * next + next;  // proj_head
-      b.flops_per_token += 2.0 * h * next;
-    }
+    if (arch.pool.active()) Ti = pooled_length(Ti, arch.pool.stride[i], arch.pool.separate_cls);
+    const int64_t next = i + 1 < arch.layers.size() ? arch.layers[i + 1].hidden : 0;
+    BlockCost b = layer_cost(arch.layers[i], next, o, Ti, "layer " + std::to_string(i));
+    b.flops_per_token *= double(Ti) / double(T);
     cost.blocks.push_back(b);
   }
-  const int64_t hl = arch.layers.back().hidden, K = o.num_labels;
+  if (has_decoder(arch, o)) {
+    const LayerSpec& spec = decoder_layer_spec(arch);
+    const int64_t hl = arch.layers.back().hidden;
+    if (hl != spec.hidden)
+      cost.blocks.push_back({"decoder up-projection", hl * spec.hidden + spec.hidden, 2.0 * hl * spec.hidden});
+    for (int64_t d = 0; d < arch.pool.decoder; ++d)
+      cost.blocks.push_back(layer_cost(spec, 0, o, T, "decoder layer " + std::to_string(d)));
+  }
+  const int64_t hl = head_width(arch, o), K = o.num_labels;
   BlockCost head{"head (" + head_type_name(o.head) + ")", 0, 0.0};
   switch (o.head) {
     case HeadType::kMlm:
@@ -268,10 +323,12 @@ class HeteroSelfAttention : public AttentionCore {
   }
 
   torch::Tensor forward(const torch::Tensor& x, const AttentionInputs& in) override {
-    auto q = split_heads(query_(x), heads_);  // [B,n,T,D]
-    auto k = split_heads(key_(x), heads_);
-    auto v = split_heads(value_(x), heads_);
-    auto rel = relative_key_scores(q, distance_->weight, max_positions_);  // [B,n,T,T]
+    const auto& kv = in.kv.defined() ? in.kv : x;  // pool-q-only: x holds the pooled queries
+    auto q = split_heads(query_(x), heads_);  // [B,n,Tq,D]
+    auto k = split_heads(key_(kv), heads_);   // [B,n,T,D]
+    auto v = split_heads(value_(kv), heads_);
+    auto rel = in.q_pos.defined() ? relative_key_scores_at(q, distance_->weight, max_positions_, in.q_pos, kv.size(1))
+                                  : relative_key_scores(q, distance_->weight, max_positions_);  // [B,n,Tq,T]
     std::vector<torch::Tensor> outs;
     for (int64_t j = 0; j < heads_; ++j)
       outs.push_back(heads_ops_[size_t(j)]->forward({q.select(1, j), k.select(1, j), v.select(1, j), rel.select(1, j)}, in));
@@ -290,7 +347,68 @@ struct Layer {
   torch::nn::Linear attn_dense{nullptr}, out_dense{nullptr}, proj{nullptr};
   torch::nn::LayerNorm attn_norm{nullptr}, out_norm{nullptr};
   std::vector<torch::nn::Linear> ffn;
+  bool pools_queries = false;  // its attention takes pooled queries (pool-q-only)
 };
+
+/// Whether a layer's attention accepts pooled queries: every op it uses says so.
+bool layer_pools_queries(const LayerSpec& spec) {
+  if (spec.head_list.empty()) return op_registry().find(spec.op)->pools_queries;
+  for (const HeadSpec& head : spec.head_list)
+    if (!op_registry().find(head.type)->pools_queries) return false;
+  return true;
+}
+
+/// Builds one encoder (or decoder) layer as Hugging Face names it (attention.self, attention.output,
+/// intermediate, output, proj_head when `next_hidden` differs) and appends it to `list`.
+Layer build_layer(const LayerSpec& spec, int64_t next_hidden, const ModelOptions& o, torch::nn::ModuleList list) {
+  auto ln = [&](int64_t h) { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({h}).eps(o.layer_norm_eps)); };
+  const int64_t h = spec.hidden;
+  Layer L;
+  auto mod = std::make_shared<torch::nn::Module>();
+  auto attention = mod->register_module("attention", std::make_shared<torch::nn::Module>());
+  if (spec.head_list.empty())
+    L.core = op_registry().find(spec.op)->build_core(core_config(spec, o));
+  else
+    L.core = std::make_shared<HeteroSelfAttention>(spec, o);
+  L.pools_queries = layer_pools_queries(spec);
+  attention->register_module("self", L.core);
+  auto self_out = attention->register_module("output", std::make_shared<torch::nn::Module>());
+  L.attn_dense = self_out->register_module("dense", torch::nn::Linear(attention_width(spec, o), h));
+  L.attn_norm = self_out->register_module("LayerNorm", ln(h));
+  auto inter = mod->register_module("intermediate", std::make_shared<torch::nn::Module>());
+  int64_t in = h;
+  for (size_t j = 0; j < spec.ffn.size(); ++j) {
+    const std::string name = j == 0 ? "dense" : "dense_" + std::to_string(j);
+    L.ffn.push_back(inter->register_module(name, torch::nn::Linear(in, spec.ffn[j])));
+    in = spec.ffn[j];
+  }
+  auto out = mod->register_module("output", std::make_shared<torch::nn::Module>());
+  L.out_dense = out->register_module("dense", torch::nn::Linear(in, h));
+  L.out_norm = out->register_module("LayerNorm", ln(h));
+  if (next_hidden > 0 && next_hidden != h) L.proj = mod->register_module("proj_head", torch::nn::Linear(h, next_hidden));
+  list->push_back(mod);
+  return L;
+}
+
+/// One layer on the stream x ([B,T,h] -> [B,T,h]); `residual` is what the attention output is
+/// added to (x itself, or the pooled queries under pool-q-only, where x is the pooled stream and
+/// in.kv the full one).
+torch::Tensor run_layer(Layer& L, const torch::Tensor& x, const AttentionInputs& in, double drop, bool train) {
+  auto a = L.core->forward(x, in);
+  // fp32 islands: under autocast the dense outputs are bf16/fp16; residual sums and LayerNorm
+  // run in fp32, so the stream between layers stays fp32.
+  auto y = L.attn_norm(fp32(torch::dropout(L.attn_dense(a), drop, train)) + x);
+  auto z = y;
+  for (auto& dense : L.ffn) z = torch::gelu(dense(z));
+  return L.out_norm(fp32(torch::dropout(L.out_dense(z), drop, train)) + y);
+}
+
+AttentionInputs attention_inputs(const torch::Tensor& valid, torch::ScalarType dtype) {
+  AttentionInputs in;
+  in.mask_add = additive_mask(valid, dtype);
+  in.valid = valid.to(dtype);
+  return in;
+}
 
 }  // namespace
 
@@ -298,6 +416,9 @@ struct FlexModelImpl::Parts {
   torch::nn::Embedding word{nullptr}, token_type{nullptr};
   torch::nn::LayerNorm emb_norm{nullptr};
   std::vector<Layer> layers;
+  // Funnel decoder (pooling with a token-level head): up-projection when widths differ, layers.
+  torch::nn::Linear up_proj{nullptr};
+  std::vector<Layer> decoder;
   // Heads.
   torch::nn::Linear mlm_dense{nullptr}, mlm_decoder{nullptr}, pooler{nullptr}, classifier{nullptr};
   torch::nn::LayerNorm mlm_norm{nullptr};
@@ -320,36 +441,19 @@ FlexModelImpl::FlexModelImpl(const Architecture& arch, const ModelOptions& o)
   auto encoder = bert_->register_module("encoder", std::make_shared<torch::nn::Module>());
   auto layer_list = encoder->register_module("layer", torch::nn::ModuleList());
   for (size_t i = 0; i < arch.layers.size(); ++i) {
-    const LayerSpec& spec = arch.layers[i];
-    const int64_t h = spec.hidden;
-    Layer L;
-    auto mod = std::make_shared<torch::nn::Module>();
-    auto attention = mod->register_module("attention", std::make_shared<torch::nn::Module>());
-    if (spec.head_list.empty())
-      L.core = op_registry().find(spec.op)->build_core(core_config(spec, o));
-    else
-      L.core = std::make_shared<HeteroSelfAttention>(spec, o);
-    attention->register_module("self", L.core);
-    auto self_out = attention->register_module("output", std::make_shared<torch::nn::Module>());
-    L.attn_dense = self_out->register_module("dense", torch::nn::Linear(attention_width(spec, o), h));
-    L.attn_norm = self_out->register_module("LayerNorm", ln(h));
-    auto inter = mod->register_module("intermediate", std::make_shared<torch::nn::Module>());
-    int64_t in = h;
-    for (size_t j = 0; j < spec.ffn.size(); ++j) {
-      const std::string name = j == 0 ? "dense" : "dense_" + std::to_string(j);
-      L.ffn.push_back(inter->register_module(name, torch::nn::Linear(in, spec.ffn[j])));
-      in = spec.ffn[j];
-    }
-    auto out = mod->register_module("output", std::make_shared<torch::nn::Module>());
-    L.out_dense = out->register_module("dense", torch::nn::Linear(in, h));
-    L.out_norm = out->register_module("LayerNorm", ln(h));
-    if (i + 1 < arch.layers.size() && arch.layers[i + 1].hidden != h)
-      L.proj = mod->register_module("proj_head", torch::nn::Linear(h, arch.layers[i + 1].hidden));
-    layer_list->push_back(mod);
-    p.layers.push_back(L);
+    const int64_t next = i + 1 < arch.layers.size() ? arch.layers[i + 1].hidden : 0;
+    p.layers.push_back(build_layer(arch.layers[i], next, o, layer_list));
+  }
+  if (has_decoder(arch, o)) {
+    const LayerSpec& spec = decoder_layer_spec(arch);
+    auto decoder = bert_->register_module("decoder", std::make_shared<torch::nn::Module>());
+    if (arch.layers.back().hidden != spec.hidden)
+      p.up_proj = decoder->register_module("up_proj", torch::nn::Linear(arch.layers.back().hidden, spec.hidden));
+    auto decoder_list = decoder->register_module("layer", torch::nn::ModuleList());
+    for (int64_t d = 0; d < arch.pool.decoder; ++d) p.decoder.push_back(build_layer(spec, 0, o, decoder_list));
   }
 
-  const int64_t hl = arch.layers.back().hidden;
+  const int64_t hl = head_width(arch, o);
   switch (o.head) {
     case HeadType::kMlm: {
       auto cls = register_module("cls", std::make_shared<torch::nn::Module>());
@@ -394,33 +498,75 @@ FlexModelImpl::FlexModelImpl(const Architecture& arch, const ModelOptions& o)
 
 template <typename Visit>
 torch::Tensor FlexModelImpl::run_encoder(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                         int64_t run_layers, Visit&& visit) {
+                                         int64_t run_layers, Visit&& visit, torch::Tensor* full_length) {
   Parts& p = *parts_;
   const double drop = options_.hidden_dropout;
   const bool train = is_training();
-  auto x = p.word(input_ids) + p.token_type->weight[0];
-  x = torch::dropout(p.emb_norm(x), drop, train);  // embeddings are fp32 under autocast too
+  const PoolSpec& pool = arch_.pool;
+  // Floating-point input: embeddings supplied by the caller (encode_embeddings); else token ids.
+  auto x = input_ids.is_floating_point() ? input_ids : embed(input_ids);
   visit(0, x);
-  AttentionInputs in;
-  in.mask_add = additive_mask(attention_mask, x.scalar_type());
-  in.valid = attention_mask.to(x.scalar_type());
+  auto valid = attention_mask.to(x.scalar_type());  // [B,T] of the current stream
+  AttentionInputs in = attention_inputs(valid, x.scalar_type());
   for (int64_t i = 0; i < run_layers; ++i) {
     Layer& L = p.layers[size_t(i)];
-    auto a = L.core->forward(x, in);
-    // fp32 islands: under autocast the dense outputs are bf16/fp16; residual sums and LayerNorm
-    // run in fp32, so the stream between layers stays fp32.
-    auto y = L.attn_norm(fp32(torch::dropout(L.attn_dense(a), drop, train)) + x);
-    auto z = y;
-    for (auto& dense : L.ffn) z = torch::gelu(dense(z));
-    auto u = L.out_norm(fp32(torch::dropout(L.out_dense(z), drop, train)) + y);
+    const int64_t stride = pool.active() ? pool.stride[size_t(i)] : 1;
+    torch::Tensor u;
+    if (stride == 1) {
+      u = run_layer(L, x, in, drop, train);
+    } else {
+      if (full_length && size_t(i) == pool.first_pooling_layer()) *full_length = x;
+      auto pooled = pool_tokens(x, valid, stride, pool.separate_cls);
+      if (pool.q_only && L.pools_queries) {
+        // Funnel pool-q-only: pooled queries attend over the full stream (its mask), and the pooled
+        // stream is the residual.
+        AttentionInputs q_in = in;
+        q_in.kv = x;
+        q_in.q_pos = pooled_positions(x.size(1), stride, pool.separate_cls, x.device());
+        u = run_layer(L, pooled.x, q_in, drop, train);
+        valid = pooled.valid;
+        in = attention_inputs(valid, x.scalar_type());
+      } else {
+        valid = pooled.valid;
+        in = attention_inputs(valid, x.scalar_type());
+        u = run_layer(L, pooled.x, in, drop, train);
+      }
+    }
     visit(i + 1, u);
     x = L.proj && i + 1 < run_layers ? fp32(L.proj(u)) : u;  // the last layer run needs no projection
   }
   return x;
 }
 
+torch::Tensor FlexModelImpl::decode(const torch::Tensor& x, const torch::Tensor& full_length,
+                                    const torch::Tensor& attention_mask) {
+  // Funnel decoder: up-sample to full length, add the last full-length stream, refine at full length.
+  Parts& p = *parts_;
+  auto up = upsample_tokens(x, full_length.size(1), arch_.pool.total_stride(), arch_.pool.separate_cls);
+  if (p.up_proj) up = fp32(p.up_proj(up));
+  auto y = up + full_length;
+  const AttentionInputs in = attention_inputs(attention_mask.to(y.scalar_type()), y.scalar_type());
+  for (Layer& L : p.decoder) y = run_layer(L, y, in, options_.hidden_dropout, is_training());
+  return y;
+}
+
+torch::Tensor FlexModelImpl::embed(const torch::Tensor& input_ids) {
+  Parts& p = *parts_;
+  auto x = p.word(input_ids) + p.token_type->weight[0];
+  return torch::dropout(p.emb_norm(x), options_.hidden_dropout, is_training());  // fp32 under autocast too
+}
+
+torch::Tensor FlexModelImpl::encode_embeddings(const torch::Tensor& embeddings, const torch::Tensor& attention_mask) {
+  TORCH_CHECK(embeddings.is_floating_point() && embeddings.dim() == 3, "encode_embeddings: expected [B,T,h_0] floats");
+  return encode(embeddings, attention_mask);  // run_encoder takes floating-point input as the embeddings
+}
+
 torch::Tensor FlexModelImpl::encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
-  return run_encoder(input_ids, attention_mask, int64_t(parts_->layers.size()), [](int64_t, const torch::Tensor&) {});
+  const bool decoder = has_decoder(arch_, options_);
+  torch::Tensor full_length;
+  auto x = run_encoder(input_ids, attention_mask, int64_t(parts_->layers.size()), [](int64_t, const torch::Tensor&) {},
+                       decoder ? &full_length : nullptr);
+  return decoder ? decode(x, full_length, attention_mask) : x;
 }
 
 std::vector<torch::Tensor> FlexModelImpl::encode_layers(const torch::Tensor& input_ids,

@@ -1,6 +1,6 @@
 #pragma once
 // FlexModel: a heterogeneous BERT-style encoder built from an Architecture (spec §5) through the
-// operation registry, with an untied MLM head, a sequence classification/regression head or a
+// operation registry, optionally with Funnel pooling and its up-sampling decoder (bert.decoder.*), with an untied MLM head, a sequence classification/regression head or a
 // token classification head. Tensor names follow Hugging Face BERT (bert.embeddings.*,
 // bert.encoder.layer.<i>.attention.self.query.weight, cls.predictions.*, classifier.*).
 #include <torch/nn/module.h>
@@ -80,13 +80,22 @@ class FlexModelImpl : public torch::nn::Module {
 
   /// input_ids: [B,T] int64; attention_mask: [B,T] (1 token, 0 padding).
   ModelOutput forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
-  /// Hidden states of the last layer only: [B,T,h_{L-1}].
+  /// Hidden states of the last layer only: [B,T,h_{L-1}]. Under Funnel pooling the last layer has
+  /// fewer tokens ([B,T',h]; [CLS] stays token 0); token-level heads (mlm, token) get the decoder's
+  /// full-length output [B,T,h] instead (h = the width of the last layer before the first pooling).
   torch::Tensor encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+  /// The embedding block alone (word + token type, LayerNorm, dropout): [B,T] ids -> [B,T,h_0].
+  torch::Tensor embed(const torch::Tensor& input_ids);
+  /// encode() from embeddings computed elsewhere, this model's own embedding block unused:
+  /// [B,T,h_0] float -> what encode returns. ELECTRA's generator runs on the discriminator's shared
+  /// embeddings (models/electra.h).
+  torch::Tensor encode_embeddings(const torch::Tensor& embeddings, const torch::Tensor& attention_mask);
   /// Per-layer representations from one forward pass: element 0 is the embeddings' output
   /// [B,T,h_0], element i+1 layer i's output [B,T,h_i] (after its output LayerNorm, before the
   /// projection to the next layer's width). The pass stops at element `last_index` (0 = the
   /// embeddings only, l+1 = through layer l, -1 = every layer), so a probe of layer 1 does not pay
-  /// for the layers above it. The tensors are the forward pass's own intermediates (no copy).
+  /// for the layers above it. The tensors are the forward pass's own intermediates (no copy). Under
+  /// Funnel pooling, layers from the first pooling one on have fewer tokens (pooling.h).
   std::vector<torch::Tensor> encode_layers(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                            int64_t last_index = -1);
   /// Training loss. mlm: cross-entropy over positions whose label is not -100 (the MLM head runs on
@@ -110,9 +119,13 @@ class FlexModelImpl : public torch::nn::Module {
   torch::Tensor head_logits(const torch::Tensor& hidden);
   /// The encoder over its first `run_layers` layers: calls `visit(i, x)` with the embeddings
   /// (i = 0) and each layer's output (i = l+1); returns the stream after the last layer run.
+  /// Under Funnel pooling, `full_length` (when given) receives the stream entering the first
+  /// pooling layer (the decoder's residual).
   template <typename Visit>
   torch::Tensor run_encoder(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, int64_t run_layers,
-                            Visit&& visit);
+                            Visit&& visit, torch::Tensor* full_length = nullptr);
+  /// Funnel decoder: the last (pooled) stream x [B,T',h_L] -> [B,T,h] at full length.
+  torch::Tensor decode(const torch::Tensor& x, const torch::Tensor& full_length, const torch::Tensor& attention_mask);
 
   Architecture arch_;
   ModelOptions options_;

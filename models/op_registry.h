@@ -21,6 +21,11 @@ namespace flexnas::models {
 struct AttentionInputs {
   torch::Tensor mask_add;  // [B,1,1,T] additive key mask: 0 for tokens, -10000 for padding
   torch::Tensor valid;     // [B,T] float, 1 for tokens and 0 for padding
+  // Funnel pool-q-only (models/pooling.h), only for ops with OpDefinition::pools_queries: the
+  // forward's x holds the pooled queries [B,Tq,h]; keys and values come from `kv` [B,T,h] (mask_add
+  // and valid describe kv), and query i sits at position q_pos[i] of kv ([Tq] int64). Undefined
+  // otherwise.
+  torch::Tensor kv, q_pos;
 };
 
 /// Standard format: the attention core of one layer. [B,T,h] -> [B,T,output_width]; the layer's
@@ -31,7 +36,8 @@ class AttentionCore : public torch::nn::Module {
 };
 
 /// Hetero format: the slices one head sees. q, k, v: [B,T,D]; rel: [B,T,T] relative-key scores
-/// q_i . r_(i-j) (unscaled) from the layer's shared distance table.
+/// q_i . r_(i-j) (unscaled) from the layer's shared distance table. Under pool-q-only (heads of
+/// ops with pools_queries only) q and rel have Tq < T rows.
 struct HeadInputs {
   torch::Tensor q, k, v, rel;
 };
@@ -80,6 +86,10 @@ struct OpDefinition {
   std::function<int64_t(const HeadConfig&)> head_params;
   std::function<double(const HeadConfig&, int64_t seq)> head_flops;
   std::function<std::shared_ptr<HeadOp>(const HeadConfig&)> build_head;
+
+  /// Whether the core and the head accept pooled queries (AttentionInputs::kv/q_pos). Layers of
+  /// other ops that pool see a pooled stream throughout (Funnel's pool_q_only = false).
+  bool pools_queries = false;
 };
 
 class OpRegistry {

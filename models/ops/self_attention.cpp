@@ -5,6 +5,7 @@
 
 #include "models/attention_common.h"
 #include "models/op_registry.h"
+#include "models/pooling.h"
 
 namespace flexnas::models {
 namespace {
@@ -27,11 +28,13 @@ class SelfAttentionCore : public AttentionCore {
   }
 
   torch::Tensor forward(const torch::Tensor& x, const AttentionInputs& in) override {
-    auto q = split_heads(query_(x), heads_);  // [B,n,T,d]
-    auto k = split_heads(key_(x), heads_);
-    auto v = split_heads(value_(x), heads_);
+    const auto& kv = in.kv.defined() ? in.kv : x;  // pool-q-only: x holds the pooled queries
+    auto q = split_heads(query_(x), heads_);  // [B,n,Tq,d]
+    auto k = split_heads(key_(kv), heads_);   // [B,n,T,d]
+    auto v = split_heads(value_(kv), heads_);
     auto content = torch::matmul(wma_.defined() ? torch::matmul(q, wma_) : q, k.transpose(-1, -2));
-    auto rel = relative_key_scores(q, distance_->weight, max_positions_);
+    auto rel = in.q_pos.defined() ? relative_key_scores_at(q, distance_->weight, max_positions_, in.q_pos, kv.size(1))
+                                  : relative_key_scores(q, distance_->weight, max_positions_);
     return merge_heads(attend(content + rel, double(d_), in.mask_add, v, dropout_, is_training()));
   }
 
@@ -91,6 +94,7 @@ OpDefinition make_self_attention() {
     return 4 * T * D + (c.param == "wma" ? 2 * D * D : 0.0);
   };
   def.build_head = [](const HeadConfig& c) -> std::shared_ptr<HeadOp> { return std::make_shared<SelfAttentionHead>(c); };
+  def.pools_queries = true;
   return def;
 }
 

@@ -1,0 +1,110 @@
+// The optional architecture.pooling block of a design space (Funnel pooling, seed 003): parsing,
+// located errors, and the enumeration bijection with pooling as a per-stack choice.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "design_space/arch_graph.h"
+#include "design_space/enumeration.h"
+#include "design_space/error.h"
+
+namespace flexnas {
+namespace {
+
+const std::string kSpace = R"(architecture:
+  hidden_size: [16, 32]
+  num_heads: [2]
+  encoder_layers: [2, 6]
+  operation_types: [sa, l]
+  number_of_feed-forward_stacks: [1]
+  feed-forward_hidden: [32]
+  operation_parameters:
+    sa: [sdp]
+    l: [dct]
+)";
+
+EnumerationSettings lps2() {
+  EnumerationSettings s;
+  s.layers_per_stack = 2;
+  return s;
+}
+
+std::string error_of(const std::string& yaml) {
+  try {
+    parse_design_space(yaml, "space.yaml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no error";
+  return "";
+}
+
+TEST(PoolingSpace, CountsAndEveryIndexRoundTrips) {
+  const DesignSpace plain = parse_design_space(kSpace, "space.yaml");
+  const DesignSpace pooled = parse_design_space(kSpace + "  pooling: {stride: [1, 2], decoder: 1}\n", "space.yaml");
+  EXPECT_EQ(pooled.pool_strides, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(pooled.pool_settings.decoder, 1);
+  EXPECT_TRUE(pooled.pool_settings.q_only);
+  Enumerator base(plain, lps2()), pools(pooled, lps2());
+  // Depth 2 (one stack) has no stack to pool; depth 6 (three stacks) has 2^2 pooling choices.
+  ASSERT_EQ(base.count_per_depth().size(), 2u);
+  EXPECT_EQ(pools.count_per_depth()[0], base.count_per_depth()[0]);
+  EXPECT_EQ(pools.count_per_depth()[1], 4 * base.count_per_depth()[1]);
+  std::set<std::string> seen;
+  for (BigCount i = 0; i < pools.count(); ++i) {
+    const Architecture arch = pools.at(i);
+    EXPECT_EQ(pools.index_of(arch), i);
+    EXPECT_TRUE(seen.insert(arch.to_canonical_string()).second);
+    if (arch.pool.active()) {
+      EXPECT_EQ(arch.pool.decoder, 1);
+      for (size_t l = 0; l < arch.layers.size(); ++l)
+        if (l != 2 && l != 4) EXPECT_EQ(arch.pool.stride[l], 1);
+    }
+  }
+  // The first pooling choice (every stride 1) is the space without pooling, in its order.
+  const BigCount offset = base.count_per_depth()[0];
+  for (BigCount i = 0; i < base.count_per_depth()[1]; ++i)
+    EXPECT_EQ(pools.at(offset + i), base.at(offset + i));
+  // Hashes tell the pooling choices apart.
+  std::set<std::string> hashes;
+  for (BigCount i = 0; i < pools.count(); ++i) hashes.insert(architecture_hash(pools.at(i)));
+  EXPECT_EQ(hashes.size(), size_t(pools.count()));
+}
+
+TEST(PoolingSpace, ArchitecturesOutsideThePoolingChoicesAreRejectedWithAReason) {
+  const DesignSpace pooled = parse_design_space(kSpace + "  pooling: {stride: [1, 2]}\n", "space.yaml");
+  Enumerator pools(pooled, lps2());
+  Architecture arch = pools.at(pools.count() - 1);
+  ASSERT_TRUE(arch.pool.active());
+  Architecture inside_stack = arch;
+  inside_stack.pool.stride = {1, 1, 1, 2, 1, 1};
+  EXPECT_THROW(pools.index_of(inside_stack), ConfigError);
+  Architecture other_settings = arch;
+  other_settings.pool.q_only = false;
+  EXPECT_THROW(pools.index_of(other_settings), ConfigError);
+  Architecture big_stride = arch;
+  big_stride.pool.stride = {1, 1, 4, 1, 1, 1};
+  EXPECT_THROW(pools.index_of(big_stride), ConfigError);
+  Enumerator plain(parse_design_space(kSpace, "space.yaml"), lps2());
+  try {
+    plain.index_of(arch);
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("the space has no architecture.pooling block"), std::string::npos) << e.what();
+  }
+}
+
+TEST(PoolingSpace, BadBlocksAreLocatedErrors) {
+  EXPECT_NE(error_of(kSpace + "  pooling: {stride: [1, 16]}\n").find("pooling stride must be 1 (no pooling) .. 8, got 16"),
+            std::string::npos);
+  EXPECT_NE(error_of(kSpace + "  pooling: {stride: [0, 2]}\n").find("expected a positive integer"), std::string::npos);
+  EXPECT_NE(error_of(kSpace + "  pooling: {stride: [2], window: 3}\n").find("unknown key 'window'"), std::string::npos);
+  EXPECT_NE(error_of(kSpace + "  pooling: {stride: [2], decoder: -1}\n").find("decoder layers must be 0..12, got -1"),
+            std::string::npos);
+  EXPECT_NE(error_of(kSpace + "  pooling: [1, 2]\n").find("expected a map"), std::string::npos);
+  const std::string located = error_of(kSpace + "  pooling: {stride: [1, 16]}\n");
+  EXPECT_EQ(located.rfind("space.yaml:11:", 0), 0u) << located;
+}
+
+}  // namespace
+}  // namespace flexnas
