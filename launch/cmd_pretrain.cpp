@@ -1,10 +1,13 @@
-// flexnas pretrain: masked-language-model pretraining of one architecture on plain-text corpora
-// (spec §8.2, with a SentencePiece tokenizer shared with fine-tuning — defect 32).
+// flexnas pretrain: masked-language-model (spec §8.2) or ELECTRA replaced-token-detection
+// (models/electra.h) pretraining of one architecture on plain-text corpora, with a SentencePiece
+// tokenizer shared with fine-tuning (defect 32).
 #include <torch/torch.h>
 
 #include <cmath>
 #include <filesystem>
+#include <algorithm>
 #include <iostream>
+#include <sstream>
 
 #include "datasets/mlm.h"
 #include "datasets/tokenizer.h"
@@ -16,6 +19,7 @@
 #include "launch/command.h"
 #include "launch/task_checkpoint.h"
 #include "models/checkpoint.h"
+#include "models/electra.h"
 #include "models/safetensors.h"
 #include "models/trainer.h"
 #include "transfer/transfer.h"
@@ -36,8 +40,18 @@ struct PretrainCliOptions {
   int64_t max_positions = 514;      // relative distance tables: 2P-1 rows
   ComputeFlags compute;             // --device, --precision
   models::PretrainOptions train;    // steps, lr, warm-up, decay, clipping, eval/save cadence, seed, resume
+  std::string objective = models::kObjectiveMlm;  // mlm | electra
+  models::ElectraOptions electra;   // --generator-size, --discriminator-weight, --keep-generator
+  std::vector<std::string> given;   // the ELECTRA flags given on the command line (CLI11 counts)
   datasets::MlmOptions data;        // seq_len, batch_size, masking, held-out fraction
 };
+
+/// A flag's number as typed would read it: "0.25", "1.5", "-1", "nan".
+std::string number_text(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
 
 void check_positive(const char* flag, int64_t v) {
   if (v <= 0) throw ConfigError(std::string("error: ") + flag + ": expected a positive integer, got " + std::to_string(v));
@@ -72,6 +86,20 @@ void run_pretrain(PretrainCliOptions o) {
     if (v < 0) throw ConfigError(std::string("error: ") + flag + ": expected a non-negative integer, got " + std::to_string(v));
   if (!(o.data.mask_prob > 0 && o.data.mask_prob < 1))
     throw ConfigError("error: --mask-prob: expected a number in (0, 1), got " + std::to_string(o.data.mask_prob));
+  const bool electra = o.objective == models::kObjectiveElectra;
+  if (o.objective != models::kObjectiveMlm && !electra)
+    throw ConfigError("error: --objective: '" + o.objective + "' is not a pretraining objective (allowed: mlm, electra)");
+  if (!(o.electra.generator_size > 0 && o.electra.generator_size <= 1))
+    throw ConfigError("error: --generator-size: expected a number in (0, 1] (a fraction of the discriminator's widths), got " +
+                      number_text(o.electra.generator_size));
+  if (!(o.electra.discriminator_weight > 0) || !std::isfinite(o.electra.discriminator_weight))
+    throw ConfigError("error: --discriminator-weight: expected a positive number, got " +
+                      number_text(o.electra.discriminator_weight));
+  if (!electra && !o.given.empty())
+    throw ConfigError("error: " + o.given.front() + ": only with --objective electra");
+  if (electra && o.train.stop_after > 0 && !o.electra.keep_generator)
+    throw ConfigError("error: --stop-after: an ELECTRA run continues only from checkpoints with the generator; add "
+                      "--keep-generator");
   set_torch_threads(o.threads);
   for (const auto& file : o.corpus)
     if (!fs::is_regular_file(file)) throw ConfigError("error: --corpus: '" + file + "': no such file");
@@ -83,9 +111,33 @@ void run_pretrain(PretrainCliOptions o) {
   }
 
   const bool resuming = o.train.resume && models::recover_checkpoint(o.out);
+  nlohmann::ordered_json old_run = nlohmann::ordered_json::object();  // the run being resumed
+  if (o.train.resume && fs::exists(fs::path(o.out) / models::kTrainStateJson)) {
+    const auto old = models::read_metrics(o.out);
+    if (old.contains("run")) old_run = old["run"];
+  }
+  // A checkpoint without run.objective was pretrained with MLM (the only objective then).
+  const std::string old_objective = old_run.value("objective", std::string(models::kObjectiveMlm));
+  if (o.train.resume && old_objective == models::kObjectiveElectra && !old_run.value("keep_generator", false))
+    throw ConfigError(models::electra_core_only_message(o.out));
   if (o.train.resume && !resuming)
     throw ConfigError("error: --resume: no resumable checkpoint in '" + o.out +
                       "' (needs config.json, model.safetensors, training_state.*)");
+  if (resuming && old_objective != o.objective)
+    throw ConfigError("error: --objective: the checkpoint in '" + o.out + "' was pretrained with the " + old_objective +
+                      " objective, not " + o.objective + "; resume it with --objective " + old_objective);
+  if (resuming && electra) {
+    // The generator's shape comes from the checkpoint: an explicit other size is an error.
+    const double recorded = old_run.value("generator_size", o.electra.generator_size);
+    if (std::find(o.given.begin(), o.given.end(), "--generator-size") != o.given.end() &&
+        recorded != o.electra.generator_size)
+      throw ConfigError("error: --generator-size: the checkpoint in '" + o.out + "' has a generator of size " +
+                        number_text(recorded) + ", not " + number_text(o.electra.generator_size));
+    o.electra.generator_size = recorded;
+    if (std::find(o.given.begin(), o.given.end(), "--discriminator-weight") == o.given.end())
+      o.electra.discriminator_weight = old_run.value("discriminator_weight", o.electra.discriminator_weight);
+    o.electra.keep_generator = true;  // it was kept, and stays kept
+  }
   if (!o.train.resume && fs::exists(fs::path(o.out) / models::kTrainStateJson))
     throw ConfigError("error: --out: '" + o.out + "' already holds a training checkpoint; pass --resume to continue it "
                       "or choose another directory");
@@ -104,6 +156,12 @@ void run_pretrain(PretrainCliOptions o) {
   } else {
     if (o.arch.empty()) throw ConfigError("error: --arch: required (a model-dict JSON file)");
     arch = load_architecture(o.arch);
+  }
+
+  if (electra) {  // the derived generator must be buildable: checked before any file is written
+    models::ModelOptions check = model_options;
+    check.max_positions = resuming ? model_options.max_positions : o.max_positions;
+    models::checked_generator_architecture(arch, check, o.electra.generator_size);
   }
 
   std::string recorded_precision;
@@ -144,6 +202,17 @@ void run_pretrain(PretrainCliOptions o) {
   models::FlexModel model(arch, model_options);
   std::cout << "model: " << model->num_parameters() << " parameters, vocabulary " << model_options.vocab_size << ", "
             << torch::get_num_threads() << " threads\n";
+  models::ElectraModel electra_model{nullptr};
+  if (electra) {
+    // Built after the discriminator, from the same seeded stream.
+    electra_model = models::ElectraModel(model, o.electra);
+    int64_t generator_params = 0;
+    for (const auto& [name, t] : electra_model->generator_tensors()) generator_params += t.numel();
+    std::cout << "electra: generator " << electra_model->generator()->architecture().to_canonical_string() << " ("
+              << generator_params << " parameters of its own; embeddings shared), discriminator weight "
+              << o.electra.discriminator_weight << (o.electra.keep_generator ? ", generator kept" : ", core-only checkpoints")
+              << "\n";
+  }
   if (!o.init_from.empty()) {
     // Warm start (spec §6): every tensor the source can fill, copied, sliced or projected.
     const models::CheckpointConfig source = models::read_checkpoint_config(o.init_from);
@@ -162,6 +231,7 @@ void run_pretrain(PretrainCliOptions o) {
   }
 
   model->to(compute.device);
+  if (electra) electra_model->to(compute.device);
 
   nlohmann::ordered_json run;
   run["arch"] = arch.to_json();
@@ -176,16 +246,23 @@ void run_pretrain(PretrainCliOptions o) {
   }
   const models::MlmSource source = models::mlm_source(data);
   const models::PretrainResult r =
-      models::pretrain(model, source, o.train, o.out, fs::absolute(o.tokenizer).string(), run);
+      electra ? models::pretrain_electra(electra_model, source, o.train, o.out, fs::absolute(o.tokenizer).string(), run)
+              : models::pretrain(model, source, o.train, o.out, fs::absolute(o.tokenizer).string(), run);
   std::cout << "steps: " << r.steps << " of " << o.train.steps << (r.start_step ? " (resumed at " + std::to_string(r.start_step) + ")" : "")
-            << "\ntrain loss: " << (r.history.empty() ? 0.0 : r.history.back().loss)
-            << "\neval loss: " << r.eval_loss << " (perplexity " << r.eval_perplexity << "; ln(V) = "
-            << std::log(double(model_options.vocab_size)) << ")"
-            << "\ntokens/s: " << r.tokens_per_second << "\ncheckpoint: " << o.out << "\n";
+            << "\ntrain loss: " << (r.history.empty() ? 0.0 : r.history.back().loss);
+  if (electra) {
+    std::cout << "\neval loss: " << r.eval_loss << " (generator MLM + " << o.electra.discriminator_weight
+              << " x discriminator BCE)";
+    for (const auto& [name, value] : r.eval_metrics) std::cout << "\neval " << name << ": " << value;
+  } else {
+    std::cout << "\neval loss: " << r.eval_loss << " (perplexity " << r.eval_perplexity << "; ln(V) = "
+              << std::log(double(model_options.vocab_size)) << ")";
+  }
+  std::cout << "\ntokens/s: " << r.tokens_per_second << "\ncheckpoint: " << o.out << "\n";
 }
 
 void add_pretrain_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("pretrain", "masked-language-model pretraining of one architecture");
+  auto* cmd = app.add_subcommand("pretrain", "masked-language-model or ELECTRA pretraining of one architecture");
   auto o = std::make_shared<PretrainCliOptions>();
   cmd->add_option("--arch", o->arch, "model-dict JSON (standard or hetero format)");
   cmd->add_option("--tokenizer", o->tokenizer, "SentencePiece model (flexnas tokenizer train)")->required();
@@ -216,8 +293,22 @@ void add_pretrain_command(CLI::App& app) {
   cmd->add_option("--accumulate", o->train.accumulate,
                   "split each batch into N micro-batches (gradient accumulation: same update, less memory)")
       ->capture_default_str();
+  cmd->add_option("--objective", o->objective,
+                  "mlm (masked-language modelling) | electra (replaced-token detection with a small generator); default mlm");
+  cmd->add_option("--generator-size", o->electra.generator_size,
+                  "electra: the generator's widths, heads and FFN as a fraction of the discriminator's, in (0, 1]")
+      ->capture_default_str();
+  cmd->add_option("--discriminator-weight", o->electra.discriminator_weight,
+                  "electra: loss = generator MLM + this x discriminator BCE")
+      ->capture_default_str();
+  cmd->add_flag("--keep-generator", o->electra.keep_generator,
+                "electra: store the generator and optimiser state in checkpoints (needed for --resume); default core-only");
   add_compute_flags(*cmd, o->compute);
-  cmd->callback([o] { run_pretrain(*o); });
+  cmd->callback([o, cmd] {
+    for (const char* flag : {"--generator-size", "--discriminator-weight", "--keep-generator"})
+      if (cmd->count(flag) > 0) o->given.push_back(flag);
+    run_pretrain(*o);
+  });
 }
 
 FLEXNAS_REGISTER_COMMAND("pretrain", add_pretrain_command);

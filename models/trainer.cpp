@@ -14,6 +14,7 @@
 #include "design_space/log.h"
 #include "design_space/progress.h"
 #include "models/checkpoint.h"
+#include "models/electra.h"
 #include "models/safetensors.h"
 
 namespace flexnas::models {
@@ -54,8 +55,9 @@ void finish_commit(const std::string& dir) {
     if (f == kTrainStateJson) continue;
     if (fs::exists(join(staging, f))) fs::rename(join(staging, f), join(dir, f));
   }
-  // A checkpoint without optimiser state must not keep an older one.
-  if (std::find(files.begin(), files.end(), kTrainStateFile) == files.end()) fs::remove(join(dir, kTrainStateFile));
+  // A checkpoint without optimiser state (or generator) must not keep an older one.
+  for (const char* optional : {kTrainStateFile, kGeneratorFile})
+    if (std::find(files.begin(), files.end(), optional) == files.end()) fs::remove(join(dir, optional));
   fs::rename(marker, join(dir, kTrainStateJson));
   fs::remove_all(staging);
 }
@@ -69,14 +71,17 @@ nlohmann::ordered_json StepRecord::to_json() const {
   j["lr"] = lr;
   j["grad_norm"] = grad_norm;
   j["tokens_per_second"] = tokens_per_second;
+  for (const auto& [k, v] : metrics) j[k] = v;
   if (eval_loss >= 0) {
     j["eval_loss"] = eval_loss;
-    j["eval_perplexity"] = std::exp(eval_loss);
+    // MLM: eval_loss is the MLM loss. Objectives with further metrics (ELECTRA) name their own.
+    if (eval_metrics.empty()) j["eval_perplexity"] = std::exp(eval_loss);
+    for (const auto& [k, v] : eval_metrics) j["eval_" + k] = v;
   }
   return j;
 }
 
-StepRecord StepRecord::from_json(const nlohmann::json& j) {
+StepRecord StepRecord::from_json(const nlohmann::ordered_json& j) {
   StepRecord r;
   r.step = j.at("step").get<int64_t>();
   r.loss = j.at("loss").get<double>();
@@ -84,6 +89,15 @@ StepRecord StepRecord::from_json(const nlohmann::json& j) {
   r.grad_norm = j.at("grad_norm").get<double>();
   r.tokens_per_second = j.at("tokens_per_second").get<double>();
   if (j.contains("eval_loss")) r.eval_loss = j.at("eval_loss").get<double>();
+  static const std::set<std::string> known = {"step", "loss", "lr", "grad_norm", "tokens_per_second", "eval_loss",
+                                              "eval_perplexity"};
+  for (auto it = j.begin(); it != j.end(); ++it) {  // in file order, which to_json wrote
+    if (known.count(it.key()) || !it.value().is_number()) continue;
+    if (it.key().rfind("eval_", 0) == 0)
+      r.eval_metrics.emplace_back(it.key().substr(5), it.value().get<double>());
+    else
+      r.metrics.emplace_back(it.key(), it.value().get<double>());
+  }
   return r;
 }
 
@@ -103,7 +117,8 @@ bool recover_checkpoint(const std::string& dir) {
 }
 
 void commit_checkpoint(const std::string& dir, FlexModelImpl& model, const AdamW* optimizer, int64_t step,
-                       const nlohmann::ordered_json& metrics, const std::string& tokenizer_file) {
+                       const nlohmann::ordered_json& metrics, const std::string& tokenizer_file,
+                       const std::vector<std::pair<std::string, NamedTensors>>& extra_files) {
   fs::create_directories(dir);
   recover_checkpoint(dir);  // never stage over an unfinished commit
   const std::string staging = join(dir, kStagingDir);
@@ -111,6 +126,10 @@ void commit_checkpoint(const std::string& dir, FlexModelImpl& model, const AdamW
   fs::create_directories(staging);
   save_checkpoint(staging, model, tokenizer_file);
   std::vector<std::string> files = {kWeightsFile, kConfigFile, kMetricsFile};
+  for (const auto& [name, tensors] : extra_files) {
+    write_safetensors(join(staging, name), tensors, {{"format", "pt"}});
+    files.push_back(name);
+  }
   if (optimizer) {
     save_train_state(staging, *optimizer, step);
     files.push_back(kTrainStateFile);
@@ -185,14 +204,46 @@ double evaluate_mlm(FlexModelImpl& model, const MlmSource& data, int64_t max_bat
   return total / double(count);
 }
 
-PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainOptions& o, const std::string& out_dir,
-                        const std::string& tokenizer_file, const nlohmann::ordered_json& extra_config) {
+namespace {
+
+/// One metric of a training step, averaged over the steps of a history record with `weight`.
+struct StepMetric {
+  std::string name;
+  double value = 0;
+  double weight = 1;
+};
+
+/// A held-out evaluation: the loss StepRecord::eval_loss holds, and further named values.
+struct EvalOutcome {
+  double loss = 0;
+  std::vector<std::pair<std::string, double>> metrics;
+};
+
+/// What the pretraining loop needs of an objective (MLM or ELECTRA).
+struct Objective {
+  std::string name;                  // recorded as run.objective (MLM records none: older checkpoints)
+  torch::nn::Module* trainable = nullptr;  // optimised, clipped and (fp16) unscaled
+  FlexModelImpl* model = nullptr;    // committed as config.json + model.safetensors
+  bool save_optimizer = true;        // training_state.safetensors in every commit
+  /// zero_grad is done; the batch's forward and backward; returns the loss and further metrics.
+  std::function<double(const datasets::MlmBatch& batch, int64_t step, double loss_scale,
+                       std::vector<StepMetric>& metrics)> step;
+  std::function<EvalOutcome()> evaluate;
+  std::function<std::string(const EvalOutcome&)> eval_note;  // progress-line text of an evaluation
+  std::function<std::vector<std::pair<std::string, NamedTensors>>()> extra_files;  // committed beside the model
+  std::function<void(const std::string& dir)> load_extra;  // resume: what extra_files wrote
+};
+
+PretrainResult pretrain_loop(const Objective& obj, const MlmSource& data, const PretrainOptions& o,
+                             const std::string& out_dir, const std::string& tokenizer_file,
+                             const nlohmann::ordered_json& extra_config) {
   FLEXNAS_CHECK(o.steps > 0, "steps must be positive");
   FLEXNAS_CHECK(o.precision != Precision::kAuto, "pretrain: resolve the precision first");
   prepare_training_process();  // no page faults per step, OpenBLAS on --threads cores (training.h)
-  const torch::Device device = model->parameters().front().device();
+  torch::nn::Module& trainable = *obj.trainable;
+  const torch::Device device = trainable.parameters().front().device();
   LossScaler scaler(o.precision == Precision::kFp16);
-  AdamW optimizer(*model, AdamWOptions{o.lr, 0.9, o.beta2, o.eps, o.weight_decay});
+  AdamW optimizer(trainable, AdamWOptions{o.lr, 0.9, o.beta2, o.eps, o.weight_decay});
   const int64_t warmup = o.warmup_steps < 0 ? o.steps / 10 : o.warmup_steps;
   const LinearSchedule schedule{o.lr, warmup, o.steps};
 
@@ -215,16 +266,23 @@ PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainO
     if (!recover_checkpoint(out_dir))
       throw ConfigError("error: --resume: no resumable checkpoint in '" + out_dir +
                         "' (needs config.json, model.safetensors, training_state.*)");
-    load_weights(*model, join(out_dir, kWeightsFile), WeightsMatch::kStrict);
-    result.start_step = load_train_state(out_dir, optimizer);
     const auto old = read_metrics(out_dir);
+    // A checkpoint without run.objective was pretrained with MLM (the only objective then).
+    const std::string old_objective =
+        old.contains("run") && old["run"].contains("objective") ? old["run"]["objective"].get<std::string>() : kObjectiveMlm;
+    if (old_objective != obj.name)
+      throw ConfigError("error: --objective: the checkpoint in '" + out_dir + "' was pretrained with the " + old_objective +
+                        " objective, not " + obj.name + "; resume it with --objective " + old_objective);
+    load_weights(*obj.model, join(out_dir, kWeightsFile), WeightsMatch::kStrict);
+    if (obj.load_extra) obj.load_extra(out_dir);
+    result.start_step = load_train_state(out_dir, optimizer);
     if (old.contains("run") && old["run"].contains("precision") && old["run"]["precision"] != run["precision"])
       throw ConfigError("error: --precision: the checkpoint in '" + out_dir + "' was trained in " +
                         old["run"]["precision"].get<std::string>() + ", not " + precision_name(o.precision) +
                         "; resume in the same precision (--precision auto takes the checkpoint's)");
     if (old.contains("run")) {
       for (const char* key : {"steps", "lr", "warmup_steps", "weight_decay", "clip_norm", "seed", "threads",
-                              "batch_size", "seq_len", "accumulate"})
+                              "batch_size", "seq_len", "accumulate", "discriminator_weight"})
         if (old["run"].contains(key) && run.contains(key) && old["run"][key] != run[key])
           LOG_WARN("--resume: ", key, " was ", old["run"][key].dump(), ", now ", run[key].dump(),
                    ": the run will not match an uninterrupted one");
@@ -249,11 +307,15 @@ PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainO
     nlohmann::ordered_json m;
     m["kind"] = "pretrain";
     m["step"] = step;
-    if (!result.history.empty()) m["train_loss"] = result.history.back().loss;
+    if (!result.history.empty()) {
+      m["train_loss"] = result.history.back().loss;
+      for (const auto& [k, v] : result.history.back().metrics) m["train_" + k] = v;
+    }
     for (auto it = result.history.rbegin(); it != result.history.rend(); ++it)
       if (it->eval_loss >= 0) {
         m["eval_loss"] = it->eval_loss;
-        m["eval_perplexity"] = std::exp(it->eval_loss);
+        if (it->eval_metrics.empty()) m["eval_perplexity"] = std::exp(it->eval_loss);
+        for (const auto& [k, v] : it->eval_metrics) m["eval_" + k] = v;
         m["eval_step"] = it->step;
         break;
       }
@@ -266,23 +328,24 @@ PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainO
     return m;
   };
 
-  model->train();
+  trainable.train();
   Progress progress("pretrain", uint64_t(o.steps - result.start_step), "steps");
   const auto run_start = std::chrono::steady_clock::now();
   auto record_start = run_start;
   double loss_sum = 0, train_seconds = 0;
   int64_t loss_count = 0, record_tokens = 0, run_tokens = 0;
+  std::vector<StepMetric> metric_sums;  // value x weight and weight, summed since the last record
   double last_lr = 0, last_norm = 0;
   int64_t step = result.start_step;
   while (step < o.steps) {
     const datasets::MlmBatch batch = data.train_batch(step);
     const auto t0 = std::chrono::steady_clock::now();
     optimizer.zero_grad();
-    const double value = accumulate_gradients(*model, batch.input_ids, batch.attention_mask, batch.labels, o.accumulate,
-                                              o.precision, scaler.scale());
+    std::vector<StepMetric> step_metrics;
+    const double value = obj.step(batch, step, scaler.scale(), step_metrics);
     last_lr = schedule.lr_at(step);
-    if (scaler.unscale_and_check(model->parameters())) {  // fp16: a step with overflowing gradients is skipped
-      last_norm = o.clip_norm > 0 ? clip_grad_norm(*model, o.clip_norm) : 0.0;
+    if (scaler.unscale_and_check(trainable.parameters())) {  // fp16: a step with overflowing gradients is skipped
+      last_norm = o.clip_norm > 0 ? clip_grad_norm(trainable, o.clip_norm) : 0.0;
       optimizer.step(last_lr);
     }
     train_seconds += seconds_since(t0);
@@ -291,6 +354,12 @@ PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainO
     result.losses.push_back(value);
     loss_sum += value;
     ++loss_count;
+    if (metric_sums.empty())
+      for (const auto& m : step_metrics) metric_sums.push_back({m.name, 0.0, 0.0});
+    for (size_t i = 0; i < step_metrics.size(); ++i) {
+      metric_sums[i].value += step_metrics[i].value * step_metrics[i].weight;
+      metric_sums[i].weight += step_metrics[i].weight;
+    }
     const int64_t tokens = batch.attention_mask.sum().item<int64_t>();
     record_tokens += tokens;
     run_tokens += tokens;
@@ -307,10 +376,22 @@ PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainO
       r.lr = last_lr;
       r.grad_norm = last_norm;
       r.tokens_per_second = double(record_tokens) / std::max(1e-9, seconds_since(record_start));
-      if (eval) r.eval_loss = evaluate_mlm(*model, data, o.max_eval_batches, o.precision);
+      std::string note;
+      for (auto& m : metric_sums) {
+        r.metrics.emplace_back(m.name, m.weight > 0 ? m.value / m.weight : 0.0);
+        note += (note.empty() ? "" : ", ") + m.name + " " + fixed(r.metrics.back().second);
+        m.value = m.weight = 0;
+      }
+      if (eval) {
+        const EvalOutcome e = obj.evaluate();
+        r.eval_loss = e.loss;
+        r.eval_metrics = e.metrics;
+      }
       result.history.push_back(r);
-      progress.set_note("loss " + fixed(r.loss) + (eval ? ", eval " + fixed(r.eval_loss) : "") + ", " +
-                        rate_text(r.tokens_per_second));
+      progress.set_note("loss " + fixed(r.loss) + (note.empty() ? "" : " (" + note + ")") +
+                        (eval ? ", eval " + (obj.eval_note ? obj.eval_note({r.eval_loss, r.eval_metrics}) : fixed(r.eval_loss))
+                              : "") +
+                        ", " + rate_text(r.tokens_per_second));
       loss_sum = 0;
       loss_count = 0;
       record_tokens = 0;
@@ -318,7 +399,9 @@ PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainO
     }
     if (save) {
       result.tokens_per_second = double(run_tokens) / std::max(1e-9, train_seconds);
-      commit_checkpoint(out_dir, *model, &optimizer, step, metrics_json(step), tokenizer_file);
+      const auto extra = obj.extra_files ? obj.extra_files() : std::vector<std::pair<std::string, NamedTensors>>{};
+      commit_checkpoint(out_dir, *obj.model, obj.save_optimizer ? &optimizer : nullptr, step, metrics_json(step),
+                        tokenizer_file, extra);
     }
     if (stop) break;
   }
@@ -329,9 +412,136 @@ PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainO
     if (it->eval_loss >= 0) {
       result.eval_loss = it->eval_loss;
       result.eval_perplexity = std::exp(it->eval_loss);
+      result.eval_metrics = it->eval_metrics;
       break;
     }
   return result;
+}
+
+}  // namespace
+
+PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainOptions& o, const std::string& out_dir,
+                        const std::string& tokenizer_file, const nlohmann::ordered_json& extra_config) {
+  Objective obj;
+  obj.name = kObjectiveMlm;
+  obj.trainable = model.get();
+  obj.model = model.get();
+  obj.step = [&](const datasets::MlmBatch& batch, int64_t, double loss_scale, std::vector<StepMetric>&) {
+    return accumulate_gradients(*model, batch.input_ids, batch.attention_mask, batch.labels, o.accumulate, o.precision,
+                                loss_scale);
+  };
+  obj.evaluate = [&] { return EvalOutcome{evaluate_mlm(*model, data, o.max_eval_batches, o.precision), {}}; };
+  return pretrain_loop(obj, data, o, out_dir, tokenizer_file, extra_config);
+}
+
+ElectraEval evaluate_electra(ElectraModelImpl& model, const MlmSource& data, uint64_t seed, int64_t max_batches,
+                             Precision precision) {
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::NoGradGuard no_grad;
+  const torch::Device device = model.parameters().front().device();
+  int64_t n = data.num_eval_batches;
+  if (max_batches > 0) n = std::min(n, max_batches);
+  FLEXNAS_CHECK(n > 0, "no held-out MLM batches");
+  double gen_sum = 0, disc_sum = 0;
+  ElectraEval e;
+  for (int64_t i = 0; i < n; ++i) {
+    const datasets::MlmBatch b = data.eval_batch(i);
+    // Held-out batch i's replacements come from stream 1: the same at every evaluation of a run.
+    const auto uniforms = sampling_uniforms(seed, 1, i, b.input_ids.size(0), b.input_ids.size(1));
+    ElectraStats s;
+    {
+      AutocastScope autocast(precision, device);
+      s = model.forward(b.input_ids.to(device), b.attention_mask.to(device), b.labels.to(device), uniforms);
+    }
+    gen_sum += s.generator_loss * double(s.masked);
+    disc_sum += s.discriminator_loss * double(s.tokens);
+    e.masked += s.masked;
+    e.tokens += s.tokens;
+    e.replaced += s.replaced;
+    e.correct += s.correct;
+  }
+  if (was_training) model.train();
+  FLEXNAS_CHECK(e.masked > 0 && e.tokens > 0, "the held-out batches predict no position");
+  e.generator_loss = gen_sum / double(e.masked);
+  e.discriminator_loss = disc_sum / double(e.tokens);
+  e.loss = e.generator_loss + model.options().discriminator_weight * e.discriminator_loss;
+  return e;
+}
+
+std::vector<std::pair<std::string, double>> ElectraEval::metrics() const {
+  return {{"generator_loss", generator_loss},
+          {"generator_perplexity", std::exp(generator_loss)},
+          {"discriminator_loss", discriminator_loss},
+          {"rtd_accuracy", tokens ? double(correct) / double(tokens) : 0.0},
+          {"replaced_fraction", tokens ? double(replaced) / double(tokens) : 0.0},
+          {"original_baseline", tokens ? 1.0 - double(replaced) / double(tokens) : 0.0}};
+}
+
+PretrainResult pretrain_electra(ElectraModel& model, const MlmSource& data, const PretrainOptions& o,
+                                const std::string& out_dir, const std::string& tokenizer_file,
+                                const nlohmann::ordered_json& extra_config) {
+  const ElectraOptions& eo = model->options();
+  if (o.resume) {
+    recover_checkpoint(out_dir);  // finishes an interrupted commit first
+    if (!fs::exists(join(out_dir, kGeneratorFile)) && fs::exists(join(out_dir, kTrainStateJson))) {
+      const auto old = read_metrics(out_dir);
+      if (old.contains("run") && old["run"].value("objective", "") == kObjectiveElectra)
+        throw ConfigError(electra_core_only_message(out_dir));
+    }
+  }
+  nlohmann::ordered_json run = extra_config.is_null() ? nlohmann::ordered_json::object() : extra_config;
+  run["objective"] = kObjectiveElectra;
+  run["generator_size"] = eo.generator_size;
+  run["discriminator_weight"] = eo.discriminator_weight;
+  run["keep_generator"] = eo.keep_generator;
+  run["generator_arch"] = model->generator()->architecture().to_json();
+  run["checkpoint_model"] = "the discriminator (its cls.predictions MLM head is the untrained initialisation; "
+                            "the replaced-token head is in " + std::string(kDiscriminatorHeadFile) + ")";
+  Objective obj;
+  obj.name = kObjectiveElectra;
+  obj.trainable = model.get();
+  obj.model = model->discriminator().get();
+  obj.save_optimizer = eo.keep_generator;  // core-only: no optimiser state, as the Funnel/ELECTRA releases
+  obj.step = [&](const datasets::MlmBatch& batch, int64_t step, double loss_scale, std::vector<StepMetric>& metrics) {
+    const auto uniforms = sampling_uniforms(o.seed, 0, step, batch.input_ids.size(0), batch.input_ids.size(1));
+    const ElectraStats s = electra_accumulate_gradients(*model, batch.input_ids, batch.attention_mask, batch.labels,
+                                                        uniforms, o.accumulate, o.precision, loss_scale);
+    const double tokens = double(std::max<int64_t>(1, s.tokens));
+    metrics = {{"generator_loss", s.generator_loss, 1.0},
+               {"discriminator_loss", s.discriminator_loss, 1.0},
+               {"rtd_accuracy", double(s.correct) / tokens, tokens},
+               {"replaced_fraction", double(s.replaced) / tokens, tokens}};
+    return s.generator_loss + eo.discriminator_weight * s.discriminator_loss;
+  };
+  obj.evaluate = [&] {
+    const ElectraEval e = evaluate_electra(*model, data, o.seed, o.max_eval_batches, o.precision);
+    return EvalOutcome{e.loss, e.metrics()};
+  };
+  obj.eval_note = [](const EvalOutcome& e) {
+    std::string text = fixed(e.loss);
+    for (const auto& [k, v] : e.metrics)
+      if (k == "generator_loss" || k == "rtd_accuracy") text += " " + k + " " + fixed(v);
+    return text;
+  };
+  obj.extra_files = [&] {
+    std::vector<std::pair<std::string, NamedTensors>> files = {{kDiscriminatorHeadFile, model->discriminator_head_tensors()}};
+    if (eo.keep_generator) files.emplace_back(kGeneratorFile, model->generator_tensors());
+    return files;
+  };
+  obj.load_extra = [&](const std::string& dir) {
+    model->load_discriminator_head(join(dir, kDiscriminatorHeadFile));
+    const std::string generator = join(dir, kGeneratorFile);
+    if (!fs::exists(generator)) throw ConfigError(electra_core_only_message(dir));
+    model->load_generator(generator);
+  };
+  return pretrain_loop(obj, data, o, out_dir, tokenizer_file, run);
+}
+
+std::string electra_core_only_message(const std::string& dir) {
+  return "error: --resume: the ELECTRA checkpoint in '" + dir + "' is core-only (pretrained without --keep-generator): "
+         "it holds the discriminator but not the generator and the optimiser state needed to continue pretraining; "
+         "fine-tune or probe it as it is, or pretrain again with --keep-generator to be able to resume";
 }
 
 ModelOptions task_model_options(const ModelOptions& base, const datasets::TaskInfo& task) {

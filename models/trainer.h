@@ -1,6 +1,6 @@
 #pragma once
-// Training loops: MLM pretraining (spec §8.2) and task fine-tuning (§8.3), with checkpoints that
-// resume bit-exactly.
+// Training loops: MLM pretraining (spec §8.2), ELECTRA pretraining (models/electra.h) and task
+// fine-tuning (§8.3), with checkpoints that resume bit-exactly.
 //
 // The loops see their data through callbacks (MlmSource, TaskSource) so that this file needs no
 // symbol of flexnas::datasets at link time (the models library is linked whole into binaries that
@@ -23,8 +23,10 @@
 #include "datasets/metrics.h"
 #include "datasets/mlm.h"
 #include "datasets/tasks.h"
+#include "models/electra.h"
 #include "models/flex_model.h"
 #include "models/precision.h"
+#include "models/safetensors.h"
 #include "models/training.h"
 
 namespace flexnas::models {
@@ -66,16 +68,21 @@ struct StepRecord {
   double lr = 0;                  // learning rate of the last update
   double grad_norm = 0;           // before clipping, last update
   double tokens_per_second = 0;   // non-padding tokens, since the previous record
-  double eval_loss = -1;          // held-out MLM loss (-1 = not evaluated at this step)
+  double eval_loss = -1;          // held-out loss of the objective (-1 = not evaluated at this step)
+  // Further per-objective values (ELECTRA: generator_loss, discriminator_loss, rtd_accuracy,
+  // replaced_fraction), means since the previous record; eval_metrics are the held-out ones, written
+  // with an "eval_" prefix. Both empty for MLM.
+  std::vector<std::pair<std::string, double>> metrics, eval_metrics;
   nlohmann::ordered_json to_json() const;
-  static StepRecord from_json(const nlohmann::json& j);
+  static StepRecord from_json(const nlohmann::ordered_json& j);  // ordered: the metrics keep their order
 };
 
 struct PretrainResult {
   int64_t start_step = 0;       // > 0 when resumed
   int64_t steps = 0;            // updates done in total
-  double eval_loss = 0;         // held-out MLM loss at the end
-  double eval_perplexity = 0;   // exp(eval_loss)
+  double eval_loss = 0;         // held-out loss at the end (MLM; ELECTRA: generator + weight x discriminator)
+  double eval_perplexity = 0;   // exp(eval_loss) (meaningful for MLM only)
+  std::vector<std::pair<std::string, double>> eval_metrics;  // the last evaluation's further values (ELECTRA)
   double tokens_per_second = 0; // this process's mean training throughput
   std::vector<StepRecord> history;  // whole run, resumed parts included
   std::vector<double> losses;       // training loss of every step (whole run)
@@ -103,15 +110,46 @@ PretrainResult pretrain(FlexModel& model, const MlmSource& data, const PretrainO
                         const std::string& out_dir, const std::string& tokenizer_file = "",
                         const nlohmann::ordered_json& extra_config = {});
 
+/// Held-out ELECTRA quantities over the eval batches (at most `max_batches`, 0 = all), each batch's
+/// replacements sampled with sampling_uniforms(seed, 1, batch index): the same at every evaluation.
+struct ElectraEval {
+  double loss = 0;                // generator_loss + discriminator_weight x discriminator_loss
+  double generator_loss = 0;      // token-weighted over the masked positions
+  double discriminator_loss = 0;  // token-weighted over the non-padding tokens
+  int64_t masked = 0, tokens = 0, replaced = 0, correct = 0;
+  /// generator_loss, generator_perplexity, discriminator_loss, rtd_accuracy (correct / tokens),
+  /// replaced_fraction (replaced / tokens) and original_baseline (the accuracy of answering
+  /// "original" everywhere: 1 - replaced_fraction).
+  std::vector<std::pair<std::string, double>> metrics() const;
+};
+ElectraEval evaluate_electra(ElectraModelImpl& model, const MlmSource& data, uint64_t seed, int64_t max_batches = 0,
+                             Precision precision = Precision::kFp32);
+
+/// ELECTRA pretraining (models/electra.h) with the loop, schedule, checkpoints and bit-exact resume
+/// of pretrain(). The discriminator is committed as the checkpoint's model (config.json,
+/// model.safetensors: what finetune, probe and transfer load), its replaced-token head as
+/// discriminator_head.safetensors; with keep_generator also generator.safetensors and the optimiser
+/// state, so the run can resume (without: a core-only checkpoint, whose --resume is a ConfigError
+/// saying why). metrics.json records run.objective = "electra", the generator size and weight, and
+/// per record generator_loss, discriminator_loss, rtd_accuracy, replaced_fraction (eval_* held out).
+PretrainResult pretrain_electra(ElectraModel& model, const MlmSource& data, const PretrainOptions& options,
+                                const std::string& out_dir, const std::string& tokenizer_file = "",
+                                const nlohmann::ordered_json& extra_config = {});
+
+/// The message of resuming a core-only ELECTRA checkpoint in `dir`.
+std::string electra_core_only_message(const std::string& dir);
+
 /// Completes or discards an interrupted checkpoint commit in `dir`; true if `dir` then holds a
 /// checkpoint with a training state (something to resume from).
 bool recover_checkpoint(const std::string& dir);
 
 /// Writes config.json, model.safetensors, training_state.{safetensors,json} and metrics.json into
 /// `dir` through the staged commit described above. `state` may be null (no optimiser state:
-/// a finished fine-tuned model).
+/// a finished fine-tuned model). `extra_files` (file name, tensors) are committed with them
+/// (ELECTRA's discriminator head and generator).
 void commit_checkpoint(const std::string& dir, FlexModelImpl& model, const AdamW* optimizer, int64_t step,
-                       const nlohmann::ordered_json& metrics, const std::string& tokenizer_file);
+                       const nlohmann::ordered_json& metrics, const std::string& tokenizer_file,
+                       const std::vector<std::pair<std::string, NamedTensors>>& extra_files = {});
 
 /// Fine-tuning settings (spec §8.3's Trainer defaults except the learning rate; the recipe and its
 /// measurements: docs/training.md).
