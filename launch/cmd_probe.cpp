@@ -433,6 +433,16 @@ void run_probe(ProbeCommandOptions o) {
     if (int64_t(t.config.arch.layers.size()) < shallowest)
       shallowest = int64_t(t.config.arch.layers.size()), shallowest_name = t.path;
   const std::vector<int64_t> layers = parse_layers(o.layers, shallowest, shallowest_name);
+  // Funnel-pooled layers hold fewer tokens than words: a token task cannot read them per word.
+  if (info.kind == datasets::TaskKind::kTokenClassification)
+    for (const Target& t : targets)
+      if (t.config.arch.pool.active())
+        for (int64_t l : layers)
+          if (l > int64_t(t.config.arch.pool.first_pooling_layer()))
+            throw ConfigError("error: --layers: layer " + std::to_string(l) + " of '" + t.path +
+                              "' is Funnel-pooled (fewer tokens than words), so the token task '" + info.name +
+                              "' cannot probe it; allowed: 0.." + std::to_string(t.config.arch.pool.first_pooling_layer()) +
+                              " for this checkpoint");
   const std::string out = !o.out.empty() ? o.out
                           : (fs::path(o.experiment.empty() ? o.checkpoint : o.experiment) /
                              ("probes-" + datasets::task_file_name(info.name)))

@@ -10,6 +10,7 @@
 
 #include "design_space/error.h"
 #include "design_space/progress.h"
+#include "models/pooling.h"
 
 namespace flexnas::models {
 
@@ -55,15 +56,24 @@ LayerFeatures extract_features(FlexModelImpl& model, const EvalSplit& split, dat
       labels.push_back(b.labels);
       example.push_back(batch_examples);
     }
-    const auto mask_f = mask.unsqueeze(-1).to(torch::kFloat);  // [B,T,1]
+    // Validity of each output's tokens: Funnel-pooled layers hold fewer tokens, pooled as the model
+    // pools them (token tasks never reach them: cmd_probe refuses those layers).
+    std::vector<torch::Tensor> layer_mask{mask.to(torch::kFloat)};  // [B,T_i] for i = 0..layers.back()
+    const PoolSpec& pool = model.architecture().pool;
+    for (int64_t l = 1; l <= layers.back(); ++l) {
+      const torch::Tensor& m = layer_mask.back();
+      const int64_t stride = pool.active() ? pool.stride[size_t(l - 1)] : 1;
+      layer_mask.push_back(stride == 1 ? m : pool_tokens(m.unsqueeze(-1), m, stride, pool.separate_cls).valid);
+    }
     for (size_t j = 0; j < layers.size(); ++j) {
-      const auto h = hidden[size_t(layers[j])].to(torch::kFloat);  // [B,T,h]
+      const auto h = hidden[size_t(layers[j])].to(torch::kFloat);  // [B,T_i,h]
       torch::Tensor items;                                           // [B or M, h]
       if (token_task) {
         items = h.reshape({-1, h.size(-1)}).index_select(0, keep.to(device));
       } else if (pooling == ProbePooling::kCls) {
         items = h.select(1, 0);
       } else {
+        const auto mask_f = layer_mask[size_t(layers[j])].unsqueeze(-1);  // [B,T_i,1]
         items = (h * mask_f).sum(1) / mask_f.sum(1).clamp_min(1);
       }
       parts[j].push_back(items.to(torch::kCPU, torch::kBFloat16));

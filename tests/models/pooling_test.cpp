@@ -9,6 +9,7 @@
 #include "models/checkpoint.h"
 #include "models/flex_model.h"
 #include "models/pooling.h"
+#include "models/probe.h"
 #include "test_util.h"
 
 namespace flexnas::models {
@@ -260,6 +261,27 @@ TEST(FunnelModel, CheckpointRoundTripAndTokenModelFromASequenceCheckpoint) {
   ModelOptions token = tiny_options(HeadType::kToken);
   auto token_model = load_checkpoint(cls_dir, torch::kCPU, nullptr, &token);
   EXPECT_EQ(token_model->forward(ids, mask).logits.size(1), 11);
+}
+
+TEST(FunnelModel, ProbeFeaturesOfPooledLayersAverageTheirValidTokens) {
+  torch::manual_seed(6);
+  FlexModel model(arch_from(kFunnel), tiny_options(HeadType::kSequence));
+  auto [ids, mask] = testing::tiny_batch(40, 11, 6);  // row 1: 6 tokens, pooled 6 -> 4 -> 3 ([CLS] apart)
+  datasets::TaskBatch b;
+  b.input_ids = ids;
+  b.attention_mask = mask;
+  b.example_ids = {0, 1};
+  b.labels = torch::tensor({1, 0}, torch::kLong);
+  EvalSplit split{"dev", 1, [&](int64_t) { return b; }};
+  const LayerFeatures f = extract_features(*model, split, datasets::TaskKind::kSequenceClassification, {2, 3, 6},
+                                           ProbePooling::kMean, Precision::kFp32);
+  model->eval();
+  const auto h = model->encode_layers(ids, mask);
+  EXPECT_TRUE(torch::allclose(f.features[0][1].to(torch::kFloat), h[2][1].slice(0, 0, 6).mean(0), 1e-2, 1e-2));
+  // Layer 3 pooled 11 -> 6 tokens; row 1's 6 tokens become [CLS] + 3 windows.
+  EXPECT_TRUE(torch::allclose(f.features[1][1].to(torch::kFloat), h[3][1].slice(0, 0, 4).mean(0), 1e-2, 1e-2));
+  // Layer 6: 11 -> 6 -> 4 tokens; row 1 keeps [CLS] + 2 windows.
+  EXPECT_TRUE(torch::allclose(f.features[2][1].to(torch::kFloat), h[6][1].slice(0, 0, 3).mean(0), 1e-2, 1e-2));
 }
 
 }  // namespace
