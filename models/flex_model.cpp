@@ -515,7 +515,6 @@ torch::Tensor FlexModelImpl::run_encoder(const torch::Tensor& input_ids, const t
     if (stride == 1) {
       u = run_layer(L, x, in, drop, train);
     } else {
-      if (full_length && size_t(i) == pool.first_pooling_layer()) *full_length = x;
       auto pooled = pool_tokens(x, valid, stride, pool.separate_cls);
       if (pool.q_only && L.pools_queries) {
         // Funnel pool-q-only: pooled queries attend over the full stream (its mask), and the pooled
@@ -533,6 +532,8 @@ torch::Tensor FlexModelImpl::run_encoder(const torch::Tensor& input_ids, const t
       }
     }
     visit(i + 1, u);
+    // The decoder's residual: the last full-length layer's output (before its projection).
+    if (full_length && pool.active() && size_t(i + 1) == pool.first_pooling_layer()) *full_length = u;
     x = L.proj && i + 1 < run_layers ? fp32(L.proj(u)) : u;  // the last layer run needs no projection
   }
   return x;

@@ -119,8 +119,8 @@ class FlexModelImpl : public torch::nn::Module {
   torch::Tensor head_logits(const torch::Tensor& hidden);
   /// The encoder over its first `run_layers` layers: calls `visit(i, x)` with the embeddings
   /// (i = 0) and each layer's output (i = l+1); returns the stream after the last layer run.
-  /// Under Funnel pooling, `full_length` (when given) receives the stream entering the first
-  /// pooling layer (the decoder's residual).
+  /// Under Funnel pooling, `full_length` (when given) receives the output of the last layer before
+  /// the first pooling one, before its projection (the decoder's residual).
   template <typename Visit>
   torch::Tensor run_encoder(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, int64_t run_layers,
                             Visit&& visit, torch::Tensor* full_length = nullptr);

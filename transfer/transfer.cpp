@@ -102,11 +102,10 @@ std::vector<TensorSpec> tensor_layout(const Architecture& arch, const ModelOptio
   b.add("bert.embeddings.word_embeddings.weight", {exact(o.vocab_size), hidden_out(h0)});
   b.add("bert.embeddings.token_type_embeddings.weight", {ordered(o.type_vocab_size), hidden_out(h0)});
   b.layer_norm("bert.embeddings.LayerNorm", h0);
-  for (size_t i = 0; i < arch.layers.size(); ++i) {
-    const LayerSpec& L = arch.layers[i];
+  // One layer's tensors under `p` ("bert.encoder.layer.3."), with its projection to `next_hidden`
+  // (0 = none): encoder layers and the Funnel decoder's layers alike.
+  auto add_layer = [&](const LayerSpec& L, const std::string& p, int64_t next_hidden) {
     const int64_t h = L.hidden;
-    const std::string p = "bert.encoder.layer." + std::to_string(i) + ".";
-    b.block = "layer " + std::to_string(i);
     Axis attn_width;  // the SelfOutput's input
     if (L.head_list.empty()) {
       b.compat = L.op;  // attention cores transfer between equal operation types only
@@ -199,10 +198,26 @@ std::vector<TensorSpec> tensor_layout(const Architecture& arch, const ModelOptio
     }
     b.linear(p + "output.dense", hidden_out(h), ordered(in));
     b.layer_norm(p + "output.LayerNorm", h);
-    if (i + 1 < arch.layers.size() && arch.layers[i + 1].hidden != h)
-      b.linear(p + "proj_head", hidden_out(arch.layers[i + 1].hidden), hidden_in(h));
+    if (next_hidden > 0 && next_hidden != h) b.linear(p + "proj_head", hidden_out(next_hidden), hidden_in(h));
+  };
+  for (size_t i = 0; i < arch.layers.size(); ++i) {
+    b.block = "layer " + std::to_string(i);
+    add_layer(arch.layers[i], "bert.encoder.layer." + std::to_string(i) + ".",
+              i + 1 < arch.layers.size() ? arch.layers[i + 1].hidden : 0);
   }
-  const int64_t hl = arch.layers.back().hidden;
+  // Funnel decoder (token-level heads of pooled models, models/flex_model.cpp): the up-projection
+  // when the last width differs, then copies of the last full-length layer.
+  int64_t hl = arch.layers.back().hidden;
+  if (arch.pool.active() && (o.head == HeadType::kMlm || o.head == HeadType::kToken)) {
+    const LayerSpec& spec = arch.layers[arch.pool.first_pooling_layer() - 1];
+    b.block = "decoder";
+    if (hl != spec.hidden) b.linear("bert.decoder.up_proj", hidden_out(spec.hidden), hidden_in(hl));
+    for (int64_t d = 0; d < arch.pool.decoder; ++d) {
+      b.block = "decoder layer " + std::to_string(d);
+      add_layer(spec, "bert.decoder.layer." + std::to_string(d) + ".", 0);
+    }
+    hl = spec.hidden;
+  }
   b.block = "head";
   b.compat = "head:" + models::head_type_name(o.head);
   switch (o.head) {

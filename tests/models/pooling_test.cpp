@@ -230,7 +230,9 @@ TEST(FunnelModel, PoolQOnlyChangesTheResultAndEveryOpCanPool) {
   for (const char* json :
        {R"({"l":3,"h":[16,16,16],"n":[2,2,2],"o":["sa","l","c"],"f":[[32],[32],[32]],"p":["sdp","dct",3],"pool":{"stride":[1,2,2]}})",
         R"({"l":2,"h":[16,16],"f":[[24],[20]],"o":[["sa_sdp_8","sa_wma_8"],["sa_sdp_8","l_dct_8"]],"pool":{"stride":[1,2],"decoder":1}})",
-        R"({"l":2,"h":[16,16],"f":[[24],[20]],"o":[["sa_sdp_8","sa_wma_8"],["sa_sdp_8","sa_wma_8"]],"pool":{"stride":[1,2]}})"}) {
+        R"({"l":2,"h":[16,16],"f":[[24],[20]],"o":[["sa_sdp_8","sa_wma_8"],["sa_sdp_8","sa_wma_8"]],"pool":{"stride":[1,2]}})",
+        // Widths change at the pooling layer: the decoder works at the last full-length width (24).
+        R"({"l":3,"h":[16,24,12],"n":[2,2,2],"o":["sa","sa","sa"],"f":[[32],[32],[32]],"p":["sdp","sdp","sdp"],"pool":{"stride":[1,1,2]}})"}) {
     Architecture other = arch_from(json);
     FlexModel m(other, tiny_options());
     EXPECT_EQ(m->num_parameters(), model_cost(other, tiny_options()).total_params) << json;

@@ -66,9 +66,16 @@ const char* kStdMix = R"({"l":3,"h":[64,32,32],"n":[2,2,4],"o":["sa","l","c"],"f
 const char* kStdMix2 = R"({"l":3,"h":[96,32,64],"n":[3,4,2],"o":["sa","l","c"],"f":[[256,64],[64],[32]],"p":["wma","dct","3"]})";
 const char* kHetero = R"({"l":2,"h":[64,64],"f":[[128],[128,128]],"o":[["sa_sdp_32","l_dft_32"],["c_5_16","sa_wma_16","l_dct_16"]]})";
 const char* kHetero2 = R"({"l":2,"h":[96,64],"f":[[64],[128]],"o":[["sa_sdp_16","c_3_16","l_dct_16"],["c_9_32","sa_wma_32"]]})";
+// Funnel pooling: widths change after the first pooling layer (decoder up-projection) and a hetero
+// model whose decoder copies a mixed layer.
+const char* kFunnel =
+    R"({"l":4,"h":[64,64,32,32],"n":[2,2,2,2],"o":["sa","l","sa","c"],"f":[[128],[128],[64],[64]],"p":["sdp","dct","wma","3"],)"
+    R"("pool":{"stride":[1,1,2,1],"decoder":2}})";
+const char* kFunnelHetero =
+    R"({"l":2,"h":[64,64],"f":[[128],[128]],"o":[["sa_sdp_32","l_dft_32"],["sa_sdp_32","sa_wma_32"]],"pool":{"stride":[1,2],"decoder":1}})";
 
 TEST(TransferTest, LayoutMatchesTheModelForEveryOpFormatAndHead) {
-  for (const char* json : {kStdSdp, kStdMix, kStdMix2, kHetero, kHetero2}) {
+  for (const char* json : {kStdSdp, kStdMix, kStdMix2, kHetero, kHetero2, kFunnel, kFunnelHetero}) {
     for (auto head : {models::HeadType::kMlm, models::HeadType::kSequence, models::HeadType::kToken}) {
       const Architecture a = arch(json);
       const ModelOptions o = tiny_options(head);
@@ -88,7 +95,7 @@ TEST(TransferTest, LayoutMatchesTheModelForEveryOpFormatAndHead) {
 }
 
 TEST(TransferTest, IdenticalArchitecturesCopyEveryTensorAndGiveIdenticalOutputs) {
-  for (const char* json : {kStdSdp, kStdMix, kHetero2}) {
+  for (const char* json : {kStdSdp, kStdMix, kHetero2, kFunnel, kFunnelHetero}) {
     for (auto mode : {TransferMode::kOrdered, TransferMode::kRandomProjection}) {
       const Architecture a = arch(json);
       const ModelOptions o = tiny_options();
@@ -101,6 +108,24 @@ TEST(TransferTest, IdenticalArchitecturesCopyEveryTensorAndGiveIdenticalOutputs)
       EXPECT_DOUBLE_EQ(transfer_overlap(a, a, o, mode), 1.0);
     }
   }
+}
+
+TEST(TransferTest, PooledAndUnpooledModelsShareTheirEncoderWeights) {
+  // The same layers with and without pooling: every encoder tensor is copied; only the target's
+  // decoder (absent in the source) starts fresh.
+  Architecture pooled = arch(kFunnel);
+  Architecture plain = pooled;
+  plain.pool = PoolSpec{};
+  const ModelOptions o = tiny_options();
+  FlexModel src = build(plain, o, 1), dst = build(pooled, o, 2);
+  const TransferPlan plan = transfer_model(*src, *dst, {TransferMode::kOrdered, 7});
+  for (const auto& t : plan.tensors) {
+    if (t.name.rfind("bert.decoder.", 0) == 0) EXPECT_EQ(t.received, 0) << t.name;
+    else if (t.name.rfind("bert.", 0) == 0) EXPECT_EQ(t.fill, TensorFill::kCopied) << t.name;
+    // The MLM head reads the decoder's width (64) in the pooled model, the last layer's (32) without.
+  }
+  EXPECT_LT(plan.overlap(), 1.0);
+  EXPECT_GT(plan.overlap(), 0.5);
 }
 
 TEST(TransferTest, WidthChangeUnderOdCopiesExactSlices) {
