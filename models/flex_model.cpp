@@ -192,23 +192,29 @@ void validate_architecture(const Architecture& arch, const ModelOptions& o, cons
 
 namespace {
 
+bool layer_pools_queries(const LayerSpec& spec);
+
 /// Parameters and forward FLOPs per *processed* token of one layer at sequence length T, with its
-/// projection to `next_hidden` (0 = none).
-BlockCost layer_cost(const LayerSpec& layer, int64_t next_hidden, const ModelOptions& o, int64_t T, std::string name) {
+/// projection to `next_hidden` (0 = none). `keys` > 0: a pool-q-only layer whose T pooled queries
+/// attend over `keys` tokens.
+BlockCost layer_cost(const LayerSpec& layer, int64_t next_hidden, const ModelOptions& o, int64_t T, std::string name,
+                     int64_t keys = 0) {
   const int64_t h = layer.hidden;
+  const int64_t Tk = keys > 0 ? keys : T;
   BlockCost b{std::move(name), 0, 0.0};
   if (layer.head_list.empty()) {
     const OpDefinition& def = *op_registry().find(layer.op);
     b.params += def.core_params(core_config(layer, o));
-    b.flops_per_token += def.core_flops(core_config(layer, o), T);
+    b.flops_per_token += keys > 0 ? def.core_flops_pooled(core_config(layer, o), T, Tk) : def.core_flops(core_config(layer, o), T);
   } else {
     const int64_t D = layer.head_list.front().dim, W = layer.num_heads() * D;
     b.params += 3 * (h * W + W) + (2 * o.max_positions - 1) * D;
-    b.flops_per_token += 6.0 * h * W + 2.0 * (2 * T - 1) * W;
+    // Q on the queries, K/V on the keys, relative scores over the keys' distances (per query).
+    b.flops_per_token += 2.0 * h * W + 4.0 * h * W * double(Tk) / double(T) + 2.0 * (2 * Tk - 1) * W;
     for (const HeadSpec& head : layer.head_list) {
       const OpDefinition& def = *op_registry().find(head.type);
       b.params += def.head_params(head_config(head, o));
-      b.flops_per_token += def.head_flops(head_config(head, o), T);
+      b.flops_per_token += def.head_flops(head_config(head, o), Tk);
     }
   }
   const int64_t w = attention_width(layer, o);
@@ -252,13 +258,15 @@ ModelCost model_cost(const Architecture& arch, const ModelOptions& o, int64_t T)
   const int64_t h0 = arch.layers.front().hidden;
   cost.blocks.push_back({"embeddings", o.vocab_size * h0 + o.type_vocab_size * h0 + 2 * h0, 0.0});
   // Under pooling, layer i runs on T_i tokens; its FLOPs are scaled by T_i / T so every block's
-  // figure stays "per input token". (A pool-q-only layer's keys and values see T_(i-1) tokens; its
-  // FLOPs are counted at T_i, slightly low.)
+  // figure stays "per input token". A pool-q-only layer's keys and values keep T_(i-1) tokens.
   int64_t Ti = T;
   for (size_t i = 0; i < arch.layers.size(); ++i) {
-    if (arch.pool.active()) Ti = pooled_length(Ti, arch.pool.stride[i], arch.pool.separate_cls);
+    const int64_t before = Ti;
+    const bool pools = arch.pool.active() && arch.pool.stride[i] > 1;
+    if (pools) Ti = pooled_length(Ti, arch.pool.stride[i], arch.pool.separate_cls);
+    const int64_t keys = pools && arch.pool.q_only && layer_pools_queries(arch.layers[i]) ? before : 0;
     const int64_t next = i + 1 < arch.layers.size() ? arch.layers[i + 1].hidden : 0;
-    BlockCost b = layer_cost(arch.layers[i], next, o, Ti, "layer " + std::to_string(i));
+    BlockCost b = layer_cost(arch.layers[i], next, o, Ti, "layer " + std::to_string(i), keys);
     b.flops_per_token *= double(Ti) / double(T);
     cost.blocks.push_back(b);
   }

@@ -11,6 +11,8 @@ void OpRegistry::add(OpDefinition def) {
   FLEXNAS_CHECK(def.check_param && def.check_core && def.core_output_width && def.core_params && def.core_flops &&
                     def.build_core && def.head_params && def.head_flops && def.build_head,
                 "operation type '", def.name, "' leaves a function of its OpDefinition empty");
+  FLEXNAS_CHECK(!def.pools_queries || def.core_flops_pooled, "operation type '", def.name,
+                "' pools queries but has no core_flops_pooled");
   const std::string name = def.name;
   ops_.emplace(name, std::move(def));
 }

@@ -90,6 +90,9 @@ struct OpDefinition {
   /// Whether the core and the head accept pooled queries (AttentionInputs::kv/q_pos). Layers of
   /// other ops that pool see a pooled stream throughout (Funnel's pool_q_only = false).
   bool pools_queries = false;
+  /// With pools_queries: the core's forward FLOPs per *query* when `tq` queries attend over `tk`
+  /// keys (the key/value projections run on tk tokens). head_flops(c, tk) is already per query.
+  std::function<double(const CoreConfig&, int64_t tq, int64_t tk)> core_flops_pooled;
 };
 
 class OpRegistry {

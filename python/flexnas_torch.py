@@ -109,6 +109,67 @@ def relative_key_scores(q, table, max_positions):
     return qe.gather(-1, idx.expand(*qe.shape[:-1], T))
 
 
+def relative_key_scores_at(q, table, max_positions, q_pos, key_length):
+    """models/pooling.cpp: queries at positions q_pos of a key stream of key_length tokens."""
+    Tk = key_length
+    if Tk > max_positions:
+        raise ValueError("sequence length %d exceeds the model's max positions %d" % (Tk, max_positions))
+    sub = table.narrow(0, max_positions - Tk, 2 * Tk - 1)
+    qe = torch.matmul(q, sub.t())
+    idx = q_pos.to(q.device)[:, None] - torch.arange(Tk, device=q.device)[None, :] + (Tk - 1)
+    return qe.gather(-1, idx.expand(*qe.shape[:-1], Tk))
+
+
+# Funnel pooling (models/pooling.cpp)
+
+def pooled_length(T, stride, separate_cls):
+    if separate_cls:
+        return T if T <= 1 else 1 + (T - 1 + stride - 1) // stride
+    return (T + stride - 1) // stride
+
+
+def pool_tokens(x, valid, stride, separate_cls):
+    """Masked mean over windows of `stride` tokens ([CLS] alone with separate_cls) -> (x', valid')."""
+    if stride == 1:
+        return x, valid
+    first = 1 if separate_cls else 0
+    B, T, h = x.shape
+    rest = T - first
+    if rest <= 0:
+        return x, valid
+    windows = (rest + stride - 1) // stride
+    padded = windows * stride
+    w = valid[:, first:].to(x.dtype)
+    body = x[:, first:] * w.unsqueeze(-1)
+    if padded > rest:
+        body = F.pad(body, (0, 0, 0, padded - rest))
+        w = F.pad(w, (0, padded - rest))
+    sums = body.view(B, windows, stride, h).sum(2)
+    counts = w.view(B, windows, stride).sum(2)
+    pooled = sums / counts.clamp_min(1.0).unsqueeze(-1)
+    pooled_valid = (counts > 0).to(valid.dtype)
+    if first == 0:
+        return pooled, pooled_valid
+    return torch.cat([x[:, :1], pooled], 1), torch.cat([valid[:, :1], pooled_valid], 1)
+
+
+def pooled_positions(T, stride, separate_cls, device):
+    n = pooled_length(T, stride, separate_cls)
+    if not separate_cls:
+        return torch.arange(n, device=device) * stride
+    return torch.cat([torch.zeros(1, dtype=torch.long, device=device), 1 + torch.arange(n - 1, device=device) * stride])
+
+
+def upsample_tokens(x, T, total_stride, separate_cls):
+    if total_stride == 1:
+        return x
+    first = 1 if separate_cls else 0
+    if T <= first:
+        return x[:, :T]
+    body = x[:, first:].repeat_interleave(total_stride, 1)[:, :T - first]
+    return torch.cat([x[:, :1], body], 1) if first else body
+
+
 def attend(scores, dim, mask_add, v, dropout, training):
     probs = torch.softmax(scores.float() / math.sqrt(dim) + mask_add, -1)  # fp32 island
     probs = F.dropout(probs, dropout, training)
@@ -188,7 +249,8 @@ def merge_heads(x):
 
 # ----------------------------------------------------------------------------------------------
 # Operation types (models/ops/*.cpp). Standard cores take (x, inputs); hetero heads take
-# (q, k, v, rel, inputs); inputs = (mask_add [B,1,1,T], valid [B,T]).
+# (q, k, v, rel, inputs); inputs = (mask_add [B,1,1,T], valid [B,T]), plus (kv [B,T,h], q_pos [Tq])
+# under Funnel pool-q-only, where x holds the pooled queries (ops in POOLS_QUERIES only).
 
 class _SelfAttentionCore(nn.Module):
     def __init__(self, h, n, param, P, dropout):
@@ -202,9 +264,14 @@ class _SelfAttentionCore(nn.Module):
             self.wma = None
 
     def forward(self, x, inputs):
-        q, k, v = (split_heads(m(x), self.heads) for m in (self.query, self.key, self.value))
+        kv = inputs[2] if len(inputs) > 2 else x
+        q = split_heads(self.query(x), self.heads)
+        k, v = split_heads(self.key(kv), self.heads), split_heads(self.value(kv), self.heads)
         content = torch.matmul(torch.matmul(q, self.wma) if self.wma is not None else q, k.transpose(-1, -2))
-        rel = relative_key_scores(q, self.distance_embedding.weight, self.P)
+        if len(inputs) > 2:
+            rel = relative_key_scores_at(q, self.distance_embedding.weight, self.P, inputs[3], kv.shape[1])
+        else:
+            rel = relative_key_scores(q, self.distance_embedding.weight, self.P)
         return merge_heads(attend(content + rel, float(self.d), inputs[0], v, self.p, self.training))
 
 
@@ -428,6 +495,7 @@ OPS = {
     "c": (_DynamicConvCore, _DynamicConvHead, lambda h, n: 2 * max(n // 2, 1) * (h // n)),
     "ak": (_AttentionKernelCore, _AttentionKernelHead, lambda h, n: h),
 }
+POOLS_QUERIES = {"sa"}  # OpDefinition::pools_queries
 
 
 class _HeteroSelfAttention(nn.Module):
@@ -440,8 +508,13 @@ class _HeteroSelfAttention(nn.Module):
         self.heads = nn.ModuleList([OPS[t][1](p, D, P, dropout) for (t, p, D) in heads])
 
     def forward(self, x, inputs):
-        q, k, v = (split_heads(m(x), self.n) for m in (self.query, self.key, self.value))
-        rel = relative_key_scores(q, self.distance_embedding.weight, self.P)
+        kv = inputs[2] if len(inputs) > 2 else x
+        q = split_heads(self.query(x), self.n)
+        k, v = split_heads(self.key(kv), self.n), split_heads(self.value(kv), self.n)
+        if len(inputs) > 2:
+            rel = relative_key_scores_at(q, self.distance_embedding.weight, self.P, inputs[3], kv.shape[1])
+        else:
+            rel = relative_key_scores(q, self.distance_embedding.weight, self.P)
         return torch.cat([head(q[:, j], k[:, j], v[:, j], rel[:, j], inputs) for j, head in enumerate(self.heads)], -1)
 
 
@@ -463,6 +536,15 @@ def parse_architecture(d):
             layer["heads"] = heads
         layers.append(layer)
     return layers
+
+
+def parse_pool(d):
+    """The "pool" key (architecture.h PoolSpec) with its defaults; None without pooling."""
+    p = d.get("pool")
+    if not p or all(int(s) == 1 for s in p["stride"]):
+        return None
+    return {"stride": [int(s) for s in p["stride"]], "q_only": bool(p.get("q_only", True)),
+            "separate_cls": bool(p.get("separate_cls", True)), "decoder": int(p.get("decoder", 2))}
 
 
 DEFAULT_OPTIONS = {"vocab_size": 30522, "max_positions": 514, "type_vocab_size": 1, "pad_id": 0,
@@ -493,27 +575,19 @@ class FlexModel(nn.Module):
             LayerNorm=nn.LayerNorm(h0, eps=eps))
         layers = []
         for i, spec in enumerate(self.layers_spec):
-            h = spec["h"]
-            if "heads" in spec:
-                core, width = _HeteroSelfAttention(h, spec["heads"], P, pdrop), len(spec["heads"]) * spec["heads"][0][2]
-            else:
-                cls_core, _, width_fn = OPS[spec["op"]]
-                core, width = cls_core(h, spec["n"], spec["param"], P, pdrop), width_fn(h, spec["n"])
-            layer = nn.Module()
-            layer.attention = _container(**{"self": core, "output": _container(dense=nn.Linear(width, h),
-                                                                               LayerNorm=nn.LayerNorm(h, eps=eps))})
-            inter, prev = nn.Module(), h
-            for j, w in enumerate(spec["f"]):
-                setattr(inter, "dense" if j == 0 else "dense_%d" % j, nn.Linear(prev, w))
-                prev = w
-            layer.intermediate = inter
-            layer.output = _container(dense=nn.Linear(prev, h), LayerNorm=nn.LayerNorm(h, eps=eps))
-            if i + 1 < len(self.layers_spec) and self.layers_spec[i + 1]["h"] != h:
-                layer.proj_head = nn.Linear(h, self.layers_spec[i + 1]["h"])
-            else:
-                layer.proj_head = None
-            layers.append(layer)
+            nxt = self.layers_spec[i + 1]["h"] if i + 1 < len(self.layers_spec) else 0
+            layers.append(self._build_layer(spec, nxt))
         self.bert.encoder = _container(layer=nn.ModuleList(layers))
+        self.pool = parse_pool(architecture)
+        self.has_decoder = self.pool is not None and o["head"] in ("mlm", "token")
+        if self.has_decoder:
+            # Funnel decoder: up-projection when widths differ, copies of the last full-length layer.
+            first = next(i for i, st in enumerate(self.pool["stride"]) if st > 1)
+            spec = self.layers_spec[first - 1]
+            self.bert.decoder = nn.Module()
+            self.bert.decoder.up_proj = nn.Linear(hl, spec["h"]) if hl != spec["h"] else None
+            self.bert.decoder.layer = nn.ModuleList([self._build_layer(spec, 0) for _ in range(self.pool["decoder"])])
+            hl = spec["h"]
         head = o["head"]
         if head == "mlm":
             pred = _container(transform=_container(dense=nn.Linear(hl, hl), LayerNorm=nn.LayerNorm(hl, eps=eps)),
@@ -528,23 +602,77 @@ class FlexModel(nn.Module):
         else:
             raise ValueError("unknown head type %r (allowed: mlm, cls, token)" % head)
 
+    def _build_layer(self, spec, next_h):
+        o = self.options
+        P, eps, pdrop, h = o["max_positions"], o["layer_norm_eps"], o["attention_dropout"], spec["h"]
+        if "heads" in spec:
+            core, width = _HeteroSelfAttention(h, spec["heads"], P, pdrop), len(spec["heads"]) * spec["heads"][0][2]
+            pools_queries = all(t in POOLS_QUERIES for (t, _, _) in spec["heads"])
+        else:
+            cls_core, _, width_fn = OPS[spec["op"]]
+            core, width = cls_core(h, spec["n"], spec["param"], P, pdrop), width_fn(h, spec["n"])
+            pools_queries = spec["op"] in POOLS_QUERIES
+        layer = nn.Module()
+        layer.attention = _container(**{"self": core, "output": _container(dense=nn.Linear(width, h),
+                                                                           LayerNorm=nn.LayerNorm(h, eps=eps))})
+        inter, prev = nn.Module(), h
+        for j, w in enumerate(spec["f"]):
+            setattr(inter, "dense" if j == 0 else "dense_%d" % j, nn.Linear(prev, w))
+            prev = w
+        layer.intermediate = inter
+        layer.output = _container(dense=nn.Linear(prev, h), LayerNorm=nn.LayerNorm(h, eps=eps))
+        layer.proj_head = nn.Linear(h, next_h) if next_h and next_h != h else None
+        layer.pools_queries = pools_queries
+        return layer
+
+    def _run_layer(self, layer, x, inputs):
+        o = self.options
+        a = getattr(layer.attention, "self")(x, inputs)
+        so = layer.attention.output
+        # fp32 islands (flex_model.cpp run_layer): residual sums and LayerNorm run in fp32.
+        y = so.LayerNorm(F.dropout(so.dense(a), o["hidden_dropout"], self.training).float() + x)
+        z, j = y, 0
+        while hasattr(layer.intermediate, "dense" if j == 0 else "dense_%d" % j):
+            z = F.gelu(getattr(layer.intermediate, "dense" if j == 0 else "dense_%d" % j)(z))
+            j += 1
+        return layer.output.LayerNorm(F.dropout(layer.output.dense(z), o["hidden_dropout"], self.training).float() + y)
+
     def encode(self, input_ids, attention_mask):
-        o, emb = self.options, self.bert.embeddings
+        o, emb, pool = self.options, self.bert.embeddings, self.pool
         x = emb.word_embeddings(input_ids) + emb.token_type_embeddings.weight[0]
         x = F.dropout(emb.LayerNorm(x), o["hidden_dropout"], self.training)
-        inputs = (additive_mask(attention_mask, x.dtype), attention_mask.to(x.dtype))
-        for layer in self.bert.encoder.layer:
-            a = getattr(layer.attention, "self")(x, inputs)
-            so = layer.attention.output
-            # fp32 islands (flex_model.cpp encode): residual sums and LayerNorm run in fp32.
-            y = so.LayerNorm(F.dropout(so.dense(a), o["hidden_dropout"], self.training).float() + x)
-            z, j = y, 0
-            while hasattr(layer.intermediate, "dense" if j == 0 else "dense_%d" % j):
-                z = F.gelu(getattr(layer.intermediate, "dense" if j == 0 else "dense_%d" % j)(z))
-                j += 1
-            u = layer.output.LayerNorm(F.dropout(layer.output.dense(z), o["hidden_dropout"], self.training).float() + y)
+        valid = attention_mask.to(x.dtype)
+        inputs = (additive_mask(valid, x.dtype), valid)
+        full_length = None
+        for i, layer in enumerate(self.bert.encoder.layer):
+            stride = pool["stride"][i] if pool else 1
+            if stride == 1:
+                u = self._run_layer(layer, x, inputs)
+            else:
+                px, pvalid = pool_tokens(x, valid, stride, pool["separate_cls"])
+                if pool["q_only"] and layer.pools_queries:
+                    q_pos = pooled_positions(x.shape[1], stride, pool["separate_cls"], x.device)
+                    u = self._run_layer(layer, px, inputs + (x, q_pos))
+                else:
+                    u = self._run_layer(layer, px, (additive_mask(pvalid, x.dtype), pvalid))
+                valid = pvalid
+                inputs = (additive_mask(valid, x.dtype), valid)
+            if pool and i + 1 < len(pool["stride"]) and i + 1 == next(k for k, st in enumerate(pool["stride"]) if st > 1):
+                full_length = u  # the decoder's residual (before the projection)
             x = layer.proj_head(u).float() if layer.proj_head is not None else u
-        return x
+        if not self.has_decoder:
+            return x
+        total = 1
+        for st in pool["stride"]:
+            total *= st
+        up = upsample_tokens(x, full_length.shape[1], total, pool["separate_cls"])
+        if self.bert.decoder.up_proj is not None:
+            up = self.bert.decoder.up_proj(up).float()
+        y = up + full_length
+        inputs = (additive_mask(attention_mask, y.dtype), attention_mask.to(y.dtype))
+        for layer in self.bert.decoder.layer:
+            y = self._run_layer(layer, y, inputs)
+        return y
 
     def head_logits(self, hidden):
         head = self.options["head"]

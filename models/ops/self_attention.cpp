@@ -95,6 +95,12 @@ OpDefinition make_self_attention() {
   };
   def.build_head = [](const HeadConfig& c) -> std::shared_ptr<HeadOp> { return std::make_shared<SelfAttentionHead>(c); };
   def.pools_queries = true;
+  def.core_flops_pooled = [](const CoreConfig& c, int64_t tq, int64_t tk) {
+    const double h = double(c.hidden), d = h / double(c.heads), Tk = double(tk);
+    // Q on the queries, K/V on the keys (per query: x tk/tq), then the core_flops terms over tk keys.
+    return 2 * h * h + 4 * h * h * Tk / double(tq) + 2 * Tk * h + 2 * (2 * Tk - 1) * h + 2 * Tk * h +
+           (c.param == "wma" ? 2 * h * d : 0.0);
+  };
   return def;
 }
 

@@ -86,5 +86,21 @@ int main(int argc, char** argv) {
   write_case(dir, "hetero_ak_only",
              testing::arch_from(R"({"l":1,"h":[16],"f":[[24]],"o":[["ak_convfixed:2_8","ak_qk+convk:4_8"]]})"),
              testing::tiny_options());
+  // Funnel pooling: pool-q-only sa layers, an l layer that pools its whole stream, a width change at
+  // the pooling layer (decoder up-projection), every head; a hetero model; pool_q_only off without
+  // separate [CLS]. 8 tokens: 8 -> 5 -> 3 ([CLS] apart).
+  const char* funnel =
+      R"({"l":4,"h":[16,16,24,24],"n":[2,2,2,2],"o":["sa","sa","l","sa"],"f":[[24],[24],[20],[20]],)"
+      R"("p":["sdp","wma","dct","sdp"],"pool":{"stride":[1,1,2,2],"decoder":1}})";
+  for (HeadType head : {HeadType::kMlm, HeadType::kSequence, HeadType::kToken})
+    write_case(dir, "funnel_" + head_type_name(head), testing::arch_from(funnel), testing::tiny_options(head));
+  write_case(dir, "funnel_hetero",
+             testing::arch_from(R"({"l":2,"h":[16,16],"f":[[24],[20]],"o":[["sa_sdp_8","l_dct_8"],["sa_sdp_8","sa_wma_8"]],)"
+                                R"("pool":{"stride":[1,2],"decoder":2}})"),
+             testing::tiny_options());
+  write_case(dir, "funnel_pool_all_no_cls",
+             testing::arch_from(R"({"l":3,"h":[16,16,16],"n":[2,2,2],"o":["sa","sa","sa"],"f":[[24],[24],[24]],)"
+                                R"("p":["sdp","sdp","sdp"],"pool":{"stride":[1,2,3],"q_only":false,"separate_cls":false}})"),
+             testing::tiny_options());
   return 0;
 }
