@@ -118,7 +118,8 @@ ElectraModelImpl::ElectraModelImpl(FlexModel discriminator, const ElectraOptions
     if (unused_generator_tensor(item.key())) item.value().set_requires_grad(false);
 
   const int64_t h0 = darch.layers.front().hidden, g0 = garch.layers.front().hidden;
-  const int64_t hl = darch.layers.back().hidden, gl = garch.layers.back().hidden;
+  // What encode() returns: the decoder's width for Funnel-pooled models (token-level heads).
+  const int64_t hl = discriminator_->output_width(), gl = generator_->output_width();
   const double eps = dopt.layer_norm_eps, r = dopt.initializer_range;
   if (g0 != h0) project_ = register_module("embeddings_project", torch::nn::Linear(h0, g0));
   auto gen_pred = register_module("generator_predictions", std::make_shared<torch::nn::Module>());

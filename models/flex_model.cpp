@@ -645,6 +645,8 @@ torch::Tensor FlexModelImpl::loss(const torch::Tensor& input_ids, const torch::T
   return {};
 }
 
+int64_t FlexModelImpl::output_width() const { return head_width(arch_, options_); }
+
 int64_t FlexModelImpl::num_parameters() const {
   int64_t n = 0;
   for (const auto& t : parameters()) n += t.numel();

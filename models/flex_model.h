@@ -110,6 +110,9 @@ class FlexModelImpl : public torch::nn::Module {
   void set_class_weights(const torch::Tensor& weights) { class_weights_ = weights; }
   const torch::Tensor& class_weights() const { return class_weights_; }
 
+  /// Width of what encode() returns: the last layer's, or under Funnel pooling with a token-level
+  /// head the decoder's (the last full-length layer's).
+  int64_t output_width() const;
   /// Number of scalar parameters.
   int64_t num_parameters() const;
   /// The base model ("bert": embeddings, encoder, pooler for cls heads), e.g. for weight transfer.

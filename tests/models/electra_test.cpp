@@ -136,6 +136,22 @@ TEST_F(ElectraTest, SampledTokenEqualToTheOriginalCountsAsOriginal) {
   EXPECT_NEAR(s.generator_term.item<double>(), s.generator_loss, 1e-9);
 }
 
+TEST_F(ElectraTest, FunnelPooledModelsTrainWithTheirDecodersWidth) {
+  // Widths change at the pooling layer: generator and discriminator heads read the decoder's width.
+  const Architecture arch = arch_from(
+      R"({"l":3,"h":[16,16,32],"n":[2,2,2],"o":["sa","sa","sa"],"f":[[32],[32],[32]],"p":["sdp","sdp","sdp"],)"
+      R"("pool":{"stride":[1,1,2]}})");
+  ElectraModel m = tiny_electra(arch);
+  auto [ids, mask] = testing::tiny_batch(40, 9, 6);
+  auto labels = torch::full({2, 9}, -100L);
+  labels.index_put_({0, 3}, 5);
+  labels.index_put_({1, 2}, 6);
+  ElectraStats s = m->forward(ids, mask, labels, sampling_uniforms(1, 0, 0, 2, 9));
+  s.loss.backward();
+  EXPECT_TRUE(std::isfinite(s.loss.item<double>()));
+  EXPECT_EQ(s.tokens, 9 + 6);
+}
+
 TEST_F(ElectraTest, InverseCdfSamplingFollowsTheSoftmax) {
   const auto logits = torch::log(torch::tensor({{0.2, 0.5, 0.3}}, torch::kFloat)).expand({5, 3});
   const auto u = torch::tensor({0.1f, 0.2f, 0.69f, 0.71f, 0.9999f});
