@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "design_space/arch_graph.h"
@@ -119,14 +120,31 @@ double align_chains(const std::vector<int>& a, const std::vector<int>& b, double
 
 }  // namespace
 
+namespace {
+
+/// Funnel pooling's graph vertices (arch_graph.cpp): before a pooling layer, and the decoder.
+bool is_pool_label(const std::string& label) {
+  return label.rfind("pool_s", 0) == 0 || label.rfind("decoder_", 0) == 0;
+}
+std::string pool_label(const PoolSpec& pool, size_t layer) {
+  return "pool_s" + std::to_string(pool.stride[layer]) + (pool.q_only ? "_q" : "") + (pool.separate_cls ? "_cls" : "");
+}
+std::string decoder_label(const PoolSpec& pool) { return "decoder_" + std::to_string(pool.decoder); }
+bool pools_at(const Architecture& arch, size_t layer) { return arch.pool.active() && arch.pool.stride[layer] > 1; }
+
+}  // namespace
+
 std::vector<std::string> vertex_labels(const Architecture& arch) {
   std::vector<std::string> labels{"input"};
-  for (const LayerSpec& layer : arch.layers) {
+  for (size_t i = 0; i < arch.layers.size(); ++i) {
+    const LayerSpec& layer = arch.layers[i];
+    if (pools_at(arch, i)) labels.push_back(pool_label(arch.pool, i));
     for (std::string& h : head_labels(layer, arch.format)) labels.push_back(std::move(h));
     labels.push_back("add_norm");
     for (int64_t w : layer.ffn) labels.push_back("f" + std::to_string(w));
     labels.push_back("add_norm");
   }
+  if (arch.pool.active()) labels.push_back(decoder_label(arch.pool));
   labels.push_back("output");
   return labels;
 }
@@ -135,8 +153,13 @@ OpCostTable::OpCostTable(const std::vector<std::string>& labels) {
   std::vector<int64_t> widths;
   // (type rank, type, size, param key) -> labels naming that op (standard and hetero spellings).
   std::map<std::tuple<int, std::string, int64_t, std::tuple<int, int64_t, std::string>>, std::vector<std::string>> ops;
+  std::set<std::string> pooling;  // Funnel pooling's vertices, a last group (absent: the reference's table)
   for (const std::string& label : labels) {
     if (label == "input" || label == "output" || label == "add_norm" || label.empty()) continue;
+    if (is_pool_label(label)) {
+      pooling.insert(label);
+      continue;
+    }
     if (label[0] == 'f' && all_digits(label.substr(1))) {
       widths.push_back(std::stoll(label.substr(1)));
       continue;
@@ -166,6 +189,11 @@ OpCostTable::OpCostTable(const std::vector<std::string>& labels) {
     order_.push_back(names.front());
     for (const std::string& name : names) lookup_.emplace_back(name, slot);
   }
+  if (!pooling.empty()) order_.push_back("");
+  for (const std::string& label : pooling) {  // sorted: pool_s2 < pool_s4 .., then decoder_<n>
+    lookup_.emplace_back(label, int(order_.size()));
+    order_.push_back(label);
+  }
   for (const char* fixed : {"input", "output", "add_norm"})
     lookup_.emplace_back(fixed, int(std::find(order_.begin(), order_.end(), fixed) - order_.begin()));
   for (size_t k = 4; k < 4 + widths.size(); ++k) lookup_.emplace_back(order_[k], int(k));
@@ -183,10 +211,8 @@ namespace {
 std::vector<std::string> labels_of(const std::vector<Architecture>& archs, const std::vector<std::string>& extra) {
   std::vector<std::string> labels = extra;
   for (const Architecture& arch : archs)
-    for (const LayerSpec& layer : arch.layers) {
-      for (std::string& h : head_labels(layer, arch.format)) labels.push_back(std::move(h));
-      for (int64_t w : layer.ffn) labels.push_back("f" + std::to_string(w));
-    }
+    for (const std::string& label : vertex_labels(arch))
+      if (label != "input" && label != "output" && label != "add_norm") labels.push_back(label);
   std::sort(labels.begin(), labels.end());
   labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
   return labels;
@@ -210,8 +236,12 @@ StructuralDistance::StructuralDistance(const std::vector<Architecture>& archs, c
   offsets_.reserve(archs.size() + 1);
   offsets_.push_back(0);
   for (const Architecture& arch : archs) {
-    for (const LayerSpec& layer : arch.layers) {
+    for (size_t i = 0; i < arch.layers.size(); ++i) {
+      const LayerSpec& layer = arch.layers[i];
       std::vector<int> heads;
+      // A pooling vertex sits before the layer's heads; it is priced as one more vertex of the
+      // layer's attention part (matched, inserted or deleted with them).
+      if (pools_at(arch, i)) heads.push_back(table_.index(pool_label(arch.pool, i)));
       for (const std::string& h : head_labels(layer, arch.format)) heads.push_back(table_.index(h));
       std::sort(heads.begin(), heads.end());
       std::vector<int> ffn;
@@ -219,6 +249,7 @@ StructuralDistance::StructuralDistance(const std::vector<Architecture>& archs, c
       layers_.push_back(Layer{intern(head_ids, head_types, std::move(heads)), intern(ffn_ids, ffn_types, std::move(ffn))});
     }
     offsets_.push_back(layers_.size());
+    decoder_.push_back(arch.pool.active() ? table_.index(decoder_label(arch.pool)) : 0);
   }
   num_heads_ = head_types.size();
   num_ffn_ = ffn_types.size();
@@ -286,7 +317,13 @@ double StructuralDistance::operator()(size_t i, size_t j) const {
     std::swap(Gp, Gc);
   }
   // Output: its in-edge is kept after a match, re-made (deleted + inserted) after a gap.
-  return std::min(Mp[m], Gp[m] + 2 * settings_.edge_cost);
+  const double layers_cost = std::min(Mp[m], Gp[m] + 2 * settings_.edge_cost);
+  // Funnel decoders: substituted, or one inserted/deleted with its three edges (the output edge
+  // re-made). Not part of the alignment above: an upper bound like the rest.
+  const int da = decoder_[i], db = decoder_[j];
+  if (da == db) return layers_cost;
+  if (da && db) return layers_cost + std::abs(da - db);
+  return layers_cost + (da ? da : db) + 4 * settings_.edge_cost;
 }
 
 nlohmann::ordered_json StructuralDistance::describe() const {

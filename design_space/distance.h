@@ -74,13 +74,15 @@ class StructuralDistance {
   std::vector<double> head_sub_, head_sub_break_, ffn_sub_;
   std::vector<double> head_del_, ffn_del_;  // deleting a part (nodes + the edges it owns)
   double add_norm_pair_ = 0;                // the two add_norm vertices of a layer: 2 * idx(add_norm)
+  std::vector<int> decoder_;                // per architecture: cost index of its Funnel decoder (0 = none)
 };
 
 /// Convenience for two architectures (builds a table from their own labels).
 double structural_distance(const Architecture& a, const Architecture& b, DistanceSettings settings = {});
 
 /// The op-label sequence of an architecture's graph (spec §2.1 vertex order): input, per layer its
-/// head labels, add_norm, f{w}..., add_norm; output.
+/// head labels, add_norm, f{w}..., add_norm; output. Funnel pooling adds pool_s<k>.. before a
+/// pooling layer's heads and decoder_<n> before output (arch_graph.h).
 std::vector<std::string> vertex_labels(const Architecture& arch);
 
 }  // namespace flexnas

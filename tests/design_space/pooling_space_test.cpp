@@ -5,6 +5,7 @@
 #include <set>
 
 #include "design_space/arch_graph.h"
+#include "design_space/distance.h"
 #include "design_space/enumeration.h"
 #include "design_space/error.h"
 
@@ -92,6 +93,30 @@ TEST(PoolingSpace, ArchitecturesOutsideThePoolingChoicesAreRejectedWithAReason) 
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("the space has no architecture.pooling block"), std::string::npos) << e.what();
   }
+}
+
+TEST(PoolingSpace, StructuralDistanceSeesPoolingChoices) {
+  const DesignSpace pooled = parse_design_space(kSpace + "  pooling: {stride: [1, 2, 4]}\n", "space.yaml");
+  Enumerator pools(pooled, lps2());
+  // The same layers (last index of depth 6's first pooling block) under three pooling choices.
+  const BigCount base = pools.count_per_depth()[0], per = pools.count_per_depth()[1] / 9;
+  const Architecture plain = pools.at(base + per - 1);
+  const Architecture late2 = pools.at(base + 2 * per - 1);   // stack 3 pools by 2
+  const Architecture late4 = pools.at(base + 3 * per - 1);   // stack 3 pools by 4
+  const Architecture both = pools.at(base + 5 * per - 1);    // stacks 2 and 3 pool by 2
+  ASSERT_FALSE(plain.pool.active());
+  ASSERT_TRUE(late2.pool.active() && late4.pool.active() && both.pool.active());
+  ASSERT_EQ(late2.layers, plain.layers);
+  StructuralDistance d({plain, late2, late4, both});
+  EXPECT_GT(d(0, 1), 0.0);  // pooling or not
+  EXPECT_GT(d(1, 2), 0.0);  // stride 2 or 4
+  EXPECT_GT(d(1, 3), 0.0);  // one pooling or two
+  for (size_t i = 0; i < 4; ++i)
+    for (size_t j = 0; j < 4; ++j) EXPECT_DOUBLE_EQ(d(i, j), d(j, i));
+  EXPECT_LT(d(1, 2), d(0, 2));  // pooling by 2 is nearer pooling by 4 than no pooling is
+  // Without pooled models the cost table is the reference's.
+  StructuralDistance reference({plain});
+  for (const auto& label : reference.table().order()) EXPECT_EQ(label.rfind("pool_s", 0), std::string::npos);
 }
 
 TEST(PoolingSpace, BadBlocksAreLocatedErrors) {
