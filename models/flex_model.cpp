@@ -184,8 +184,11 @@ void validate_architecture(const Architecture& arch, const ModelOptions& o, cons
       const std::string problem = def.check_core(core_config(layer, o));
       if (!problem.empty()) fail_at(w, "n", i, -1, problem);
     } else {
-      for (size_t j = 0; j < layer.head_list.size(); ++j)
-        op_for(layer.head_list[j].type, layer.head_list[j].param, w, i, int64_t(j));
+      for (size_t j = 0; j < layer.head_list.size(); ++j) {
+        const OpDefinition& def = op_for(layer.head_list[j].type, layer.head_list[j].param, w, i, int64_t(j));
+        const std::string problem = def.check_head ? def.check_head(head_config(layer.head_list[j], o)) : "";
+        if (!problem.empty()) fail_at(w, "o", i, int64_t(j), problem);
+      }
     }
   }
 }

@@ -83,6 +83,8 @@ struct OpDefinition {
   std::function<std::shared_ptr<AttentionCore>(const CoreConfig&)> build_core;
 
   // Hetero format (the shared Q/K/V projections and distance table belong to the layer).
+  /// "" when one head's dimensions work, else the problem; optional (no check when empty).
+  std::function<std::string(const HeadConfig&)> check_head;
   std::function<int64_t(const HeadConfig&)> head_params;
   std::function<double(const HeadConfig&, int64_t seq)> head_flops;
   std::function<std::shared_ptr<HeadOp>(const HeadConfig&)> build_head;

@@ -196,6 +196,13 @@ OpDefinition make_attention_kernel() {
              std::to_string(c.max_positions - 1) + " (no longer distance occurs)";
     return "";
   };
+  def.check_head = [](const HeadConfig& c) -> std::string {
+    const KernelSpec s = kernel_of(c.param);
+    if (s.window > c.max_positions - 1)
+      return "the ak window " + std::to_string(s.window) + " of '" + c.param + "' exceeds max_positions - 1 = " +
+             std::to_string(c.max_positions - 1) + " (no longer distance occurs)";
+    return "";
+  };
   def.core_output_width = [](const CoreConfig& c) { return c.hidden; };
   def.core_params = [](const CoreConfig& c) {
     const KernelSpec s = kernel_of(c.param);

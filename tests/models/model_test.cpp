@@ -337,13 +337,13 @@ TEST(AttentionKernel, WindowBeyondTheLongestSequenceIsALocatedError) {
               "arch.json: error: p[0]: invalid parameter 'convk+convq:4' for operation 'ak' (allowed: components in the "
               "canonical order qk, convfixed, convq, convk, vconv, qkconv ('convq' comes before 'convk'))");
   }
-  // Hetero heads: the parameter is located; the window is checked when the head is built (the
-  // registry has no per-head dimension check that validate_architecture could call).
+  // Hetero heads: located at the head string (OpDefinition::check_head).
   try {
-    FlexModel m(arch_from(R"({"l":1,"h":[16],"f":[[8]],"o":[["ak_convq:16_8","sa_sdp_8"]]})"), o);
+    validate_architecture(arch_from(R"({"l":1,"h":[16],"f":[[8]],"o":[["sa_sdp_8","ak_convq:16_8"]]})"), o, "arch.json");
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
-    EXPECT_EQ(std::string(e.what()), "error: head 'ak_convq:16_8': window 16 exceeds max_positions - 1 = 15");
+    EXPECT_EQ(std::string(e.what()),
+              "arch.json: error: o[0][1]: the ak window 16 of 'convq:16' exceeds max_positions - 1 = 15 (no longer distance occurs)");
   }
 }
 
