@@ -2,6 +2,7 @@
 // located errors, and the enumeration bijection with pooling as a per-stack choice.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <set>
 
 #include "design_space/arch_graph.h"
@@ -129,6 +130,38 @@ TEST(PoolingSpace, BadBlocksAreLocatedErrors) {
   EXPECT_NE(error_of(kSpace + "  pooling: [1, 2]\n").find("expected a map"), std::string::npos);
   const std::string located = error_of(kSpace + "  pooling: {stride: [1, 16]}\n");
   EXPECT_EQ(located.rfind("space.yaml:11:", 0), 0u) << located;
+}
+
+// Fuzz-style: seeded random pooling blocks (values, types, keys, flow and block style). Parsing
+// either succeeds, and then every index round-trips, or raises a ConfigError located in the file.
+TEST(PoolingSpace, RandomBlocksParseOrFailLocated) {
+  std::mt19937 rng(61206);
+  auto pick = [&](int n) { return int(std::uniform_int_distribution<int>(0, n - 1)(rng)); };
+  const std::vector<std::string> values = {"1", "2", "0", "-1", "9", "8", "true", "no", "abc", "[]", "[1, 2]", "{}", "~", "2.5"};
+  const std::vector<std::string> keys = {"stride", "q_only", "separate_cls", "decoder", "window", "stride"};
+  int parsed = 0, failed = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string block = "  pooling:\n";
+    const int n_keys = pick(4);
+    block += "    stride: [";
+    for (int k = 0, n = 1 + pick(3); k < n; ++k) block += (k ? ", " : "") + values[size_t(pick(6))];
+    block += "]\n";
+    for (int k = 0; k < n_keys; ++k) block += "    " + keys[size_t(1 + pick(5))] + ": " + values[size_t(pick(int(values.size())))] + "\n";
+    if (pick(10) == 0) block = "  pooling: " + values[size_t(pick(int(values.size())))] + "\n";
+    try {
+      const DesignSpace space = parse_design_space(kSpace + block, "space.yaml");
+      Enumerator e(space, lps2());
+      for (BigCount i = 0; i < e.count(); i += 97) EXPECT_EQ(e.index_of(e.at(i)), i) << block;
+      ++parsed;
+    } catch (const ConfigError& err) {
+      ++failed;
+      EXPECT_EQ(std::string(err.what()).rfind("space.yaml:", 0), 0u) << err.what() << "\n" << block;
+    } catch (const std::exception& err) {
+      ADD_FAILURE() << "not a ConfigError: " << err.what() << "\n" << block;
+    }
+  }
+  EXPECT_GT(parsed, 20);
+  EXPECT_GT(failed, 100);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <random>
+
 #include "design_space/arch_graph.h"
 #include "design_space/error.h"
 #include "models/attention_common.h"
@@ -284,6 +286,81 @@ TEST(FunnelModel, ProbeFeaturesOfPooledLayersAverageTheirValidTokens) {
   EXPECT_TRUE(torch::allclose(f.features[1][1].to(torch::kFloat), h[3][1].slice(0, 0, 4).mean(0), 1e-2, 1e-2));
   // Layer 6: 11 -> 6 -> 4 tokens; row 1 keeps [CLS] + 2 windows.
   EXPECT_TRUE(torch::allclose(f.features[2][1].to(torch::kFloat), h[6][1].slice(0, 0, 3).mean(0), 1e-2, 1e-2));
+}
+
+// Fuzz-style: seeded random mutations of the new model-dict fields (the pool key and its values, ak
+// parameters, hetero ak heads). Whatever the mutation, reading and validating either succeed or
+// raise a ConfigError located in the file; and what validation accepts builds and runs.
+TEST(ModelDictFuzz, NewFieldsNeverCrashErrorsAreLocatedAndWhatIsAcceptedRuns) {
+  std::mt19937 rng(20261206);
+  auto pick = [&](int n) { return int(std::uniform_int_distribution<int>(0, n - 1)(rng)); };
+  const std::vector<std::string> parts = {"qk", "convfixed", "convq", "convk", "vconv", "qkconv", "+", ":", "_", "9",
+                                          "0", "-1", "3", "", "conv", "17", "qk+", ":4"};
+  auto random_ak = [&] {
+    std::string text;
+    for (int k = 1 + pick(4); k > 0; --k) text += parts[size_t(pick(int(parts.size())))];
+    return text;
+  };
+  auto random_value = [&]() -> nlohmann::json {
+    switch (pick(8)) {
+      case 0: return pick(24) - 3;
+      case 1: return "abc";
+      case 2: return pick(2) == 1;
+      case 3: return nullptr;
+      case 4: return nlohmann::json::array({1, 2});
+      case 5: return nlohmann::json::object({{"x", 1}});
+      case 6: return random_ak();
+      default: return pick(9);
+    }
+  };
+  const nlohmann::json standard = nlohmann::json::parse(
+      R"({"l":3,"h":[16,16,16],"n":[2,2,2],"o":["sa","ak","sa"],"f":[[24],[24],[24]],"p":["sdp","qk+convq:3","wma"],)"
+      R"("pool":{"stride":[1,2,1],"q_only":true,"separate_cls":true,"decoder":1}})");
+  const nlohmann::json hetero = nlohmann::json::parse(
+      R"({"l":2,"h":[16,16],"f":[[24],[24]],"o":[["sa_sdp_8","ak_convfixed:2_8"],["sa_wma_8","sa_sdp_8"]],"pool":{"stride":[1,2]}})");
+  auto [ids, mask] = testing::tiny_batch(40, 9, 5);
+  int accepted = 0, rejected = 0;
+  for (int trial = 0; trial < 600; ++trial) {
+    nlohmann::json d = trial % 3 == 2 ? hetero : standard;
+    const bool is_hetero = trial % 3 == 2;
+    for (int m = 1 + pick(3); m > 0; --m) {
+      const int kind = pick(7);
+      const bool edits_pool = kind == 0 || kind == 1 || kind == 4 || kind == 5;
+      if (edits_pool && !d["pool"].is_object()) continue;  // pool already replaced by something else
+      if (kind == 0 && !d["pool"]["stride"].is_array()) continue;
+      switch (kind) {
+        case 0: d["pool"]["stride"][size_t(pick(int(d["l"].get<int>())))] = random_value(); break;
+        case 1: d["pool"][std::vector<std::string>{"q_only", "separate_cls", "decoder", "window"}[size_t(pick(4))]] = random_value(); break;
+        case 2: d["pool"] = random_value(); break;
+        case 3:
+          if (is_hetero) d["o"][size_t(pick(2))][size_t(pick(2))] = (pick(2) ? "ak_" : "sa_") + random_ak() + "_8";
+          else d["p"][size_t(pick(3))] = random_ak();
+          break;
+        case 4: d["pool"].erase(std::vector<std::string>{"stride", "q_only", "decoder"}[size_t(pick(3))]); break;
+        case 5: d["pool"]["stride"] = nlohmann::json::array({1, pick(10), pick(3)}); break;
+        default: if (!is_hetero) d["o"][size_t(pick(3))] = std::vector<std::string>{"ak", "sa", "l", "c"}[size_t(pick(4))]; break;
+      }
+    }
+    try {
+      const Architecture arch = architecture_from_json(d, "fuzz.json");
+      validate_architecture(arch, tiny_options(), "fuzz.json");
+      ++accepted;
+      if (accepted % 8 == 1) {  // a sample of the accepted ones is built and run
+        FlexModel model(arch, tiny_options());
+        model->eval();
+        auto out = model->forward(ids, mask);
+        EXPECT_TRUE(torch::isfinite(out.logits).all().item<bool>()) << d.dump();
+        EXPECT_EQ(model->num_parameters(), model_cost(arch, tiny_options()).total_params) << d.dump();
+      }
+    } catch (const ConfigError& e) {
+      ++rejected;
+      EXPECT_EQ(std::string(e.what()).rfind("fuzz.json", 0), 0u) << e.what() << "\n" << d.dump();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not a ConfigError: " << e.what() << "\n" << d.dump();
+    }
+  }
+  EXPECT_GT(accepted, 30);
+  EXPECT_GT(rejected, 300);
 }
 
 }  // namespace
