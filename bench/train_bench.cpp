@@ -2,8 +2,11 @@
 // positions only through the head, AdamW without decay on biases/LayerNorm, gradient clipping) for
 // one shape and thread count, in its own process so that the peak memory is this configuration's.
 //
-//   train_bench --shape bert-tiny|flexibert-mini|conv|dct [--threads T] [--vocab V] [--batch 32] [--len 128]
+//   train_bench --shape bert-tiny|flexibert-mini|conv|dct | --arch MODEL.json [--head mlm|cls]
+//               [--threads T] [--vocab V] [--batch 32] [--len 128]
 //               [--steps N] [--warmup W] [--save DIR] [--profile TRACE.json] [--blas-threads B]
+// --head cls times a sequence-classification step (2 classes, random labels) instead of MLM: a
+// Funnel model (a "pool" key) then runs without its decoder, as when fine-tuning (bench/funnel_bench.sh).
 // Prints one JSON line {shape, threads, vocab, batch, len, params, tokens_per_second, step_ms,
 // cpu_ms_per_step, faults_per_step, blas_threads, peak_rss_mib, last_loss}. Threads are set as
 // `flexnas` sets them (models::set_compute_threads: LibTorch and OpenBLAS on T threads, freed
@@ -57,7 +60,7 @@ double peak_rss_mib() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string shape = "bert-tiny", save, profile, precision_name = "fp32";
+  std::string shape = "bert-tiny", save, profile, precision_name = "fp32", arch_file, head = "mlm";
   int64_t threads = 1, blas = 0, vocab = 8000, batch = 32, len = 128, steps = 10, warmup = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -72,6 +75,8 @@ int main(int argc, char** argv) {
     else if (k == "--profile") profile = v;
     else if (k == "--blas-threads") blas = std::stoll(v);
     else if (k == "--precision") precision_name = v;
+    else if (k == "--arch") arch_file = v;
+    else if (k == "--head") head = v;
     else {
       std::cerr << "unknown flag " << k << "\n";
       return 2;
@@ -81,9 +86,12 @@ int main(int argc, char** argv) {
   if (blas > 0) flexnas::models::set_blas_threads(int(blas));  // experiments: OpenBLAS apart from LibTorch
   torch::manual_seed(1);
   using namespace flexnas;
-  const Architecture arch = architecture_from_json(nlohmann::json::parse(shape_json(shape)));
+  const Architecture arch =
+      arch_file.empty() ? architecture_from_json(nlohmann::json::parse(shape_json(shape))) : load_architecture(arch_file);
+  if (!arch_file.empty()) shape = arch_file.substr(arch_file.find_last_of('/') + 1);
   models::ModelOptions options;
   options.vocab_size = vocab;
+  options.head = models::parse_head_type(head, "--head");
   models::FlexModel model(arch, options);
 
   // The batch: random non-special ids, 15% of positions predicted (80% [MASK]), no padding.
@@ -93,7 +101,8 @@ int main(int argc, char** argv) {
   auto pick = torch::rand({batch, len}) < 0.15;
   pick.select(1, 0).fill_(false);
   pick.select(1, len - 1).fill_(false);
-  auto labels = torch::where(pick, ids, torch::full_like(ids, -100));
+  auto labels = options.head == models::HeadType::kSequence ? torch::randint(0, 2, {batch}, torch::kLong)
+                                                            : torch::where(pick, ids, torch::full_like(ids, -100));
   auto input = torch::where(pick & (torch::rand({batch, len}) < 0.8), torch::full_like(ids, 4), ids);
   auto mask = torch::ones_like(ids);
   if (!save.empty()) {
@@ -160,10 +169,10 @@ int main(int argc, char** argv) {
   };
   const double per_step = 1.0 / double(std::max<int64_t>(1, steps));
   std::printf(
-      "{\"impl\": \"flexnas\", \"precision\": \"%s\", \"shape\": \"%s\", \"threads\": %lld, \"vocab\": %lld, \"batch\": %lld, \"len\": %lld, "
+      "{\"impl\": \"flexnas\", \"precision\": \"%s\", \"shape\": \"%s\", \"head\": \"%s\", \"threads\": %lld, \"vocab\": %lld, \"batch\": %lld, \"len\": %lld, "
       "\"params\": %lld, \"tokens_per_second\": %.1f, \"step_ms\": %.1f, \"cpu_ms_per_step\": %.1f, "
       "\"faults_per_step\": %.0f, \"blas_threads\": %d, \"peak_rss_mib\": %.0f, \"last_loss\": %.4f}\n",
-      models::precision_name(precision), shape.c_str(), (long long)threads, (long long)vocab, (long long)batch, (long long)len,
+      models::precision_name(precision), shape.c_str(), head.c_str(), (long long)threads, (long long)vocab, (long long)batch, (long long)len,
       (long long)model->num_parameters(), tps, 1000.0 * seconds / double(steps), 1000.0 * (cpu_s(u1) - cpu_s(u0)) * per_step,
       double(u1.ru_minflt - u0.ru_minflt) * per_step, models::blas_threads(), peak_rss_mib(), last);
   return 0;
