@@ -314,8 +314,11 @@ std::string summarize_architecture(const Architecture& arch) {
     out << " | " << last;
     if (repeat > 1) out << " x" << repeat;
   };
-  for (const LayerSpec& l : arch.layers) {
+  for (size_t i = 0; i < arch.layers.size(); ++i) {
+    const LayerSpec& l = arch.layers[i];
     std::ostringstream s;
+    // Funnel pooling before this layer: "pool2 " in front, so a pooled stack reads apart.
+    if (arch.pool.active() && arch.pool.stride[i] > 1) s << "pool" << arch.pool.stride[i] << " ";
     s << "h" << l.hidden << " ";
     if (l.head_list.empty()) {
       s << l.op << "-" << l.param << " n" << l.heads;
@@ -329,7 +332,7 @@ std::string summarize_architecture(const Architecture& arch) {
       }
     }
     s << " f";
-    for (size_t i = 0; i < l.ffn.size(); ++i) s << (i ? "," : "") << l.ffn[i];
+    for (size_t k = 0; k < l.ffn.size(); ++k) s << (k ? "," : "") << l.ffn[k];
     if (s.str() == last) {
       ++repeat;
     } else {
