@@ -401,9 +401,8 @@ Layer build_layer(const LayerSpec& spec, int64_t next_hidden, const ModelOptions
   return L;
 }
 
-/// One layer on the stream x ([B,T,h] -> [B,T,h]); `residual` is what the attention output is
-/// added to (x itself, or the pooled queries under pool-q-only, where x is the pooled stream and
-/// in.kv the full one).
+/// One layer on the stream x ([B,T,h] -> [B,T,h]); x is also the attention's residual. Under
+/// pool-q-only x holds the pooled queries [B,Tq,h] and in.kv the full stream.
 torch::Tensor run_layer(Layer& L, const torch::Tensor& x, const AttentionInputs& in, double drop, bool train) {
   auto a = L.core->forward(x, in);
   // fp32 islands: under autocast the dense outputs are bf16/fp16; residual sums and LayerNorm
