@@ -1,6 +1,9 @@
 #pragma once
 // Parameters and forward FLOPs of an architecture computed from its model dict alone (no model is
-// built, no training), for constraints (`max_parameters`) and as a second objective. Torch-free.
+// built, no training), for constraints (`max_parameters`) and as a second objective. The header is
+// Torch-free; the .cpp asks the model registry for op types the fork layout does not know (`ak`).
+// Funnel pooling is not counted here (no decoder parameters, unpooled FLOPs): models::model_cost is
+// exact for it.
 //
 // The count follows the layer layout of spec §5 (fork layout): embeddings (word, 514 positions,
 // 1 token type, LayerNorm), per layer the attention core (Q/K/V, wma matrix, relative-position
