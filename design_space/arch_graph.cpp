@@ -58,6 +58,12 @@ std::vector<std::string> head_labels(const LayerSpec& layer, ArchFormat format) 
   return labels;
 }
 
+std::string pool_vertex_label(const PoolSpec& pool, size_t layer) {
+  return "pool_s" + std::to_string(pool.stride[layer]) + (pool.q_only ? "_q" : "") + (pool.separate_cls ? "_cls" : "");
+}
+
+std::string decoder_vertex_label(const PoolSpec& pool) { return "decoder_" + std::to_string(pool.decoder); }
+
 ArchGraph ArchGraph::from_architecture(const Architecture& arch) {
   ArchGraph g;
   auto add = [&](const std::string& label) { return boost::add_vertex(ArchVertex{label}, g.graph_); };
@@ -71,8 +77,7 @@ ArchGraph ArchGraph::from_architecture(const Architecture& arch) {
     const bool pools = arch.pool.active() && arch.pool.stride[i] > 1;
     if (pools) {
       if (i == arch.pool.first_pooling_layer()) full_length = input;
-      query_input = add("pool_s" + std::to_string(arch.pool.stride[i]) + (arch.pool.q_only ? "_q" : "") +
-                        (arch.pool.separate_cls ? "_cls" : ""));
+      query_input = add(pool_vertex_label(arch.pool, i));
       boost::add_edge(input, query_input, g.graph_);
     }
     std::vector<ArchGraphBase::vertex_descriptor> heads;
@@ -98,7 +103,7 @@ ArchGraph ArchGraph::from_architecture(const Architecture& arch) {
   }
   if (arch.pool.active()) {
     // The up-sampling decoder: the last stream plus the full-length residual.
-    auto decoder = add("decoder_" + std::to_string(arch.pool.decoder));
+    auto decoder = add(decoder_vertex_label(arch.pool));
     boost::add_edge(full_length, decoder, g.graph_);
     boost::add_edge(input, decoder, g.graph_);
     input = decoder;

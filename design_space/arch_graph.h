@@ -54,5 +54,9 @@ std::string md5_hex(const std::string& data);
 
 /// The op label of one head vertex in layer `layer` ("sa_h128_p-sdp" or "sa_sdp_64").
 std::vector<std::string> head_labels(const LayerSpec& layer, ArchFormat format);
+/// Funnel pooling's vertex labels: before pooling layer `layer` ("pool_s2_q_cls"), and the decoder
+/// ("decoder_2").
+std::string pool_vertex_label(const PoolSpec& pool, size_t layer);
+std::string decoder_vertex_label(const PoolSpec& pool);
 
 }  // namespace flexnas

@@ -58,9 +58,7 @@ PoolSpec parse_pool(const ConfigNode& node, size_t L) {
   ConfigNode stride = node["stride"];
   pool.stride = positive_int_list(stride, L, "pooling stride");
   for (size_t i = 0; i < L; ++i)
-    if (pool.stride[i] > PoolSpec::kMaxStride)
-      stride.at(i).fail("pooling stride must be 1 (no pooling) .. " + std::to_string(PoolSpec::kMaxStride) + ", got " +
-                        std::to_string(pool.stride[i]));
+    if (const std::string problem = PoolSpec::stride_problem(pool.stride[i]); !problem.empty()) stride.at(i).fail(problem);
   if (pool.stride[0] != 1)
     stride.at(0).fail("the first layer cannot pool (it gives the decoder its full-length stream): stride must be 1, got " +
                       std::to_string(pool.stride[0]));
@@ -69,8 +67,7 @@ PoolSpec parse_pool(const ConfigNode& node, size_t L) {
   if (node.has("decoder")) {
     ConfigNode decoder = node["decoder"];
     pool.decoder = decoder.as_int();
-    if (pool.decoder < 0 || pool.decoder > PoolSpec::kMaxDecoder)
-      decoder.fail("decoder layers must be 0.." + std::to_string(PoolSpec::kMaxDecoder) + ", got " + std::to_string(pool.decoder));
+    if (const std::string problem = PoolSpec::decoder_problem(pool.decoder); !problem.empty()) decoder.fail(problem);
   }
   // Every stride 1 is the model without pooling: one canonical form (and hash) for both.
   if (pool.total_stride() == 1) pool = PoolSpec{};
@@ -163,6 +160,16 @@ int64_t PoolSpec::total_stride() const {
   int64_t total = 1;
   for (int64_t s : stride) total *= s;
   return total;
+}
+
+std::string PoolSpec::stride_problem(int64_t stride) {
+  if (stride >= 1 && stride <= kMaxStride) return "";
+  return "pooling stride must be 1 (no pooling) .. " + std::to_string(kMaxStride) + ", got " + std::to_string(stride);
+}
+
+std::string PoolSpec::decoder_problem(int64_t decoder) {
+  if (decoder >= 0 && decoder <= kMaxDecoder) return "";
+  return "decoder layers must be 0.." + std::to_string(kMaxDecoder) + ", got " + std::to_string(decoder);
 }
 
 size_t PoolSpec::first_pooling_layer() const {

@@ -67,6 +67,9 @@ struct PoolSpec {
   int64_t total_stride() const;
   /// Index of the first layer that pools (num_layers when none).
   size_t first_pooling_layer() const;
+  /// "" when a stride / a decoder depth is allowed, else the error text (model dicts and YAML share it).
+  static std::string stride_problem(int64_t stride);
+  static std::string decoder_problem(int64_t decoder);
   bool operator==(const PoolSpec& o) const {
     return stride == o.stride && q_only == o.q_only && separate_cls == o.separate_cls && decoder == o.decoder;
   }

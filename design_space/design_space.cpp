@@ -140,15 +140,13 @@ DesignSpace design_space_from_config(const ConfigNode& root) {
     ConfigNode stride = (*pooling)["stride"];
     space.pool_strides = positive_list(stride);
     for (size_t i = 0; i < space.pool_strides.size(); ++i)
-      if (space.pool_strides[i] > PoolSpec::kMaxStride)
-        stride.at(i).fail("pooling stride must be 1 (no pooling) .. " + std::to_string(PoolSpec::kMaxStride) + ", got " +
-                          std::to_string(space.pool_strides[i]));
+      if (const std::string problem = PoolSpec::stride_problem(space.pool_strides[i]); !problem.empty())
+        stride.at(i).fail(problem);
     pooling->get("q_only", space.pool_settings.q_only);
     pooling->get("separate_cls", space.pool_settings.separate_cls);
     pooling->get("decoder", space.pool_settings.decoder);
-    if (space.pool_settings.decoder < 0 || space.pool_settings.decoder > PoolSpec::kMaxDecoder)
-      (*pooling)["decoder"].fail("decoder layers must be 0.." + std::to_string(PoolSpec::kMaxDecoder) + ", got " +
-                                 std::to_string(space.pool_settings.decoder));
+    if (const std::string problem = PoolSpec::decoder_problem(space.pool_settings.decoder); !problem.empty())
+      (*pooling)["decoder"].fail(problem);
   }
   if (auto block = root.find("enumeration")) {
     block->check_keys({"layers_per_stack", "heterogeneous_feed_forward", "increasing"});

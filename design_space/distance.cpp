@@ -126,10 +126,6 @@ namespace {
 bool is_pool_label(const std::string& label) {
   return label.rfind("pool_s", 0) == 0 || label.rfind("decoder_", 0) == 0;
 }
-std::string pool_label(const PoolSpec& pool, size_t layer) {
-  return "pool_s" + std::to_string(pool.stride[layer]) + (pool.q_only ? "_q" : "") + (pool.separate_cls ? "_cls" : "");
-}
-std::string decoder_label(const PoolSpec& pool) { return "decoder_" + std::to_string(pool.decoder); }
 bool pools_at(const Architecture& arch, size_t layer) { return arch.pool.active() && arch.pool.stride[layer] > 1; }
 
 }  // namespace
@@ -138,13 +134,13 @@ std::vector<std::string> vertex_labels(const Architecture& arch) {
   std::vector<std::string> labels{"input"};
   for (size_t i = 0; i < arch.layers.size(); ++i) {
     const LayerSpec& layer = arch.layers[i];
-    if (pools_at(arch, i)) labels.push_back(pool_label(arch.pool, i));
+    if (pools_at(arch, i)) labels.push_back(pool_vertex_label(arch.pool, i));
     for (std::string& h : head_labels(layer, arch.format)) labels.push_back(std::move(h));
     labels.push_back("add_norm");
     for (int64_t w : layer.ffn) labels.push_back("f" + std::to_string(w));
     labels.push_back("add_norm");
   }
-  if (arch.pool.active()) labels.push_back(decoder_label(arch.pool));
+  if (arch.pool.active()) labels.push_back(decoder_vertex_label(arch.pool));
   labels.push_back("output");
   return labels;
 }
@@ -241,7 +237,7 @@ StructuralDistance::StructuralDistance(const std::vector<Architecture>& archs, c
       std::vector<int> heads;
       // A pooling vertex sits before the layer's heads; it is priced as one more vertex of the
       // layer's attention part (matched, inserted or deleted with them).
-      if (pools_at(arch, i)) heads.push_back(table_.index(pool_label(arch.pool, i)));
+      if (pools_at(arch, i)) heads.push_back(table_.index(pool_vertex_label(arch.pool, i)));
       for (const std::string& h : head_labels(layer, arch.format)) heads.push_back(table_.index(h));
       std::sort(heads.begin(), heads.end());
       std::vector<int> ffn;
@@ -249,7 +245,7 @@ StructuralDistance::StructuralDistance(const std::vector<Architecture>& archs, c
       layers_.push_back(Layer{intern(head_ids, head_types, std::move(heads)), intern(ffn_ids, ffn_types, std::move(ffn))});
     }
     offsets_.push_back(layers_.size());
-    decoder_.push_back(arch.pool.active() ? table_.index(decoder_label(arch.pool)) : 0);
+    decoder_.push_back(arch.pool.active() ? table_.index(decoder_vertex_label(arch.pool)) : 0);
   }
   num_heads_ = head_types.size();
   num_ffn_ = ffn_types.size();

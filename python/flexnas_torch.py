@@ -644,6 +644,7 @@ class FlexModel(nn.Module):
         valid = attention_mask.to(x.dtype)
         inputs = (additive_mask(valid, x.dtype), valid)
         full_length = None
+        first_pool = next((k for k, st in enumerate(pool["stride"]) if st > 1), -1) if pool else -1
         for i, layer in enumerate(self.bert.encoder.layer):
             stride = pool["stride"][i] if pool else 1
             if stride == 1:
@@ -657,7 +658,7 @@ class FlexModel(nn.Module):
                     u = self._run_layer(layer, px, (additive_mask(pvalid, x.dtype), pvalid))
                 valid = pvalid
                 inputs = (additive_mask(valid, x.dtype), valid)
-            if pool and i + 1 < len(pool["stride"]) and i + 1 == next(k for k, st in enumerate(pool["stride"]) if st > 1):
+            if i + 1 == first_pool:
                 full_length = u  # the decoder's residual (before the projection)
             x = layer.proj_head(u).float() if layer.proj_head is not None else u
         if not self.has_decoder:
