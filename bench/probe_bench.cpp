@@ -25,7 +25,7 @@
 #include "datasets/finetune_data.h"
 #include "datasets/tasks.h"
 #include "design_space/progress.h"
-#include "launch/task_checkpoint.h"
+#include "launch/evaluators/task_checkpoint.h"
 #include "models/checkpoint.h"
 #include "models/precision.h"
 #include "models/probe.h"

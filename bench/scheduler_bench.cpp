@@ -46,9 +46,9 @@
 #include "design_space/enumeration.h"
 #include "design_space/library.h"
 #include "design_space/library_builder.h"
-#include "launch/campaign_config.h"
-#include "launch/campaign_store.h"
-#include "launch/child_process.h"
+#include "launch/campaign/campaign_config.h"
+#include "launch/campaign/campaign_store.h"
+#include "design_space/process.h"
 
 namespace fs = std::filesystem;
 using namespace flexnas;
@@ -230,7 +230,7 @@ int main(int argc, char** argv) {
     const fs::path out = work / "probe";
     fs::create_directories(out);
     const auto t0 = std::chrono::steady_clock::now();
-    launch::run_child(program, {{"FLEXNAS_OUT", out.string()}}, out.string(), (out / "log.txt").string(), {});
+    run_child(program, {{"FLEXNAS_OUT", out.string()}}, out.string(), (out / "log.txt").string(), {});
     own.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(own.begin(), own.end());

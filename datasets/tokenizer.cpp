@@ -1,6 +1,5 @@
 #include "datasets/tokenizer.h"
 
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,8 +13,7 @@
 #include "design_space/atomic_file.h"
 #include "design_space/error.h"
 #include "design_space/log.h"
-
-extern char** environ;
+#include "design_space/process.h"
 
 namespace flexnas::datasets {
 namespace fs = std::filesystem;
@@ -72,23 +70,22 @@ void run_tokenize_tool(const std::vector<std::string>& args) {
   full.insert(full.end(), args.begin(), args.end());
   full.push_back("--error-file");
   full.push_back(error_file);
-  std::vector<char*> argv;
-  for (auto& a : full) argv.push_back(a.data());
-  argv.push_back(nullptr);
   LOG_DEBUG("running ", tool, " ", args.empty() ? "" : args[0]);
-  pid_t pid = 0;
-  // posix_spawn (vfork + exec): the child never runs LibTorch or SentencePiece code of this process.
-  const int rc = ::posix_spawn(&pid, tool.c_str(), nullptr, nullptr, argv.data(), environ);
-  if (rc != 0) {
-    ::unlink(error_file);
-    throw Error("cannot start " + tool + ": " + std::strerror(rc));
-  }
+  // spawn_process (vfork + exec): the child never runs LibTorch or SentencePiece code of this process.
+  SpawnOptions spawn;
+  spawn.argv = full;
+  spawn.search_path = false;
+  const Spawned child = spawn_process(spawn);
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) {
-      ::unlink(error_file);
-      throw Error(std::string("waitpid on flexnas-tokenize failed: ") + std::strerror(errno));
-    }
+  if (child.pid >= 0 && child.exec_error != 0) wait_process(child.pid, status);  // it exited 127
+  const int start_error = child.pid < 0 ? child.fork_error : child.exec_error;
+  if (start_error != 0) {
+    ::unlink(error_file);
+    throw Error("cannot start " + tool + ": " + std::strerror(start_error));
+  }
+  if (wait_process(child.pid, status) != 0) {
+    ::unlink(error_file);
+    throw Error(std::string("waitpid on flexnas-tokenize failed: ") + std::strerror(errno));
   }
   std::string message;
   try {

@@ -1,6 +1,6 @@
 // BackgroundJob: the scheduler's periodic file writes run off its thread, one at a time, and a
 // failed write is reported on the scheduler's next call rather than lost.
-#include "launch/background_job.h"
+#include "launch/campaign/background_job.h"
 
 #include <gtest/gtest.h>
 

@@ -18,12 +18,12 @@
 #include "design_space/atomic_file.h"
 #include "design_space/config_node.h"
 #include "design_space/library_builder.h"
-#include "launch/campaign.h"
-#include "launch/campaign_config.h"
-#include "launch/campaign_store.h"
-#include "launch/child_process.h"
-#include "launch/report_plot.h"
-#include "launch/evaluator.h"
+#include "design_space/process.h"
+#include "launch/campaign/campaign.h"
+#include "launch/campaign/campaign_config.h"
+#include "launch/campaign/campaign_store.h"
+#include "launch/evaluators/evaluator.h"
+#include "launch/report/report_plot.h"
 #include "launch_test_support.h"
 #include "tests/launch/xml_check.h"
 #include "nas/boshnas.h"
@@ -495,7 +495,7 @@ TEST(LocalCampaign, SigtermDrainThenResumeEqualsUninterrupted) {
   EXPECT_EQ(trial_signature((full / "c").string()), trial_signature(c.directory));
 }
 
-// The SLURM batch script's files (launch/campaign.h): a drain file present at the start (a USR1
+// The SLURM batch script's files (launch/campaign/signals.h): a drain file present at the start (a USR1
 // that came before the job step existed) drains the campaign before any trial and marks nothing
 // finished; the resume without it finishes and writes the finished file.
 TEST(LocalCampaign, DrainFileStopsLikeUsrOneAndFinishedFileIsWrittenAtTheEnd) {

@@ -14,9 +14,15 @@
 #include "design_space/atomic_file.h"
 #include "design_space/config_node.h"
 #include "design_space/library_builder.h"
-#include "launch/campaign.h"
-#include "launch/campaign_config.h"
-#include "launch/evaluator.h"
+#include "launch/campaign/campaign.h"
+#include "launch/campaign/campaign_config.h"
+#include "launch/campaign/leaderboard.h"
+#include "launch/campaign/scheduler.h"
+#include "launch/campaign/search.h"
+#include "launch/campaign/signals.h"
+#include "launch/campaign/status.h"
+#include "launch/campaign/worker_pool.h"
+#include "launch/evaluators/evaluator.h"
 
 namespace flexnas::launch::test_support {
 

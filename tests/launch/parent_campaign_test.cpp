@@ -1,7 +1,7 @@
 // Hierarchical refinement across campaigns (issue 8): a campaign with a `parent` takes over the
 // parent's trained architectures instead of retraining them, counts only its own trials against
 // its budget, reports both levels, and resumes exactly; bad `parent` values are located errors.
-// The builtin warm-start choice (launch/warm_start.h) over own neighbours and parent models.
+// The builtin warm-start choice (launch/evaluators/warm_start.h) over own neighbours and parent models.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -12,10 +12,10 @@
 #include "design_space/atomic_file.h"
 #include "design_space/config_node.h"
 #include "design_space/library_builder.h"
-#include "launch/campaign.h"
-#include "launch/campaign_config.h"
-#include "launch/campaign_store.h"
-#include "launch/warm_start.h"
+#include "launch/campaign/campaign.h"
+#include "launch/campaign/campaign_config.h"
+#include "launch/campaign/campaign_store.h"
+#include "launch/evaluators/warm_start.h"
 #include "launch_test_support.h"
 #include "models/checkpoint.h"
 #include "models/flex_model.h"

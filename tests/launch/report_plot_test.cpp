@@ -1,6 +1,6 @@
-// launch/report_plot: the campaign report's pictures (trials.svg, pareto.svg, embedding.svg) on small
+// launch/report/report_plot: the campaign report's pictures (trials.svg, pareto.svg, embedding.svg) on small
 // synthetic trials and libraries: well-formed XML, one mark per point, the best marked, round ticks.
-#include "launch/report_plot.h"
+#include "launch/report/report_plot.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <fstream>
 #include <regex>
 
-#include "launch/campaign.h"
+#include "launch/campaign/campaign_store.h"
 #include "tests/launch/xml_check.h"
 
 using namespace flexnas::launch;

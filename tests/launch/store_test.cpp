@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <string>
 
-#include "launch/campaign_store.h"
+#include "launch/campaign/campaign_store.h"
 
 namespace fs = std::filesystem;
 using namespace flexnas::launch;

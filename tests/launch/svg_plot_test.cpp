@@ -1,5 +1,5 @@
-// launch/svg_plot: round 1-2-5 ticks, log ticks, labels, and charts that are well-formed SVG.
-#include "launch/svg_plot.h"
+// launch/report/svg_axes and svg_plot: round 1-2-5 ticks, log ticks, labels, and charts that are well-formed SVG.
+#include "launch/report/svg_plot.h"
 
 #include <gtest/gtest.h>
 

@@ -16,7 +16,7 @@
 
 #include "design_space/atomic_file.h"
 #include "design_space/error.h"
-#include "launch/slurm.h"
+#include "launch/slurm/slurm.h"
 
 namespace fs = std::filesystem;
 using namespace flexnas;

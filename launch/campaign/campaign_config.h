@@ -1,0 +1,150 @@
+#pragma once
+// A search campaign's configuration (`campaign.yaml`), validated like every user file: each key is
+// checked, each mistake is a located ConfigError ("file:line:col: error: key: found; allowed")
+// raised before any work starts. Every default lives in the structs below. docs/campaigns.md is
+// the reference of every key.
+//
+// Relative paths in the file are resolved against the file's own folder, so the same file works
+// from any working directory; the campaign directory holds a frozen copy with absolute paths
+// (`<directory>/campaign.yaml`), and a resume with a different configuration is an error.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "design_space/config_node.h"
+#include "design_space/library_builder.h"
+
+namespace flexnas::launch {
+
+/// Generate the library in-process from a design space (instead of `library:`).
+struct DesignSpaceSource {
+  std::string file;                     // design-space YAML (absolute after loading)
+  std::optional<int64_t> layers_per_stack;          // unset: the YAML's enumeration block
+  std::optional<bool> heterogeneous_feed_forward;   // unset: the YAML's enumeration block
+  std::optional<bool> increasing;                   // unset: the YAML's enumeration block
+  int64_t sample = 0;                   // 0 = the whole space; N = N random architectures
+  int64_t neighbors = LibraryBuildOptions{}.neighbors;       // neighbours per graph
+  int64_t embedding_dim = EmbeddingOptions{}.dim;            // embedding width
+};
+
+struct ObjectiveConfig {
+  std::string metric = "glue";          // key of the metrics JSON (table: key of `scores`)
+  bool maximise = true;                 // false: the policy maximises -metric
+  int64_t max_parameters = 0;           // constraint (0 = none)
+  double cost_weight = 0;               // second objective: score - w * log2(parameters / 1e6)
+};
+
+struct PolicyConfig {
+  std::string name = "boshnas";         // boshnas | random | evolution
+  // boshnas
+  int64_t num_init = 10;
+  double uncertainty_prob = 0.1;
+  double diversity_prob = 0.1;
+  int64_t patience = 5;
+  int64_t aleatoric_queries = 5;
+  bool stop_on_convergence = false;
+  std::string targets = "rank";          // rank | minmax (nas::normalised_targets)
+  int64_t local_parents = 3;             // 0 = GOBI's candidates only (nas::BoshnasOptions)
+  int64_t local_neighbours = 10;
+  std::string inputs = "embedding+dict";  // surrogate inputs: embedding | embedding+dict
+  // evolution
+  int64_t population = 20;
+  int64_t sample_size = 5;
+};
+
+struct BudgetConfig {
+  int64_t trials = 50;                  // proposals in total, failed ones included (0 = no limit)
+  double wall_time = 0;                 // seconds of campaign time over all runs (0 = no limit)
+};
+
+/// `builtin`: child processes running flexnas's own `pretrain` and `finetune` subcommands.
+struct BuiltinConfig {
+  std::string tokenizer;                // SentencePiece model file
+  std::vector<std::string> corpus;      // pretraining text files
+  int64_t steps = 1000;                 // pretraining steps from scratch
+  std::string task = "spam";            // fine-tuning task, or tasks and suites comma-separated (`tasks`:
+                                        // a list); several = a suite, scored by the mean task score
+  /// The folder of the fine-tuned model(s) under a trial's model directory: the task, or "suite".
+  std::string finetune_folder() const;
+  int64_t epochs = 3;                   // fine-tuning epochs
+  std::string data_dir;                 // --data-dir for the task ("" = the subcommand's default)
+  bool warm_start = true;               // start from the nearest trained library neighbour
+  double warm_threshold = 0.8;          // warm start only from a model whose transfer overlap is at least this
+  int64_t warm_steps = 250;             // pretraining steps after a warm start (0 = transfer only)
+  std::string transfer_mode = "od";     // od | rp: how the weights are transferred
+  std::string precision = "auto";       // --precision of pretrain and finetune (auto | fp32 | bf16 | fp16)
+  std::string device = "auto";          // --device of pretrain and finetune (auto | cpu | cuda | cuda:N)
+  std::vector<std::string> pretrain_args;  // extra flags appended to `flexnas pretrain`
+  std::vector<std::string> finetune_args;  // extra flags appended to `flexnas finetune`
+  std::string executable;               // flexnas binary ("" = this executable)
+};
+
+struct EvaluatorConfig {
+  std::string type = "table";           // table | command | builtin
+  // table
+  std::string table;                    // benchmark JSON (NAS-Bench-BERT layout)
+  // command
+  std::vector<std::string> argv;        // program + arguments; {arch} {out} {seed} {trial} substituted
+  BuiltinConfig builtin;
+};
+
+struct TrialConfig {
+  int64_t retries = 2;                  // attempts after the first failed one
+  double timeout = 0;                   // seconds per attempt (0 = none)
+  int64_t memory_limit_mb = 0;          // RLIMIT_AS of the trial's child process (0 = none)
+};
+
+struct SchedulerConfig {
+  // ordered: results reach the policy in trial order and proposal k is made after exactly
+  // k - window + 1 results, so the trials depend only on the seed (any worker count, any timing,
+  // resume included). async: results reach the policy as they arrive (fastest, not reproducible
+  // for policies that learn).
+  std::string order = "ordered";
+  int64_t window = 0;                   // proposals ahead of the observed results (0 = 2 x workers at first start)
+  double heartbeat_timeout = 60;        // MPI: seconds without a word from a busy worker rank = lost
+  double drain_timeout = 30;            // on SIGTERM/SIGINT/SIGUSR1: seconds to wait for running trials
+  double library_save_interval = 5;     // seconds between saves of the library's performances
+};
+
+struct CampaignConfig {
+  std::string source;                   // the YAML file it was read from
+  std::string name;                     // default: the file's stem
+  std::string directory;                // default: <file folder>/<name>; absolute after loading
+  std::string library;                  // library file (absolute), or:
+  std::optional<DesignSpaceSource> design_space;
+  ObjectiveConfig objective;
+  PolicyConfig policy;
+  BudgetConfig budget;
+  uint64_t seed = 0;
+  EvaluatorConfig evaluator;
+  TrialConfig trial;
+  int64_t workers = 2;                  // local worker threads (MPI: ranks 1..N-1 instead)
+  SchedulerConfig scheduler;
+  // Parent campaign directory (hierarchical refinement): its trained models are warm-start sources,
+  // architectures it trained are taken over instead of retrained, and reports show both levels.
+  std::string parent;
+
+  /// Canonical JSON of every setting (absolute paths). `for_compare` leaves out what may change
+  /// between runs of one campaign (workers, drain and heartbeat timeouts, save interval).
+  nlohmann::ordered_json to_json(bool for_compare = false) const;
+};
+
+/// Reads and validates a campaign file; every mistake is a located ConfigError.
+CampaignConfig load_campaign_config(const std::string& path);
+
+/// The frozen copy's text (YAML-compatible JSON with a comment header).
+std::string frozen_config_text(const CampaignConfig& config);
+/// Throws ConfigError naming the first differing setting when `current` is not the configuration
+/// the campaign in `directory` was started with (`frozen`).
+void check_same_campaign(const CampaignConfig& current, const CampaignConfig& frozen);
+
+/// Files inside a campaign directory.
+std::string campaign_db_path(const std::string& directory);       // <dir>/campaign.db
+std::string frozen_config_path(const std::string& directory);     // <dir>/campaign.yaml
+std::string campaign_library_path(const std::string& directory);  // <dir>/library.json (performances filled in)
+std::string trial_dir(const std::string& directory, int64_t trial_id, int64_t attempt);  // <dir>/trials/<id>/<attempt>
+std::string model_dir(const std::string& directory, const std::string& hash);            // <dir>/models/<hash>
+
+}  // namespace flexnas::launch

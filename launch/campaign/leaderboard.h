@@ -1,0 +1,21 @@
+#pragma once
+// The leaderboard: the best completed trials with their model dicts in one line each, as
+// report/leaderboard.txt, the end of `flexnas search` and `flexnas status` show it.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "design_space/architecture.h"
+#include "design_space/library.h"
+#include "launch/campaign/campaign_store.h"
+
+namespace flexnas::launch {
+
+/// "L4 h256 | sa-wma n4 f1024x3 | l-dct n2 f512x3 | ..." (layers merged when identical).
+std::string summarize_architecture(const Architecture& arch);
+
+/// Top `n` completed trials by score: rank, level, trial, score, parameters, hash prefix, model-dict
+/// summary. Trials taken over from a parent campaign (kind "level<N>") show their own level.
+std::string leaderboard(const std::vector<TrialRow>& trials, const Library& library, int64_t level, int n = 10);
+
+}  // namespace flexnas::launch

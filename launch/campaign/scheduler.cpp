@@ -1,0 +1,163 @@
+// The scheduler's main loop, its construction (the policy from the campaign's configuration) and
+// restoring its queues from the store on resume (see scheduler.h).
+#include "launch/campaign/scheduler.h"
+
+#include <algorithm>
+#include <iostream>
+
+#include "launch/campaign/leaderboard.h"
+#include "nas/boshnas.h"
+#include "nas/policy.h"
+
+namespace flexnas::launch {
+namespace scheduling {
+
+Scheduler::Scheduler(Campaign& campaign, WorkerPool& pool, const SchedulerOptions& options)
+    : c_(campaign), config_(campaign.config), store_(*campaign.store), pool_(pool), options_(options) {
+  window_ = std::stoll(store_.meta("window").value_or("0"));
+  if (window_ <= 0) window_ = 2 * config_.workers;
+  ordered_ = config_.scheduler.order == "ordered";
+  elapsed_before_ = std::stod(store_.meta("elapsed_seconds").value_or("0"));
+  taken_over_ = take_over_parent_trials();
+  const int64_t taken_over = taken_over_;
+  nas::PolicyOptions po;
+  po.seed = config_.seed;
+  // The budget counts this campaign's own trials, not the ones taken over from the parent.
+  po.max_trials = config_.budget.trials > 0 ? config_.budget.trials + taken_over : 0;
+  po.max_parameters = config_.objective.max_parameters;
+  po.cost_weight = config_.objective.cost_weight;
+  nas::BoshnasOptions bo;
+  bo.num_init = config_.policy.num_init;
+  bo.uncertainty_prob = config_.policy.uncertainty_prob;
+  bo.diversity_prob = config_.policy.diversity_prob;
+  bo.patience = config_.policy.patience;
+  bo.aleatoric_queries = config_.policy.aleatoric_queries;
+  bo.stop_on_convergence = config_.policy.stop_on_convergence;
+  bo.targets = config_.policy.targets;
+  bo.local_parents = config_.policy.local_parents;
+  bo.local_neighbours = config_.policy.local_neighbours;
+  bo.inputs = config_.policy.inputs;
+  nas::EvolutionOptions eo;
+  eo.population = config_.policy.population;
+  eo.sample_size = config_.policy.sample_size;
+  policy_ = nas::make_policy(config_.policy.name, c_.library, po, bo, eo, "policy.name");
+  if (config_.evaluator.type == "builtin" && config_.evaluator.builtin.warm_start)
+    warm_ = std::make_unique<WarmStartChooser>(config_.evaluator.builtin.warm_threshold,
+                                               config_.evaluator.builtin.transfer_mode);
+  busy_.assign(size_t(pool_.size()), -1);
+  start_ = last_save_ = std::chrono::steady_clock::now();
+  restore();
+}
+
+Scheduler::~Scheduler() = default;
+
+int Scheduler::run() {
+  int exit_code = 0;
+  for (;;) {
+    check_stop(exit_code);
+    if (!draining_) {
+      fill_proposals();
+      dispatch();
+    }
+    print_progress();
+    if (running() == 0) {
+      if (draining_ || (ready_.empty() && exhausted_)) break;
+      if (alive_workers() == 0) {
+        store_.log_event(-1, "no_workers", -1, "every worker was lost");
+        say("every worker was lost; stopping (resume with --resume)");
+        exit_code = 1;
+        break;
+      }
+    }
+    cancel_after_drain_timeout();
+    std::vector<PoolEvent> events = pool_.wait(0.05);
+    if (!events.empty()) {
+      // One commit for a batch of results, their observations and the proposals they make due
+      // (each commit costs 0.1-0.2 ms, and a freed worker waits for them).
+      CampaignStore::Transaction tx(store_);
+      for (PoolEvent& e : events) handle(e, draining_);
+      fill_proposals();
+      tx.commit();
+    }
+    maybe_save_library(false);
+  }
+  print_progress();
+  if (draining_) interrupt_rest();
+  pool_.shutdown();
+  maybe_save_library(true);
+  save_elapsed();
+  write_report();
+  if (draining_) {
+    store_.log_event(-1, "stopped", -1, "stopped by signal; resume with --resume");
+    say("stopped; continue with: flexnas search " + config_.source + " --resume");
+  } else if (exit_code == 0) {
+    store_.log_event(-1, "finished", -1, summary_line());
+    write_finished_file();
+    if (!options_.quiet) std::cout << "campaign " << config_.name << " finished: " << summary_line() << "\n\n"
+                                   << leaderboard(all_trials(), c_.library, c_.level) << std::flush;
+  }
+  return exit_code;
+}
+
+void Scheduler::restore() {
+  const int64_t interrupted = store_.interrupt_unfinished("the previous run ended while this trial ran");
+  for (TrialRow& t : store_.trials()) trials_.push_back(std::move(t));
+  if (trials_.empty()) return;
+  // Observation order: ordered mode = the contiguous prefix of final trials in id order;
+  // async mode = observe_seq. Everything else is pending (re-run, or buffered when final).
+  std::vector<const TrialRow*> observed;
+  for (const TrialRow& t : trials_)
+    if (t.observe_seq >= 0) observed.push_back(&t);
+  std::sort(observed.begin(), observed.end(),
+            [](const TrialRow* a, const TrialRow* b) { return a->observe_seq < b->observe_seq; });
+  std::vector<nas::TrialRecord> history;
+  std::set<int64_t> seen;
+  for (const TrialRow* t : observed) {
+    nas::TrialRecord r;
+    r.index = t->index;
+    r.kind = t->kind;
+    r.status = t->status == trial_status::kCompleted ? nas::TrialStatus::kCompleted : nas::TrialStatus::kFailed;
+    r.score = t->score.value_or(0);
+    history.push_back(r);
+    seen.insert(t->id);
+  }
+  for (const TrialRow& t : trials_) {
+    if (seen.count(t.id)) continue;
+    nas::TrialRecord r;
+    r.index = t.index;
+    r.kind = t.kind;
+    r.status = nas::TrialStatus::kPending;
+    history.push_back(r);
+    if (is_final(t)) unobserved_.insert(t.id);
+    else ready_.push_back(t.id);
+  }
+  policy_->restore(history);
+  observed_ = int64_t(observed.size());
+  next_seq_ = observed_;
+  next_observe_ = 0;
+  while (next_observe_ < int64_t(trials_.size()) && trials_[size_t(next_observe_)].observe_seq >= 0) ++next_observe_;
+  for (const TrialRow& t : trials_) by_hash_[t.hash] = t.id;
+  if (!c_.resumed) return;
+  store_.log_event(-1, "resumed", -1,
+                   std::to_string(trials_.size()) + " trials restored, " + std::to_string(observed_) + " observed, " +
+                       std::to_string(ready_.size()) + " to re-run (" + std::to_string(interrupted) + " interrupted)");
+  say("resumed: " + std::to_string(trials_.size()) + " trials, " + std::to_string(observed_) + " done, " +
+      std::to_string(ready_.size()) + " to re-run");
+  // A proposal that was due when the previous run stopped comes first; then results finished
+  // before the stop but not yet observed (ordered mode) are observed in order.
+  if (ordered_) fill_proposals();
+  observe_ready();
+}
+
+void Scheduler::say(const std::string& line) {
+  if (!options_.quiet) std::cout << line << std::endl;
+}
+
+}  // namespace scheduling
+
+int run_scheduler(Campaign& campaign, WorkerPool& pool, const SchedulerOptions& options) {
+  scheduling::Scheduler s(campaign, pool, options);
+  return s.run();
+}
+
+}  // namespace flexnas::launch

@@ -1,0 +1,200 @@
+// flexnas replay: replays a search policy on a tabular benchmark (scores looked up, no training),
+// over several seeds, and prints per-seed and aggregate results.
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "design_space/atomic_file.h"
+#include "design_space/error.h"
+#include "design_space/library.h"
+#include "launch/cli/command.h"
+#include "nas/replay.h"
+#include "nas/table.h"
+
+namespace flexnas::launch {
+namespace {
+
+struct ReplayCliOptions {
+  std::string library;             // LIB.json (flexnas library import / generate)
+  std::string table;               // BERT_benchmark.json
+  std::string metric = "glue";
+  std::string policy = "boshnas";
+  int64_t budget = 100;
+  int64_t seeds = 1;
+  uint64_t seed = 0;
+  int threads = 1;                 // torch intra-op threads (tiny networks: one is fastest)
+  int64_t max_parameters = 0;
+  double cost_weight = nas::PolicyOptions{}.cost_weight;
+  int64_t best_starts = nas::BoshnasOptions{}.best_starts;
+  std::string targets = nas::BoshnasOptions{}.targets;
+  int64_t local_parents = nas::BoshnasOptions{}.local_parents;
+  int64_t local_neighbours = nas::BoshnasOptions{}.local_neighbours;
+  std::string inputs = nas::BoshnasOptions{}.inputs;
+  std::string trials_csv;          // optional: every trial of every seed
+  int64_t num_init = nas::BoshnasOptions{}.num_init;
+  int64_t gobi_iterations = nas::GobiOptions{}.max_iterations;
+  int64_t max_epochs = nas::SurrogateOptions{}.max_epochs;
+  bool quiet_seeds = false;
+};
+
+std::string trials_text(int64_t t) { return t < 0 ? "never" : std::to_string(t); }
+std::string median_text(double m, int64_t budget) {
+  if (std::isinf(m)) return "> " + std::to_string(budget) + " (not reached)";
+  std::ostringstream out;
+  out << m;
+  return out.str();
+}
+
+void run_replay(const ReplayCliOptions& o) {
+  if (o.budget < 1) throw ConfigError("error: --budget: expected a positive number of trials, got " + std::to_string(o.budget));
+  if (o.seeds < 1) throw ConfigError("error: --seeds: expected a positive number of seeds, got " + std::to_string(o.seeds));
+  if (o.threads < 1) throw ConfigError("error: --threads: expected at least 1, got " + std::to_string(o.threads));
+  if (o.gobi_iterations < 1) throw ConfigError("error: --gobi-iterations: expected at least 1, got " + std::to_string(o.gobi_iterations));
+  if (o.max_epochs < 1) throw ConfigError("error: --max-epochs: expected at least 1, got " + std::to_string(o.max_epochs));
+  if (o.max_parameters < 0)
+    throw ConfigError("error: --max-parameters: expected a positive number of parameters (or 0 for no limit), got " +
+                      std::to_string(o.max_parameters));
+  if (!std::isfinite(o.cost_weight) || o.cost_weight < 0) {
+    std::ostringstream v;
+    v << o.cost_weight;
+    throw ConfigError("error: --cost-weight: expected a finite number >= 0 (0 = score only), got " + v.str());
+  }
+  if (o.best_starts < 0) throw ConfigError("error: --best-starts: expected at least 0, got " + std::to_string(o.best_starts));
+  if (o.local_parents < 0)
+    throw ConfigError("error: --local-parents: expected at least 0, got " + std::to_string(o.local_parents));
+  if (o.local_neighbours < 0)
+    throw ConfigError("error: --local-neighbours: expected at least 0, got " + std::to_string(o.local_neighbours));
+  if (o.num_init < 1) throw ConfigError("error: --num-init: expected at least 1, got " + std::to_string(o.num_init));
+  if (!o.trials_csv.empty()) {  // checked before hours of replays, not after
+    const std::filesystem::path folder = std::filesystem::absolute(o.trials_csv).parent_path();
+    if (!std::filesystem::is_directory(folder))
+      throw ConfigError("error: --trials-csv: folder '" + folder.string() + "' does not exist");
+    if (std::filesystem::is_directory(o.trials_csv))
+      throw ConfigError("error: --trials-csv: '" + o.trials_csv + "' is a folder; expected a file name");
+  }
+  bool known = false;
+  for (const auto& n : nas::policy_names()) known |= n == o.policy;
+  if (!known) {
+    std::string allowed;
+    for (const auto& n : nas::policy_names()) allowed += (allowed.empty() ? "" : ", ") + n;
+    throw ConfigError("error: --policy: unknown policy '" + o.policy + "' (allowed: " + allowed + ")");
+  }
+  at::set_num_threads(o.threads);  // PLATFORM.md: LibTorch picks 1 on these machines; say it explicitly
+  const Library library = load_library(o.library);
+  const nas::BenchmarkTable table = nas::load_benchmark_table(o.table, o.metric);
+  const auto scores = nas::align_scores(table, library);
+  const nas::ReplayTargets targets = nas::replay_targets(scores);
+  int64_t matched = targets.scored;
+  if (matched == 0)
+    throw ConfigError("error: --table: no architecture of " + o.table + " is in the library " + o.library +
+                      " (rows are matched by architecture hash)");
+
+  nas::ReplayOptions ro;
+  ro.policy = o.policy;
+  ro.budget = o.budget;
+  ro.seeds = o.seeds;
+  ro.seed = o.seed;
+  ro.policy_options.max_parameters = o.max_parameters;
+  ro.policy_options.cost_weight = o.cost_weight;
+  ro.boshnas.best_starts = o.best_starts;
+  ro.boshnas.targets = o.targets;
+  ro.boshnas.local_parents = o.local_parents;
+  ro.boshnas.local_neighbours = o.local_neighbours;
+  ro.boshnas.inputs = o.inputs;
+  ro.boshnas.num_init = o.num_init;
+  ro.boshnas.gobi.max_iterations = o.gobi_iterations;
+  ro.boshnas.surrogate.max_epochs = o.max_epochs;
+  std::cout << "replay: policy " << o.policy << ", library " << o.library << " (" << library.size()
+            << " architectures, " << matched << " with a " << o.metric << " score), budget " << o.budget << ", seeds "
+            << o.seed << ".." << o.seed + uint64_t(o.seeds) - 1 << "\n"
+            << "targets: best " << targets.best << ", top-1% >= " << targets.top1 << ", top-5% >= " << targets.top5 << "\n";
+  // Printed from the mapped options, so a flag that did not reach the policy shows here.
+  if (ro.policy_options.cost_weight > 0)
+    std::cout << "objective: score - " << ro.policy_options.cost_weight
+              << " * log2(parameters / 1e6) (results below are raw scores)\n";
+  if (ro.policy_options.max_parameters > 0)
+    std::cout << "constraint: at most " << ro.policy_options.max_parameters << " parameters\n";
+  std::vector<nas::SeedResult> results;
+  for (int64_t s = 0; s < o.seeds; ++s) {
+    nas::SeedResult r = nas::replay_seed(library, scores, targets, ro, o.seed + uint64_t(s));
+    if (!o.quiet_seeds) {
+      std::cout << "seed " << r.seed << ": trials " << r.trials << ", best " << r.best << " (trial " << trials_text(r.to_best < 0 ? -1 : r.to_best)
+                << " reached the library's best), top-1% at " << trials_text(r.to_top1) << ", top-5% at "
+                << trials_text(r.to_top5);
+      for (size_t c = 0; c < ro.checkpoints.size(); ++c)
+        if (!std::isnan(r.best_at[c])) std::cout << ", best@" << ro.checkpoints[c] << " " << r.best_at[c];
+      std::cout << ", " << std::fixed << std::setprecision(2) << r.seconds << " s" << std::defaultfloat
+                << std::setprecision(6) << "\n";
+    }
+    results.push_back(std::move(r));
+  }
+  if (!o.trials_csv.empty()) {
+    write_file_atomic(o.trials_csv, [&](std::ostream& out) {
+      out << "seed,trial,index,hash,kind,score\n" << std::setprecision(10);
+      for (const nas::SeedResult& r : results)
+        for (size_t t = 0; t < r.trials_log.size(); ++t) {
+          const nas::ReplayTrial& x = r.trials_log[t];
+          out << r.seed << ',' << t + 1 << ',' << x.index << ',' << library.hashes[size_t(x.index)] << ',' << x.kind << ',';
+          if (x.score) out << *x.score;
+          out << '\n';
+        }
+    });
+    std::cout << "trials written to " << o.trials_csv << "\n";
+  }
+  const nas::ReplaySummary sum = nas::summarise(std::move(results), ro);
+  std::cout << "median trials to best: " << median_text(sum.median_to_best, o.budget) << " (reached by "
+            << 100 * sum.reached_best << "% of seeds)\n"
+            << "median trials to top-1%: " << median_text(sum.median_to_top1, o.budget) << " (reached by "
+            << 100 * sum.reached_top1 << "% of seeds)\n"
+            << "median trials to top-5%: " << median_text(sum.median_to_top5, o.budget) << " (reached by "
+            << 100 * sum.reached_top5 << "% of seeds)\n";
+  for (size_t c = 0; c < ro.checkpoints.size(); ++c)
+    if (!std::isnan(sum.median_best_at[c]))
+      std::cout << "median best score at " << ro.checkpoints[c] << ": " << sum.median_best_at[c] << " (mean "
+                << sum.mean_best_at[c] << ")\n";
+}
+
+void add_replay_command(CLI::App& app) {
+  auto o = std::make_shared<ReplayCliOptions>();
+  auto* cmd = app.add_subcommand("replay", "replay a search policy on a tabular benchmark (scores looked up)");
+  cmd->add_option("--library", o->library, "library JSON (flexnas library import|generate)")->required();
+  cmd->add_option("--table", o->table, "tabular benchmark (NAS-Bench-BERT BERT_benchmark.json)")->required();
+  cmd->add_option("--metric", o->metric, "score key in the table (default glue)");
+  cmd->add_option("--policy", o->policy, "boshnas | random | evolution (default boshnas)");
+  cmd->add_option("--budget", o->budget, "trials per seed (default 100)");
+  cmd->add_option("--seeds", o->seeds, "number of seeds: seed, seed+1, ... (default 1)");
+  cmd->add_option("--seed", o->seed, "first seed (default 0)");
+  cmd->add_option("--threads", o->threads, "LibTorch threads (default 1)");
+  cmd->add_option("--max-parameters", o->max_parameters, "never propose architectures above this (default: no limit)");
+  cmd->add_option("--cost-weight", o->cost_weight,
+                  "second objective: maximise score - W*log2(parameters/1e6) (default 0 = score only)");
+  cmd->add_option("--best-starts", o->best_starts,
+                  "BOSHNAS: GOBI restarts started at the best completed architectures (default 0 = spec: all random)");
+  cmd->add_option("--targets", o->targets, "BOSHNAS surrogate targets: rank | minmax (default rank)")
+      ->check(CLI::IsMember({"rank", "minmax"}));
+  cmd->add_option("--local-parents", o->local_parents,
+                  "BOSHNAS: rank the open library neighbours of this many best architectures too (default 3; 0 = GOBI only)");
+  cmd->add_option("--local-neighbours", o->local_neighbours,
+                  "BOSHNAS: open library neighbours taken per local parent, nearest first (default 10)");
+  cmd->add_option("--inputs", o->inputs,
+                  "BOSHNAS surrogate inputs: embedding | embedding+dict (default embedding+dict: the embedding plus "
+                  "depth, widths and operation shares from the model dict)")
+      ->check(CLI::IsMember({"embedding", "embedding+dict"}));
+  cmd->add_option("--trials-csv", o->trials_csv,
+                  "write every trial of every seed to this CSV (seed,trial,index,hash,kind,score), e.g. to plot or "
+                  "to see where a policy spends its trials");
+  cmd->add_option("--num-init", o->num_init, "BOSHNAS random initial designs (default 10)");
+  cmd->add_option("--gobi-iterations", o->gobi_iterations, "BOSHNAS: AdaHessian iterations per GOBI step (default 200)");
+  cmd->add_option("--max-epochs", o->max_epochs, "BOSHNAS: epochs per network and refit (default 200, early stopping)");
+  cmd->add_flag("--summary-only", o->quiet_seeds, "print only the aggregate lines");
+  cmd->callback([o] { run_replay(*o); });
+}
+
+FLEXNAS_REGISTER_COMMAND("replay", add_replay_command);
+
+}  // namespace
+}  // namespace flexnas::launch
