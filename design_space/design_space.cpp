@@ -1,9 +1,8 @@
 #include "design_space/design_space.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
-
-#include "design_space/op_catalog.h"
 
 namespace flexnas {
 namespace {
@@ -16,6 +15,16 @@ const char* const kNff = "number_of_feed-forward_stacks";
 const char* const kFfn = "feed-forward_hidden";
 const char* const kParams = "operation_parameters";
 const char* const kPooling = "pooling";
+
+/// 5000000 -> "5,000,000".
+std::string with_commas(int64_t v) {
+  std::string digits = std::to_string(v), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0 && digits[i - 1] != '-') out += ',';
+    out += digits[i];
+  }
+  return out;
+}
 
 std::vector<int64_t> positive_list(const ConfigNode& node) {
   std::vector<int64_t> values = node.as_int_list(/*non_empty=*/true, /*unique=*/true);
@@ -83,11 +92,26 @@ void DesignSpace::check_settings(const EnumerationSettings& settings) const {
                                     " (every depth must be a whole number of stacks)");
 }
 
-DesignSpace design_space_from_config(const ConfigNode& root) {
+std::string Constraints::problem(const ArchitectureCost& cost) const {
+  if (max_parameters > 0 && cost.parameters > max_parameters)
+    return with_commas(cost.parameters) + " parameters, above max_parameters = " + with_commas(max_parameters);
+  if (max_flops > 0 && cost.flops_per_token > double(max_flops))
+    return with_commas(int64_t(std::llround(cost.flops_per_token))) + " FLOPs per token, above max_flops = " +
+           with_commas(max_flops);
+  return "";
+}
+
+std::string Constraints::describe() const {
+  auto limit = [](int64_t v) { return v > 0 ? with_commas(v) : std::string("none"); };
+  return "max_parameters " + limit(max_parameters) + ", max_flops " + limit(max_flops);
+}
+
+DesignSpace design_space_from_config(const ConfigNode& root, const OpCatalog* catalog) {
   if (!root.is_map()) root.fail("expected a design space (a map with an 'architecture' key), got " + root.describe());
   root.check_keys({"datasets", "architecture", "enumeration", "constraints"});
   DesignSpace space;
   space.path = root.file();
+  space.ops = catalog;
   if (auto datasets = root.find("datasets")) space.datasets = datasets->as_string_list(/*non_empty=*/false, /*unique=*/true);
 
   ConfigNode arch = root["architecture"];
@@ -101,9 +125,9 @@ DesignSpace design_space_from_config(const ConfigNode& root) {
 
   ConfigNode ops = arch[kOps];
   space.op_types = ops.as_string_list(/*non_empty=*/true, /*unique=*/true);
-  for (size_t i = 0; i < space.op_types.size(); ++i)
-    if (!op_catalog().find(space.op_types[i]))
-      ops.at(i).fail("unknown operation type '" + space.op_types[i] + "' (registered: " + join(op_catalog().names()) + ")");
+  for (size_t i = 0; i < space.op_types.size() && catalog; ++i)
+    if (!catalog->has(space.op_types[i]))
+      ops.at(i).fail("unknown operation type '" + space.op_types[i] + "' (registered: " + join(catalog->names()) + ")");
 
   ConfigNode params = arch[kParams];
   if (!params.is_map()) params.fail("expected a map from operation type to its parameter list, got " + params.describe());
@@ -118,9 +142,8 @@ DesignSpace design_space_from_config(const ConfigNode& root) {
     const size_t index = size_t(it - space.op_types.begin());
     seen[index] = true;
     std::vector<std::string> values = list.as_string_list(/*non_empty=*/true, /*unique=*/true);
-    const OpTypeInfo* info = op_catalog().find(op);
     for (size_t k = 0; k < values.size(); ++k) {
-      const std::string allowed = info->check_param(values[k]);
+      const std::string allowed = catalog ? catalog->check_param(op, values[k]) : "";
       if (!allowed.empty())
         list.at(k).fail("unknown parameter '" + values[k] + "' for operation type '" + op + "' (allowed: " + allowed + ")");
       // The reference files parameters under op types by name (hierarchical refinement relies on it).
@@ -185,16 +208,22 @@ DesignSpace design_space_from_config(const ConfigNode& root) {
   return space;
 }
 
-DesignSpace parse_design_space(const std::string& text, const std::string& name) {
-  return design_space_from_config(ConfigNode::load_string(text, name));
+DesignSpace parse_design_space(const std::string& text, const std::string& name, const OpCatalog& ops) {
+  return design_space_from_config(ConfigNode::load_string(text, name), &ops);
 }
 
-DesignSpace load_design_space(const std::string& path) { return design_space_from_config(ConfigNode::load_file(path)); }
+DesignSpace load_design_space(const std::string& path, const OpCatalog& ops) {
+  return design_space_from_config(ConfigNode::load_file(path), &ops);
+}
 
-DesignSpace design_space_from_json(const nlohmann::json& architecture, const std::string& where) {
+DesignSpace load_design_space(const std::string& path) {
+  return design_space_from_config(ConfigNode::load_file(path), nullptr);
+}
+
+DesignSpace design_space_from_json(const nlohmann::json& architecture, const std::string& where, const OpCatalog* ops) {
   nlohmann::json root;
   root["architecture"] = architecture;
-  return parse_design_space(root.dump(), where);
+  return design_space_from_config(ConfigNode::load_string(root.dump(), where), ops);
 }
 
 }  // namespace flexnas

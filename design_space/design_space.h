@@ -13,6 +13,7 @@
 
 #include "design_space/architecture.h"
 #include "design_space/config_node.h"
+#include "design_space/op_catalog.h"
 
 namespace flexnas {
 
@@ -30,11 +31,20 @@ struct EnumerationSettings {
   }
 };
 
-/// Limits on architectures that need no training to check (0 = no limit).
+/// Limits on architectures that need no training to check (0 = no limit). max_parameters and
+/// max_flops bound OpCatalog::cost (models: the base model at BERT's vocabulary, docs/design_space.md);
+/// enumeration, sampling, libraries and refinement keep only the architectures within them.
 struct Constraints {
   int64_t max_parameters = 0;
-  int64_t max_flops = 0;
+  int64_t max_flops = 0;         // forward FLOPs per token
   bool h_divisible_by_n = true;  // every hidden size divisible by every head count it meets
+
+  /// Whether max_parameters or max_flops limits anything.
+  bool limits_cost() const { return max_parameters > 0 || max_flops > 0; }
+  /// "" when `cost` is within the limits, else which limit it exceeds and by what.
+  std::string problem(const ArchitectureCost& cost) const;
+  /// "max_parameters 5,000,000, max_flops none".
+  std::string describe() const;
 };
 
 struct DesignSpace {
@@ -55,6 +65,9 @@ struct DesignSpace {
   Constraints constraints;                // from the optional `constraints:` block
   nlohmann::ordered_json architecture_json;  // the YAML `architecture` map, as the library stores it
   std::vector<Location> encoder_layers_at;   // where each encoder_layers value stands (for messages)
+  /// The catalogue the space was checked with (it prices architectures for the constraints); it
+  /// must outlive the space. nullptr: loaded without one (structure only, no cost constraints).
+  const OpCatalog* ops = nullptr;
 
   /// Parameters of one operation type (empty if the type is not in the space).
   const std::vector<std::string>& params_of(const std::string& op) const;
@@ -64,14 +77,21 @@ struct DesignSpace {
   void check_settings(const EnumerationSettings& settings) const;
 };
 
-/// Loads and validates a design-space YAML file.
-DesignSpace load_design_space(const std::string& path);
+/// Loads and validates a design-space YAML file; operation types and parameters are checked
+/// against `ops` (pass models::op_catalog()).
+DesignSpace load_design_space(const std::string& path, const OpCatalog& ops);
 /// Same, from text (`name` stands for the file in messages).
-DesignSpace parse_design_space(const std::string& text, const std::string& name);
-DesignSpace design_space_from_config(const ConfigNode& root);
+DesignSpace parse_design_space(const std::string& text, const std::string& name, const OpCatalog& ops);
+/// `ops` nullptr: the structure only (operation types and parameters unchecked, and an Enumerator
+/// refuses the space's max_parameters / max_flops).
+DesignSpace design_space_from_config(const ConfigNode& root, const OpCatalog* ops);
+/// Structure only, for tools without the model registry (benchmarks); see design_space_from_config.
+DesignSpace load_design_space(const std::string& path);
 
-/// Re-creates a design space from the `design_space` object of a library file.
-DesignSpace design_space_from_json(const nlohmann::json& architecture, const std::string& where);
+/// Re-creates a design space from the `design_space` object of a library file (`ops` as in
+/// design_space_from_config).
+DesignSpace design_space_from_json(const nlohmann::json& architecture, const std::string& where,
+                                   const OpCatalog* ops);
 
 /// YAML node → JSON (integers stay integers, other scalars are strings), map order kept.
 nlohmann::ordered_json yaml_to_json(const YAML::Node& node);

@@ -183,12 +183,61 @@ Enumerator::Enumerator(const DesignSpace& space, const EnumerationSettings& sett
     total_ = add(total_, count);
     depths_.push_back(depth);
   }
+  base_per_depth_ = per_depth_;
+  base_total_ = total_;
+  if (space.constraints.limits_cost()) apply_constraints();
+}
+
+void Enumerator::apply_constraints() {
+  const std::string where = space_.path.empty() ? std::string("design space") : space_.path;
+  const std::string limits = "constraints (" + space_.constraints.describe() + ")";
+  if (!space_.ops)
+    throw ConfigError("error: " + where + ": " + limits +
+                      " need the operation catalogue to price architectures; this tool loaded the space without it");
+  if (base_total_ > BigCount(kMaxConstraintScan))
+    throw ConfigError("error: " + where + ": " + limits + " are applied by pricing every architecture, and the space has " +
+                      to_string_big(base_total_) + " before them (limit " + std::to_string(kMaxConstraintScan) +
+                      "); narrow the space (fewer choices or a larger layers_per_stack), or drop the constraints and "
+                      "limit a campaign instead (objective.max_parameters)");
+  constrained_ = true;
+  const int64_t n = int64_t(base_total_);
+  std::vector<char> fits(size_t(n), 0);
+  int64_t error_at = -1;
+  std::string error;
+#pragma omp parallel for schedule(dynamic, 1024)
+  for (int64_t i = 0; i < n; ++i) {
+    try {
+      fits[size_t(i)] = space_.constraints.problem(space_.ops->cost(base_at(BigCount(i)))).empty();
+    } catch (const std::exception& e) {
+#pragma omp critical(flexnas_constraint_error)
+      if (error_at < 0 || i < error_at) error_at = i, error = e.what();
+    }
+  }
+  if (error_at >= 0)
+    throw ConfigError("error: " + where + ": " + limits + ": architecture " + std::to_string(error_at) +
+                      " cannot be priced: " + error);
+  kept_.clear();
+  for (int64_t i = 0; i < n; ++i)
+    if (fits[size_t(i)]) kept_.push_back(uint64_t(i));
+  // Filtered counts per depth: the base order is depth-major, so each depth is one range of kept_.
+  uint64_t start = 0;
+  for (size_t d = 0; d < base_per_depth_.size(); ++d) {
+    const uint64_t end = start + uint64_t(base_per_depth_[d]);
+    per_depth_[d] = BigCount(std::lower_bound(kept_.begin(), kept_.end(), end) -
+                             std::lower_bound(kept_.begin(), kept_.end(), start));
+    start = end;
+  }
+  total_ = BigCount(kept_.size());
 }
 
 Architecture Enumerator::at(BigCount index) const {
   FLEXNAS_CHECK(index < total_, "index ", to_string_big(index), " out of range (count ", to_string_big(total_), ")");
+  return base_at(constrained_ ? BigCount(kept_[size_t(index)]) : index);
+}
+
+Architecture Enumerator::base_at(BigCount index) const {
   size_t depth = 0;
-  while (index >= per_depth_[depth]) index -= per_depth_[depth++];
+  while (index >= base_per_depth_[depth]) index -= base_per_depth_[depth++];
   const int64_t L = space_.encoder_layers[depth];
   const int64_t lps = settings_.layers_per_stack;
   const int s = int(L / lps);
@@ -259,6 +308,15 @@ Architecture Enumerator::at(BigCount index) const {
 }
 
 BigCount Enumerator::index_of(const Architecture& arch, const std::string& where) const {
+  const BigCount base = base_index_of(arch, where);
+  if (!constrained_) return base;
+  const auto it = std::lower_bound(kept_.begin(), kept_.end(), uint64_t(base));
+  if (it != kept_.end() && *it == uint64_t(base)) return BigCount(it - kept_.begin());
+  throw ConfigError("error: " + where + ": not in the design space" + (space_.path.empty() ? "" : " '" + space_.path + "'") +
+                    ": outside its constraints: " + space_.constraints.problem(space_.ops->cost(arch)));
+}
+
+BigCount Enumerator::base_index_of(const Architecture& arch, const std::string& where) const {
   auto reject = [&](const std::string& why) -> BigCount {
     throw ConfigError("error: " + where + ": not in the design space" +
                       (space_.path.empty() ? "" : " '" + space_.path + "'") + ": " + why);
@@ -340,7 +398,7 @@ BigCount Enumerator::index_of(const Architecture& arch, const std::string& where
   const BigCount ffn_hom = t.ffn_hom, block = t.block;
 
   BigCount index = 0;
-  for (int d = 0; d < depth; ++d) index = add(index, per_depth_[size_t(d)]);
+  for (int d = 0; d < depth; ++d) index = add(index, base_per_depth_[size_t(d)]);
   index = add(index, mul(pool_idx, t.base));
   const BigCount nh = add(mul(N.encode(n_seq, 1), H.total()), H.encode(h_seq, 1));
   index = add(index, mul(nh, block));

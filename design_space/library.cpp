@@ -23,7 +23,8 @@ const std::vector<std::string> kReferenceKeys = {"dataset",         "design_spac
                                                  "num_neighbors",   "model_dicts",  "hashes",
                                                  "embeddings",      "neighbors",    "performances"};
 const std::vector<std::string> kFlexnasKeys = {"format",   "format_version", "enumeration", "distance",
-                                               "embedding", "neighbor_rule", "seed",        "source"};
+                                               "embedding", "neighbor_rule", "seed",        "source",
+                                               "constraints"};
 
 [[noreturn]] void fail_at(const std::string& file, const std::string& key, const std::string& message) {
   throw_config_error(Location{file, 0, 0, key}, message);
@@ -429,6 +430,22 @@ size_t Library::num_performances() const {
   return size_t(std::count_if(performances.begin(), performances.end(), [](const auto& p) { return p.has_value(); }));
 }
 
+nlohmann::ordered_json constraints_to_json(const Constraints& c) {
+  nlohmann::ordered_json j;
+  j["max_parameters"] = c.max_parameters;
+  j["max_flops"] = c.max_flops;
+  return j;
+}
+
+Constraints library_constraints(const Library& lib) {
+  Constraints c;
+  if (!lib.meta.is_object() || !lib.meta.contains("constraints")) return c;
+  const auto& j = lib.meta["constraints"];
+  if (j.contains("max_parameters")) c.max_parameters = j["max_parameters"].get<int64_t>();
+  if (j.contains("max_flops")) c.max_flops = j["max_flops"].get<int64_t>();
+  return c;
+}
+
 Library parse_library(const std::string& text, const std::string& file, const LibraryLoadOptions& options) {
   Library lib;
   LibrarySax sax(lib, file, text);
@@ -453,7 +470,7 @@ Library parse_library(const std::string& text, const std::string& file, const Li
     if (!(*it).is_object())
       fail_at(file, "design_space", "expected the design space's `architecture` map or null, got " + describe_json((*it)));
     try {
-      design_space_from_json(nlohmann::json::parse((*it).dump()), file + " (design_space)");
+      design_space_from_json(nlohmann::json::parse((*it).dump()), file + " (design_space)", options.ops);
     } catch (const ConfigError& e) {
       fail_at(file, "design_space", std::string("not a valid design space: ") + e.what());
     }
@@ -493,6 +510,16 @@ Library parse_library(const std::string& text, const std::string& file, const Li
   }
   if (auto it = lib.meta.find("enumeration"); it != lib.meta.end() && !it->is_null()) {
     if (!it->is_object()) fail_at(file, "enumeration", "expected an object, got " + describe_json(*it));
+  }
+  if (auto it = lib.meta.find("constraints"); it != lib.meta.end()) {
+    if (!it->is_object()) fail_at(file, "constraints", "expected an object {max_parameters, max_flops}, got " + describe_json(*it));
+    for (auto c = it->begin(); c != it->end(); ++c) {
+      int64_t v = 0;
+      if (c.key() != "max_parameters" && c.key() != "max_flops")
+        fail_at(file, "constraints." + c.key(), "unknown key (expected max_parameters or max_flops)");
+      if (!c.value().is_number_integer() || (v = c.value().get<int64_t>()) < 0)
+        fail_at(file, "constraints." + c.key(), "expected an integer >= 0 (0 = no limit), got " + describe_json(c.value()));
+    }
   }
 
   // Hashes unique; neighbours name library members; embeddings share one dimension.

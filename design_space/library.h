@@ -7,7 +7,7 @@
 // embeddings, neighbors, performances. flexnas adds: format ("flexnas-library"),
 // format_version (1), enumeration {layers_per_stack, heterogeneous_feed_forward, increasing},
 // distance {method, ...}, embedding {method, dim, seed, stress, spearman, ...}, neighbor_rule,
-// seed, source. A file without them (one the reference wrote) loads too.
+// seed, source, and constraints {max_parameters, max_flops} (constrained design spaces only). A file without them (one the reference wrote) loads too.
 //
 // The file is read with nlohmann's SAX interface straight into these vectors (no DOM of the big
 // arrays), and written as a stream, one row per line, so libraries of 10^5 graphs x 100 neighbours
@@ -41,7 +41,7 @@ struct Library {
   std::vector<std::vector<std::string>> neighbors;      // hashes, nearest first; empty = null
   std::vector<std::optional<double>> performances;      // null until measured
   // flexnas's own keys except format/format_version (always written): enumeration, distance,
-  // embedding, neighbor_rule, seed, source. Empty (null) for a reference-made library.
+  // embedding, neighbor_rule, seed, source, constraints. Empty (null) for a reference-made library.
   nlohmann::ordered_json meta;
 
   size_t size() const { return archs.size(); }
@@ -61,7 +61,15 @@ struct Library {
 
 struct LibraryLoadOptions {
   bool verify_hashes = false;  // recompute every hash from its model dict (parallel) and compare
+  /// Checks the operation types and parameters of the `design_space` key (nullptr: its structure only).
+  const OpCatalog* ops = nullptr;
 };
+
+/// The `constraints` meta key ({"max_parameters": N, "max_flops": N}) of a library built from a
+/// constrained design space; refinement keeps its architectures within the same limits.
+nlohmann::ordered_json constraints_to_json(const Constraints& constraints);
+/// The library's constraints (no limits when it has no `constraints` key).
+Constraints library_constraints(const Library& library);
 
 /// Reads a library file (flexnas's or the reference's), with located errors for bad content.
 Library load_library(const std::string& path, const LibraryLoadOptions& options = {});

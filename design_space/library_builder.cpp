@@ -152,6 +152,8 @@ Library build_library(const DesignSpace& space, const LibraryBuildOptions& optio
   source["space_size"] = to_string_big(enumerator.count());
   source["sample"] = options.sample;
   lib.meta["source"] = source;
+  // Only a constrained space writes the key: other libraries stay byte-identical. Refinement reads it.
+  if (space.constraints.limits_cost()) lib.meta["constraints"] = constraints_to_json(space.constraints);
   embed_and_link(lib, options, lib.ops_list, &r);
   return lib;
 }

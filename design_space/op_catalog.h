@@ -1,33 +1,35 @@
 #pragma once
-// The operation types a design space may name, and which parameters each accepts. design_space/
-// cannot see the model registry (it is free of LibTorch), so the registry in models/ adds its
-// types here at start-up; the three reference types are built in.
-#include <functional>
+// What design_space/ needs to know about operation types, as an interface it owns: the model
+// registry (models/, LibTorch) implements it (models/op_catalog.h) and callers pass it explicitly
+// to load_design_space, so design_space/ stays free of LibTorch and there is one catalogue, the
+// registry's OpDefinitions. Tests of design_space/ use a small stand-in
+// (tests/design_space/test_catalog.h) that the op contract test holds to the registry.
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "design_space/architecture.h"
+
 namespace flexnas {
 
-struct OpTypeInfo {
-  std::string name;     // "sa"
-  std::string summary;  // "self-attention; parameter: similarity sdp | wma"
-  /// Returns "" when `param` is valid, else a description of what is allowed ("sdp, wma").
-  std::function<std::string(const std::string& param)> check_param;
+/// The size of an architecture as design-space constraints (max_parameters, max_flops) measure it.
+struct ArchitectureCost {
+  int64_t parameters = 0;
+  double flops_per_token = 0;
 };
 
 class OpCatalog {
  public:
-  /// Adds or replaces an operation type.
-  void add(OpTypeInfo info);
-  const OpTypeInfo* find(const std::string& name) const;
-  std::vector<std::string> names() const;  // sorted
-
- private:
-  std::vector<OpTypeInfo> types_;
+  virtual ~OpCatalog() = default;
+  /// The operation type names, sorted.
+  virtual std::vector<std::string> names() const = 0;
+  virtual bool has(const std::string& op) const = 0;
+  /// "" when `param` is a valid parameter of the known type `op`, else what is allowed ("sdp, wma").
+  virtual std::string check_param(const std::string& op, const std::string& param) const = 0;
+  /// What the constraints count; throws ConfigError when the architecture cannot be built.
+  virtual ArchitectureCost cost(const Architecture& arch) const = 0;
+  /// One line naming what cost() counts (printed next to constraint counts).
+  virtual std::string cost_description() const = 0;
 };
-
-/// The process-wide catalogue: sa (sdp, wma), l (dft, dct), c (odd kernel size >= 1), plus any
-/// type registered later.
-OpCatalog& op_catalog();
 
 }  // namespace flexnas

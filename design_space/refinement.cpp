@@ -208,6 +208,10 @@ RefinedArchitectures refine_around(const Library& coarse, const std::vector<int6
   for (size_t i = 0; i < top.size(); ++i)
     for (size_t j = i + 1; j < top.size(); ++j) add_pair(top[i], top[j]);
 
+  const Constraints limits = library_constraints(coarse);
+  if (limits.limits_cost() && !settings.ops)
+    throw ConfigError("error: the library was built under constraints (" + limits.describe() +
+                      ") and refinement needs the operation catalogue to keep to them");
   RefinedArchitectures out;
   std::set<std::string> seen;
   for (const auto& [a, b] : pairs) {
@@ -218,6 +222,10 @@ RefinedArchitectures refine_around(const Library& coarse, const std::vector<int6
       ++c.produced;
       std::string hash = architecture_hash(arch);
       if (!seen.insert(hash).second) continue;
+      if (limits.limits_cost() && !limits.problem(settings.ops->cost(arch)).empty()) {
+        ++out.outside_constraints;
+        continue;
+      }
       ++c.added;
       out.hashes.push_back(std::move(hash));
       out.archs.push_back(std::move(arch));

@@ -22,6 +22,9 @@ struct RefinementSettings {
   int64_t old_layers_per_stack = 2;         // stack size of the coarse library
   int64_t new_layers_per_stack = 1;         // stack size of the fine library (divides the old one)
   bool heterogeneous_feed_forward = false;  // fine stacks may mix FFN widths inside one stack
+  /// Prices the new architectures when the coarse library was built under constraints (its
+  /// `constraints` key): refine_around keeps only those within them. Required then.
+  const OpCatalog* ops = nullptr;
 };
 
 /// The choices of one fine sub-stack.
@@ -52,11 +55,13 @@ struct RefinedArchitectures {
   std::vector<Architecture> archs;       // de-duplicated by hash, in order of first production
   std::vector<std::string> hashes;       // architecture_hash of each
   std::vector<PairContribution> pairs;
+  uint64_t outside_constraints = 0;      // distinct new architectures dropped for the library's constraints
 };
 
 /// Spec §7 with defect 39 fixed: each of `top` (coarse-library indices, best first) is
 /// interpolated with each of its first `neighbors` stored neighbours, and every pair of top
-/// models with each other; results are de-duplicated by hash.
+/// models with each other; results are de-duplicated by hash, and kept only when within the coarse
+/// library's constraints (library_constraints).
 RefinedArchitectures refine_around(const Library& coarse, const std::vector<int64_t>& top, int64_t neighbors,
                                    const RefinementSettings& settings);
 

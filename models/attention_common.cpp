@@ -1,5 +1,6 @@
 #include "models/attention_common.h"
 
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -86,6 +87,8 @@ torch::Tensor linear_mix(const torch::Tensor& x, const torch::Tensor& valid, Tra
 }
 
 torch::Tensor dynamic_conv(const torch::Tensor& values, const torch::Tensor& kernel, int64_t heads) {
+  // A named scope for FLOP counters (its multiply-sum is no matmul); free when none listens.
+  RECORD_FUNCTION("flexnas::dynamic_conv", std::vector<c10::IValue>({values, kernel}));
   const int64_t B = values.size(0), T = values.size(1), C = values.size(2);
   const int64_t k = kernel.size(-1), pad = (k - 1) / 2;
   auto padded = torch::constant_pad_nd(values, {0, 0, pad, pad});  // zero rows before and after the tokens

@@ -305,6 +305,21 @@ ModelCost model_cost(const Architecture& arch, const ModelOptions& o, int64_t T)
   return cost;
 }
 
+BaseModelCost base_model_cost(const Architecture& arch, const ModelOptions& options, int64_t T, bool include_pooler) {
+  ModelOptions o = options;
+  o.head = HeadType::kSequence;  // pooler + classifier on the first token; no Funnel decoder
+  const ModelCost full = model_cost(arch, o, T);
+  BaseModelCost cost;
+  for (const BlockCost& b : full.blocks) {
+    if (&b == &full.blocks.back()) break;  // the head block
+    cost.parameters += b.params;
+    cost.flops_per_token += b.flops_per_token;
+  }
+  const int64_t h = arch.layers.back().hidden;  // the pooler: Linear(h, h)
+  if (include_pooler) cost.parameters += h * h + h;
+  return cost;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Modules.
 

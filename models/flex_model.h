@@ -66,6 +66,17 @@ void validate_architecture(const Architecture& arch, const ModelOptions& options
 /// position.
 ModelCost model_cost(const Architecture& arch, const ModelOptions& options, int64_t seq_len = 128);
 
+/// The size measure of the search (a campaign's `parameters` column, design-space constraints):
+/// the base model of a sequence task, as built — embeddings at options.vocab_size (no absolute
+/// positions), the encoder (Funnel pooling included; no decoder) and, with `include_pooler`, the
+/// pooler; no classifier. FLOPs: the encoder's per input token at `seq_len` (the head not counted).
+struct BaseModelCost {
+  int64_t parameters = 0;
+  double flops_per_token = 0;
+};
+BaseModelCost base_model_cost(const Architecture& arch, const ModelOptions& options, int64_t seq_len = 128,
+                              bool include_pooler = true);
+
 /// What forward returns.
 struct ModelOutput {
   torch::Tensor logits;  // mlm: [B,T,V]; cls: [B,K]; token: [B,T,K]

@@ -1,7 +1,6 @@
 #include "models/op_registry.h"
 
 #include "design_space/error.h"
-#include "design_space/op_catalog.h"
 
 namespace flexnas::models {
 
@@ -33,10 +32,6 @@ OpRegistry& op_registry() {
   return registry;
 }
 
-OpRegistrar::OpRegistrar(OpDefinition def) {
-  // The design-space catalogue gets the same checker, so YAML accepts the type by name.
-  op_catalog().add({def.name, def.summary, def.check_param});
-  op_registry().add(std::move(def));
-}
+OpRegistrar::OpRegistrar(OpDefinition def) { op_registry().add(std::move(def)); }
 
 }  // namespace flexnas::models

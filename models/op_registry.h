@@ -1,7 +1,8 @@
 #pragma once
-// The operation registry (STYLE.md B2). Adding an operation type is adding one file in models/ops/
-// that fills an OpDefinition and registers it with FLEXNAS_REGISTER_OP; the registrar also adds
-// the type's parameter checker to flexnas::op_catalog(), so design-space YAML accepts it by name.
+// The operation registry (STYLE.md B2), the one catalogue of operation types. Adding an operation
+// type is adding one file in models/ops/ that fills an OpDefinition and registers it with
+// FLEXNAS_REGISTER_OP (docs/models.md); design-space YAML sees it through models::op_catalog()
+// (models/op_catalog.h), which reads this registry.
 //
 // An operation type serves both model-dict formats (spec §1.3-1.4):
 //  - standard format: one AttentionCore per layer ("attention.self"), all heads of one type;
@@ -70,6 +71,7 @@ struct OpDefinition {
   std::string name;                          // "sa"
   std::string summary;                       // one line for `flexnas ops` and docs
   std::vector<std::string> example_params;   // valid parameters used by the contract tests
+  std::vector<std::string> invalid_params;   // parameters check_param rejects (contract tests)
   /// "" when `param` is valid, else what is allowed ("sdp, wma").
   std::function<std::string(const std::string& param)> check_param;
 

@@ -3,9 +3,11 @@
 // student for the epistemic uncertainty, and a natural-parameter network (NPN) for the aleatoric
 // mean and variance — batched, seeded, warm-started across refits.
 //
-// Inputs x: [n, d] (d = 16, the library embeddings, standardised per dimension).
+// Inputs x: [n, d]: nas::surrogate_inputs (boshnas.h): the library embedding (16 wide by default)
+// and, with inputs = "embedding+dict" (the default), the model-dict features after it; each column
+// standardised over the library.
 // Targets y: [n] in (0, 1): the normalised loss (lower is better), see BoshnasPolicy.
-// Everything runs on the CPU on purpose: the networks are 16->64->32->1 MLPs, far too small to
+// Everything runs on the CPU on purpose: the networks are d->64->32->1 MLPs, far too small to
 // gain from a GPU (kernel launches would dominate); nothing here depends on the device type.
 #include <ATen/ATen.h>
 #include <torch/optim/adamw.h>

@@ -183,6 +183,8 @@ OpDefinition make_attention_kernel() {
   // Windows <= 6: every table column is reached by the tests' 7-token sequences (each gets a gradient).
   def.example_params = {"qk", "convfixed:3", "qk+convq:4", "convk+qkconv:2", "qk+convfixed+convq+convk:3",
                         "convq+vconv+qkconv:6"};
+  def.invalid_params = {"",       "qk:4",         "convq",       "convq+qk:4", "vconv:3", "qk+qk",
+                        "convq:0", "convq:512",    "convq:04",    "conv_q:3",   "qkconv:2", "sdp"};
   def.check_param = [](const std::string& p) {
     KernelSpec spec;
     return parse_attention_kernel(p, spec);

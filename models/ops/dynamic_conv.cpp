@@ -113,6 +113,7 @@ OpDefinition make_dynamic_conv() {
   def.name = "c";
   def.summary = "dynamic span-based convolution mixed with self-attention (ConvBERT); parameter: odd kernel size k >= 3";
   def.example_params = {"3", "5"};
+  def.invalid_params = {"", "1", "4", "0", "-3", "1001", "5x", "sdp"};  // k = 1: see check_kernel
   def.check_param = check_kernel;
   def.check_core = [](const CoreConfig& c) -> std::string {
     if (c.hidden % c.heads == 0) return "";

@@ -69,6 +69,7 @@ OpDefinition make_linear_mixing() {
   def.summary = "linear token mixing (2-D DFT/DCT over valid tokens and features) + positional attention; "
                 "parameter: transform dft | dct";
   def.example_params = {"dft", "dct"};
+  def.invalid_params = {"", "fft", "DCT", "sdp", "9"};
   def.check_param = [](const std::string& p) -> std::string { return p == "dft" || p == "dct" ? "" : "dft, dct"; };
   def.check_core = [](const CoreConfig& c) -> std::string {
     if (c.hidden % c.heads == 0) return "";

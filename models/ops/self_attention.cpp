@@ -70,6 +70,7 @@ OpDefinition make_self_attention() {
   def.name = "sa";
   def.summary = "multi-head self-attention with relative-key scores; parameter: similarity sdp | wma";
   def.example_params = {"sdp", "wma"};
+  def.invalid_params = {"", "SDP", "sdpa", "dft", "5"};
   def.check_param = [](const std::string& p) -> std::string { return p == "sdp" || p == "wma" ? "" : "sdp, wma"; };
   def.check_core = [](const CoreConfig& c) -> std::string {
     if (c.hidden % c.heads == 0) return "";

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "tests/design_space/test_catalog.h"
 #include "design_space/design_space.h"
 
 namespace flexnas {
@@ -13,7 +14,7 @@ namespace {
 const std::string kExamples = FLEXNAS_SOURCE_DIR "/examples/";
 
 TEST(DesignSpace, ReferenceTestSpaceLoads) {
-  const DesignSpace sp = load_design_space(kExamples + "design_space_test.yaml");
+  const DesignSpace sp = load_design_space(kExamples + "design_space_test.yaml", testing::test_catalog());
   EXPECT_EQ(sp.hidden_sizes, (std::vector<int64_t>{128, 256}));
   EXPECT_EQ(sp.op_types, (std::vector<std::string>{"sa", "l", "c"}));
   EXPECT_EQ(sp.op_params[2], (std::vector<std::string>{"5", "9"}));
@@ -29,8 +30,8 @@ TEST(DesignSpace, ReferenceTestSpaceLoads) {
 }
 
 TEST(DesignSpace, AllReferenceFilesLoad) {
-  EXPECT_EQ(load_design_space(kExamples + "design_space_small.yaml").ops_list().size(), 20u);
-  EXPECT_EQ(load_design_space(kExamples + "design_space.yaml").ops_list().size(), 28u);
+  EXPECT_EQ(load_design_space(kExamples + "design_space_small.yaml", testing::test_catalog()).ops_list().size(), 20u);
+  EXPECT_EQ(load_design_space(kExamples + "design_space.yaml", testing::test_catalog()).ops_list().size(), 28u);
 }
 
 const char* kGood = R"(architecture:
@@ -53,14 +54,14 @@ std::string error_for(const std::string& from, const std::string& to, const std:
   EXPECT_NE(pos, std::string::npos) << from;
   if (pos != std::string::npos) text.replace(pos, from.size(), to);
   try {
-    parse_design_space(text, "ds.yaml");
+    parse_design_space(text, "ds.yaml", testing::test_catalog());
   } catch (const ConfigError& e) {
     return e.what();
   }
   return "(no error)";
 }
 
-TEST(DesignSpace, GoodTextLoads) { EXPECT_NO_THROW(parse_design_space(kGood, "ds.yaml")); }
+TEST(DesignSpace, GoodTextLoads) { EXPECT_NO_THROW(parse_design_space(kGood, "ds.yaml", testing::test_catalog())); }
 
 TEST(DesignSpaceErrors, UnknownTopLevelKey) {
   EXPECT_EQ(error_for("architecture:", "architectur:"),
@@ -120,7 +121,7 @@ TEST(DesignSpaceErrors, UnknownParameter) {
             "'sa' (allowed: sdp, wma)");
   EXPECT_EQ(error_for("c: [5, 9]", "c: [5, 8]"),
             "ds.yaml:11:12: error: architecture.operation_parameters.c[1]: unknown parameter '8' for operation type 'c' "
-            "(allowed: an odd kernel size such as 5, 9 or 13)");
+            "(allowed: an odd kernel size >= 3 such as 5, 9 or 13)");
 }
 
 TEST(DesignSpaceErrors, ParametersForUnlistedOrMissingOpType) {
@@ -158,7 +159,7 @@ TEST(DesignSpaceErrors, InvalidYamlSyntax) {
 
 TEST(DesignSpaceErrors, MissingFile) {
   try {
-    load_design_space("/nonexistent/ds.yaml");
+    load_design_space("/nonexistent/ds.yaml", testing::test_catalog());
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_EQ(std::string(e.what()), "/nonexistent/ds.yaml: error: cannot open file: No such file or directory");

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "tests/design_space/test_catalog.h"
 #include "design_space/distance.h"
 #include "design_space/enumeration.h"
 
@@ -12,7 +13,7 @@ namespace flexnas {
 namespace {
 
 Architecture parse(const std::string& json) { return architecture_from_config(ConfigNode::load_string(json, "<test>")); }
-DesignSpace space(const std::string& name) { return load_design_space(std::string(FLEXNAS_SOURCE_DIR) + "/examples/" + name); }
+DesignSpace space(const std::string& name) { return load_design_space(std::string(FLEXNAS_SOURCE_DIR) + "/examples/" + name, testing::test_catalog()); }
 
 const char* kTiny = R"({"l":2,"h":[128,128],"n":[2,2],"o":["sa","sa"],"f":[[512],[512]],"p":["sdp","sdp"]})";
 

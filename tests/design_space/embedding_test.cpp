@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <random>
 
+#include "tests/design_space/test_catalog.h"
 #include "design_space/distance.h"
 #include "design_space/embedding.h"
 #include "design_space/enumeration.h"
@@ -116,7 +117,7 @@ TEST(Embedding, TinyInputs) {
 }
 
 TEST(Embedding, QualityOnTestSpace) {
-  const DesignSpace s = load_design_space(std::string(FLEXNAS_SOURCE_DIR) + "/examples/design_space_test.yaml");
+  const DesignSpace s = load_design_space(std::string(FLEXNAS_SOURCE_DIR) + "/examples/design_space_test.yaml", testing::test_catalog());
   const Enumerator e(s, EnumerationSettings{});
   std::vector<Architecture> archs;
   for (size_t i = 0; i < size_t(e.count()); ++i) archs.push_back(e.at(BigCount(i)));

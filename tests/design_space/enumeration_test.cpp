@@ -6,6 +6,7 @@
 #include <random>
 #include <set>
 
+#include "tests/design_space/test_catalog.h"
 #include "design_space/arch_graph.h"
 #include "design_space/enumeration.h"
 
@@ -14,7 +15,7 @@ namespace {
 
 const std::string kExamples = FLEXNAS_SOURCE_DIR "/examples/";
 
-DesignSpace space_named(const std::string& name) { return load_design_space(kExamples + name); }
+DesignSpace space_named(const std::string& name) { return load_design_space(kExamples + name, testing::test_catalog()); }
 
 EnumerationSettings settings(int64_t lps, bool het = false, bool inc = false) {
   EnumerationSettings s;

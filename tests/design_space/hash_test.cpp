@@ -1,6 +1,7 @@
 // The reference's graph and WL hash, pinned to the test vectors of spec Appendix A.
 #include <gtest/gtest.h>
 
+#include "tests/design_space/test_catalog.h"
 #include "design_space/arch_graph.h"
 #include "design_space/enumeration.h"
 
@@ -52,12 +53,12 @@ TEST(ArchGraph, HeteroMd5WithAndWithoutSalt) {
 }
 
 TEST(ArchGraph, LastEntriesOfTestAndSmallLibraries) {
-  const DesignSpace test = load_design_space(FLEXNAS_SOURCE_DIR "/examples/design_space_test.yaml");
+  const DesignSpace test = load_design_space(FLEXNAS_SOURCE_DIR "/examples/design_space_test.yaml", testing::test_catalog());
   const Enumerator e_test(test, EnumerationSettings{});
   EXPECT_EQ(architecture_hash(e_test.at(e_test.count() - 1)),
             "4255003e49c836ebaf100c7b5060e30b3082f4132e4867a2efa672355ed32e9d");
   EXPECT_EQ(architecture_hash(e_test.at(0)), "79cadebed0d9211f265df75c88666c35c7b3b2e3823206c928f099d3a0faa444");
-  const DesignSpace small = load_design_space(FLEXNAS_SOURCE_DIR "/examples/design_space_small.yaml");
+  const DesignSpace small = load_design_space(FLEXNAS_SOURCE_DIR "/examples/design_space_small.yaml", testing::test_catalog());
   const Enumerator e_small(small, EnumerationSettings{});
   EXPECT_EQ(architecture_hash(e_small.at(e_small.count() - 1)),
             "dde9b503b930bd4a2abf79824843fd1c3e9490c41af99159694d6009dc04baed");

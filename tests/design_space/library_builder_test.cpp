@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "tests/design_space/test_catalog.h"
 #include "design_space/arch_graph.h"
 #include "design_space/library_builder.h"
 
@@ -19,7 +20,7 @@ LibraryBuildOptions quiet_options() {
 }
 
 TEST(LibraryBuilder, TestSpaceInReferenceOrder) {
-  const DesignSpace space = load_design_space(example("design_space_test.yaml"));
+  const DesignSpace space = load_design_space(example("design_space_test.yaml"), testing::test_catalog());
   LibraryBuildReport report;
   const Library lib = build_library(space, quiet_options(), &report);
   ASSERT_EQ(lib.size(), 9312u);
@@ -39,7 +40,7 @@ TEST(LibraryBuilder, TestSpaceInReferenceOrder) {
 }
 
 TEST(LibraryBuilder, SampleOfTheFullSpace) {
-  const DesignSpace space = load_design_space(example("design_space.yaml"));
+  const DesignSpace space = load_design_space(example("design_space.yaml"), testing::test_catalog());
   LibraryBuildOptions o = quiet_options();
   o.sample = 400;
   o.neighbors = 10;
@@ -94,7 +95,7 @@ TEST(LibraryBuilder, NasBenchBertImport) {
   EXPECT_EQ(lib.ops_list.back(), "output");
   EXPECT_EQ(lib.neighbors[0].size(), 100u);
   // Every NAS-Bench-BERT architecture belongs to the FlexiBERT test space at lps 1.
-  const DesignSpace space = load_design_space(example("design_space_test.yaml"));
+  const DesignSpace space = load_design_space(example("design_space_test.yaml"), testing::test_catalog());
   EnumerationSettings lps1;
   lps1.layers_per_stack = 1;
   const Enumerator e(space, lps1);
@@ -102,7 +103,7 @@ TEST(LibraryBuilder, NasBenchBertImport) {
 }
 
 TEST(LibraryBuilder, DuplicateArchitecturesAreNamed) {
-  const DesignSpace space = load_design_space(example("design_space_test.yaml"));
+  const DesignSpace space = load_design_space(example("design_space_test.yaml"), testing::test_catalog());
   const Enumerator e(space, EnumerationSettings{});
   std::vector<Architecture> archs{e.at(0), e.at(1), e.at(0)};
   LibraryBuildOptions o = quiet_options();
@@ -122,7 +123,7 @@ TEST(LibraryBuilder, DuplicateArchitecturesAreNamed) {
 }
 
 TEST(LibraryBuilder, TinyLibraries) {
-  const DesignSpace space = load_design_space(example("design_space_test.yaml"));
+  const DesignSpace space = load_design_space(example("design_space_test.yaml"), testing::test_catalog());
   const Enumerator e(space, EnumerationSettings{});
   const Library one = build_library_from_archs({e.at(5)}, "one", quiet_options());
   ASSERT_EQ(one.size(), 1u);

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <unistd.h>
 
+#include "tests/design_space/test_catalog.h"
 #include "design_space/arch_graph.h"
 #include "design_space/enumeration.h"
 #include "design_space/library.h"
@@ -20,7 +21,7 @@ std::string test_space_path() { return std::string(FLEXNAS_SOURCE_DIR) + "/examp
 
 /// The first `n` architectures of the test space, with every field filled.
 Library small_library(size_t n) {
-  const DesignSpace space = load_design_space(test_space_path());
+  const DesignSpace space = load_design_space(test_space_path(), testing::test_catalog());
   const Enumerator e(space, EnumerationSettings{});
   Library lib;
   lib.dataset = "sst2";

@@ -6,6 +6,7 @@
 #include <numeric>
 #include <random>
 
+#include "tests/design_space/test_catalog.h"
 #include "design_space/enumeration.h"
 #include "design_space/neighbors.h"
 
@@ -15,7 +16,7 @@ namespace {
 Architecture parse(const std::string& json) { return architecture_from_config(ConfigNode::load_string(json, "<test>")); }
 
 std::vector<Architecture> test_space_archs(size_t stride) {
-  const DesignSpace s = load_design_space(std::string(FLEXNAS_SOURCE_DIR) + "/examples/design_space_test.yaml");
+  const DesignSpace s = load_design_space(std::string(FLEXNAS_SOURCE_DIR) + "/examples/design_space_test.yaml", testing::test_catalog());
   const Enumerator e(s, EnumerationSettings{});
   std::vector<Architecture> archs;
   for (size_t i = 0; i < size_t(e.count()); i += stride) archs.push_back(e.at(BigCount(i)));

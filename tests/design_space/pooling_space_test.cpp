@@ -5,6 +5,7 @@
 #include <random>
 #include <set>
 
+#include "tests/design_space/test_catalog.h"
 #include "design_space/arch_graph.h"
 #include "design_space/distance.h"
 #include "design_space/enumeration.h"
@@ -33,7 +34,7 @@ EnumerationSettings lps2() {
 
 std::string error_of(const std::string& yaml) {
   try {
-    parse_design_space(yaml, "space.yaml");
+    parse_design_space(yaml, "space.yaml", testing::test_catalog());
   } catch (const ConfigError& e) {
     return e.what();
   }
@@ -42,8 +43,8 @@ std::string error_of(const std::string& yaml) {
 }
 
 TEST(PoolingSpace, CountsAndEveryIndexRoundTrips) {
-  const DesignSpace plain = parse_design_space(kSpace, "space.yaml");
-  const DesignSpace pooled = parse_design_space(kSpace + "  pooling: {stride: [1, 2], decoder: 1}\n", "space.yaml");
+  const DesignSpace plain = parse_design_space(kSpace, "space.yaml", testing::test_catalog());
+  const DesignSpace pooled = parse_design_space(kSpace + "  pooling: {stride: [1, 2], decoder: 1}\n", "space.yaml", testing::test_catalog());
   EXPECT_EQ(pooled.pool_strides, (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(pooled.pool_settings.decoder, 1);
   EXPECT_TRUE(pooled.pool_settings.q_only);
@@ -74,7 +75,7 @@ TEST(PoolingSpace, CountsAndEveryIndexRoundTrips) {
 }
 
 TEST(PoolingSpace, ArchitecturesOutsideThePoolingChoicesAreRejectedWithAReason) {
-  const DesignSpace pooled = parse_design_space(kSpace + "  pooling: {stride: [1, 2]}\n", "space.yaml");
+  const DesignSpace pooled = parse_design_space(kSpace + "  pooling: {stride: [1, 2]}\n", "space.yaml", testing::test_catalog());
   Enumerator pools(pooled, lps2());
   Architecture arch = pools.at(pools.count() - 1);
   ASSERT_TRUE(arch.pool.active());
@@ -87,7 +88,7 @@ TEST(PoolingSpace, ArchitecturesOutsideThePoolingChoicesAreRejectedWithAReason) 
   Architecture big_stride = arch;
   big_stride.pool.stride = {1, 1, 4, 1, 1, 1};
   EXPECT_THROW(pools.index_of(big_stride), ConfigError);
-  Enumerator plain(parse_design_space(kSpace, "space.yaml"), lps2());
+  Enumerator plain(parse_design_space(kSpace, "space.yaml", testing::test_catalog()), lps2());
   try {
     plain.index_of(arch);
     ADD_FAILURE() << "no error";
@@ -97,7 +98,7 @@ TEST(PoolingSpace, ArchitecturesOutsideThePoolingChoicesAreRejectedWithAReason) 
 }
 
 TEST(PoolingSpace, StructuralDistanceSeesPoolingChoices) {
-  const DesignSpace pooled = parse_design_space(kSpace + "  pooling: {stride: [1, 2, 4]}\n", "space.yaml");
+  const DesignSpace pooled = parse_design_space(kSpace + "  pooling: {stride: [1, 2, 4]}\n", "space.yaml", testing::test_catalog());
   Enumerator pools(pooled, lps2());
   // The same layers (last index of depth 6's first pooling block) under three pooling choices.
   const BigCount base = pools.count_per_depth()[0], per = pools.count_per_depth()[1] / 9;
@@ -149,7 +150,7 @@ TEST(PoolingSpace, RandomBlocksParseOrFailLocated) {
     for (int k = 0; k < n_keys; ++k) block += "    " + keys[size_t(1 + pick(5))] + ": " + values[size_t(pick(int(values.size())))] + "\n";
     if (pick(10) == 0) block = "  pooling: " + values[size_t(pick(int(values.size())))] + "\n";
     try {
-      const DesignSpace space = parse_design_space(kSpace + block, "space.yaml");
+      const DesignSpace space = parse_design_space(kSpace + block, "space.yaml", testing::test_catalog());
       Enumerator e(space, lps2());
       for (BigCount i = 0; i < e.count(); i += 97) EXPECT_EQ(e.index_of(e.at(i)), i) << block;
       ++parsed;

@@ -8,6 +8,7 @@
 #include "design_space/design_space.h"
 #include "models/attention_common.h"
 #include "models/checkpoint.h"
+#include "models/op_catalog.h"
 #include "models/op_registry.h"
 #include "models/precision.h"
 #include "tests/models/test_util.h"
@@ -547,14 +548,14 @@ TEST(AttentionKernel, DesignSpaceYamlAcceptsAkParameters) {
       - qk+convq:9
       - qk+convfixed+convq+convk:4
 )";
-  const DesignSpace sp = parse_design_space(yaml, "ds.yaml");
+  const DesignSpace sp = parse_design_space(yaml, "ds.yaml", op_catalog());
   EXPECT_EQ(sp.op_params[1], (std::vector<std::string>{"qk", "qk+convq:9", "qk+convfixed+convq+convk:4"}));
   // Flow style too: ':' followed by a digit does not start a mapping.
   const DesignSpace flow = parse_design_space(
-      std::string(yaml).replace(yaml.find("ak:\n"), std::string::npos, "ak: [qk, qk+convq:9, convfixed:4]\n"), "ds.yaml");
+      std::string(yaml).replace(yaml.find("ak:\n"), std::string::npos, "ak: [qk, qk+convq:9, convfixed:4]\n"), "ds.yaml", op_catalog());
   EXPECT_EQ(flow.op_params[1], (std::vector<std::string>{"qk", "qk+convq:9", "convfixed:4"}));
   try {
-    parse_design_space(std::string(yaml).replace(yaml.find("qk+convq:9"), 10, "convq+qk:9"), "ds.yaml");
+    parse_design_space(std::string(yaml).replace(yaml.find("qk+convq:9"), 10, "convq+qk:9"), "ds.yaml", op_catalog());
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("unknown parameter 'convq+qk:9' for operation type 'ak' (allowed: components in "

@@ -1,13 +1,19 @@
 // The contract every registered operation type meets, in both model-dict formats: output shape,
 // finiteness, masking (padding neither leaks nor changes results), seeded determinism, JSON round
-// trip, parameter count from the model dict, and every parameter used. A new op file gets all of
-// these without writing a test.
+// trip, parameter and FLOP counts (registry = built module = measured), every parameter used, and
+// design-space checks that agree with the registry. A new op file gets all of these without
+// writing a test.
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <functional>
+
 #include "design_space/config_node.h"
-#include "design_space/op_catalog.h"
+#include "design_space/design_space.h"
+#include "models/op_catalog.h"
 #include "models/op_registry.h"
+#include "tests/design_space/test_catalog.h"
 #include "tests/models/test_util.h"
 
 namespace flexnas::models {
@@ -158,19 +164,168 @@ TEST_P(OpContractTest, EveryParameterIsUsed) {
   }
 }
 
+int64_t numel_of(const std::vector<torch::Tensor>& params) {
+  int64_t n = 0;
+  for (const auto& p : params) n += p.numel();
+  return n;
+}
+
+// The registry's counts against the module it builds: the core (standard) or head (hetero) alone.
+TEST_P(OpContractTest, RegistryParametersEqualTheBuiltModule) {
+  const OpDefinition& def = *op_registry().find(GetParam().op);
+  if (!GetParam().hetero) {
+    for (int64_t heads : {1, 2, 4}) {
+      CoreConfig c;
+      c.hidden = 16, c.heads = heads, c.param = GetParam().param, c.max_positions = 16;
+      EXPECT_EQ(def.core_params(c), numel_of(def.build_core(c)->parameters())) << "heads " << heads;
+    }
+  } else {
+    for (int64_t dim : {4, 8}) {
+      HeadConfig c;
+      c.param = GetParam().param, c.dim = dim, c.max_positions = 16;
+      EXPECT_EQ(def.head_params(c), numel_of(def.build_head(c)->parameters())) << "dim " << dim;
+    }
+  }
+}
+
+/// FLOPs of one ATen call priced from its operands' shapes (2 per multiply-add), or -1 when it is
+/// not a matrix product: aten::mm, addmm, bmm, baddbmm, convolution (1-D), and the marked scope
+/// flexnas::dynamic_conv (a windowed multiply-sum, models/attention_common.cpp: 2·B·T·C·k).
+double price(const at::RecordFunction& f) {
+  const std::string name = f.name();
+  const auto in = f.inputs();
+  auto sizes = [&](size_t i) { return in[i].toTensor().sizes(); };
+  if (name == "aten::mm") return 2.0 * sizes(0)[0] * sizes(0)[1] * sizes(1)[1];
+  if (name == "aten::addmm") return 2.0 * sizes(1)[0] * sizes(1)[1] * sizes(2)[1];
+  if (name == "aten::bmm") return 2.0 * sizes(0)[0] * sizes(0)[1] * sizes(0)[2] * sizes(1)[2];
+  if (name == "aten::baddbmm") return 2.0 * sizes(1)[0] * sizes(1)[1] * sizes(1)[2] * sizes(2)[2];
+  if (name == "aten::convolution") {  // input [B,C,L], weight [O,C/g,k]
+    const auto x = sizes(0), w = sizes(1);
+    const auto stride = in[3].toIntVector(), pad = in[4].toIntVector(), dil = in[5].toIntVector();
+    EXPECT_EQ(x.size(), 3u) << "only 1-D convolutions are priced";
+    const int64_t out_len = (x[2] + 2 * pad[0] - dil[0] * (w[2] - 1) - 1) / stride[0] + 1;
+    return 2.0 * x[0] * w[0] * out_len * w[1] * w[2];
+  }
+  if (name == "flexnas::dynamic_conv") return 2.0 * double(in[0].toTensor().numel()) * double(in[1].toTensor().size(-1));
+  return -1;
+}
+
+struct FlopCounter {
+  double flops = 0;
+  int depth = 0;  // counted calls open: a call nested in one (a convolution's own mm) is not counted
+};
+thread_local FlopCounter* flop_counter = nullptr;
+struct Counted : at::ObserverContext {};
+
+/// FLOPs measured while `fn` runs: a RecordFunction observer sees every ATen call and prices the
+/// matrix products (price). The registry counts the same things (matmuls and convolutions only:
+/// softmax, norms and element-wise ops are left out on both sides).
+double measured_flops(const std::function<void()>& fn) {
+  FlopCounter local;
+  flop_counter = &local;
+  auto handle = at::addThreadLocalCallback(
+      at::RecordFunctionCallback(
+          [](const at::RecordFunction& f) -> std::unique_ptr<at::ObserverContext> {
+            const double flops = price(f);
+            if (flops < 0) return nullptr;
+            if (flop_counter->depth++ == 0) flop_counter->flops += flops;
+            return std::make_unique<Counted>();
+          },
+          [](const at::RecordFunction&, at::ObserverContext* ctx) {
+            if (ctx) --flop_counter->depth;
+          })
+          .needsInputs(true));
+  fn();
+  at::removeCallback(handle);
+  flop_counter = nullptr;
+  return local.flops;
+}
+
+// The registry's FLOPs against a measured count on a tiny input: one unpadded sequence of 7 tokens.
+TEST_P(OpContractTest, RegistryFlopsEqualAMeasuredCount) {
+  torch::NoGradGuard no_grad;
+  const int64_t T = 7;
+  const OpDefinition& def = *op_registry().find(GetParam().op);
+  AttentionInputs in;
+  in.valid = torch::ones({1, T});
+  in.mask_add = torch::zeros({1, 1, 1, T});
+  if (!GetParam().hetero) {
+    for (int64_t heads : {1, 2, 4}) {
+      CoreConfig c;
+      c.hidden = 16, c.heads = heads, c.param = GetParam().param, c.max_positions = 16;
+      auto core = def.build_core(c);
+      core->eval();
+      const auto x = torch::randn({1, T, 16});
+      EXPECT_DOUBLE_EQ(measured_flops([&] { core->forward(x, in); }), def.core_flops(c, T) * T) << "heads " << heads;
+    }
+  } else {
+    HeadConfig c;
+    c.param = GetParam().param, c.dim = 8, c.max_positions = 16;
+    auto head = def.build_head(c);
+    head->eval();
+    HeadInputs h{torch::randn({1, T, 8}), torch::randn({1, T, 8}), torch::randn({1, T, 8}), torch::randn({1, T, T})};
+    EXPECT_DOUBLE_EQ(measured_flops([&] { head->forward(h, in); }), def.head_flops(c, T) * T);
+  }
+  // The whole model: model_cost (the registry's counts plus the layer layout and the MLM head).
+  auto m = model();
+  const auto ids = torch::randint(1, 40, {1, T});
+  const double measured = measured_flops([&] { m->forward(ids, torch::ones({1, T}, torch::kLong)); });
+  EXPECT_DOUBLE_EQ(measured, model_cost(arch(), tiny_options(), T).total_flops_per_token * T);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllRegisteredOps, OpContractTest, ::testing::ValuesIn(all_cases()), case_name);
 
-TEST(OpRegistry, HoldsTheReferenceTypesAndFeedsTheCatalogue) {
+TEST(OpRegistry, HoldsTheReferenceTypes) {
   EXPECT_EQ(op_registry().names(), (std::vector<std::string>{"ak", "c", "l", "sa"}));
-  for (const auto& name : op_registry().names()) {
-    const OpTypeInfo* info = op_catalog().find(name);
-    ASSERT_NE(info, nullptr) << name;
-    EXPECT_EQ(info->summary, op_registry().find(name)->summary);  // the registry's entry replaced the built-in
-  }
+  EXPECT_EQ(models::op_catalog().names(), op_registry().names());
   EXPECT_EQ(op_registry().find("sa")->check_param("sdpa"), "sdp, wma");
   EXPECT_EQ(op_registry().find("c")->check_param("7"), "");
   EXPECT_NE(op_registry().find("c")->check_param("4"), "");
   EXPECT_NE(op_registry().find("c")->check_param("1"), "");
+}
+
+// The design-space side accepts and rejects exactly what the registry does, for every registered op:
+// the real catalogue (models::op_catalog(), what the CLI passes), a design space parsed with it, and
+// the design_space tests' stand-in catalogue for the types it knows.
+TEST(OpRegistry, DesignSpaceChecksAgreeWithTheRegistry) {
+  const OpCatalog& real = models::op_catalog();
+  const OpCatalog& stand_in = flexnas::testing::test_catalog();
+  for (const std::string& name : stand_in.names()) EXPECT_TRUE(op_registry().find(name)) << name;
+  for (const std::string& name : op_registry().names()) {
+    const OpDefinition& def = *op_registry().find(name);
+    EXPECT_FALSE(def.example_params.empty()) << name;
+    EXPECT_FALSE(def.invalid_params.empty()) << name << ": list parameters check_param rejects";
+    auto space_with = [&](const std::string& param) {
+      return "architecture:\n  hidden_size: [16]\n  num_heads: [2]\n  encoder_layers: [2]\n  operation_types: [" + name +
+             "]\n  number_of_feed-forward_stacks: [1]\n  feed-forward_hidden: [32]\n  operation_parameters:\n    " +
+             name + ": ['" + param + "']\n";
+    };
+    for (const std::string& p : def.example_params) {
+      EXPECT_EQ(def.check_param(p), "") << name << " " << p;
+      EXPECT_EQ(real.check_param(name, p), "") << name << " " << p;
+      if (stand_in.has(name)) {
+        EXPECT_EQ(stand_in.check_param(name, p), "") << name << " " << p;
+      }
+      EXPECT_NO_THROW(parse_design_space(space_with(p), "ds.yaml", real)) << name << " " << p;
+    }
+    for (const std::string& p : def.invalid_params) {
+      EXPECT_NE(def.check_param(p), "") << name << " '" << p << "'";
+      EXPECT_EQ(real.check_param(name, p), def.check_param(p)) << name << " '" << p << "'";
+      if (stand_in.has(name)) {
+        EXPECT_NE(stand_in.check_param(name, p), "") << name << " '" << p << "'";
+      }
+      try {
+        parse_design_space(space_with(p), "ds.yaml", real);
+        ADD_FAILURE() << name << " '" << p << "' accepted by the design space";
+      } catch (const ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("ds.yaml:9:"), std::string::npos) << e.what();  // located
+        if (!p.empty()) {
+          EXPECT_NE(std::string(e.what()).find("(allowed: " + def.check_param(p) + ")"), std::string::npos) << e.what();
+        }
+      }
+    }
+  }
+  EXPECT_NE(real.check_param("c", "1"), "");  // the old built-in list accepted a kernel of 1
 }
 
 }  // namespace

@@ -511,20 +511,6 @@ TEST(Pareto, NonDominatedSortAndHypervolume) {
   }
 }
 
-TEST(CostModel, BertTinyMatchesTheHandCount) {
-  Architecture tiny;
-  LayerSpec l;
-  l.hidden = 128, l.heads = 2, l.op = "sa", l.param = "sdp", l.ffn = {512};
-  tiny.layers = {l, l};
-  CostSettings s;
-  s.vocab_size = 50265;
-  EXPECT_EQ(estimate_cost(tiny, s).parameters, 7052800);  // FLEXIBERT_NUMBERS.md, base + pooler
-  Architecture wide = tiny;
-  wide.layers[1].hidden = 256;
-  EXPECT_GT(estimate_cost(wide, s).parameters, estimate_cost(tiny, s).parameters);
-  EXPECT_GT(estimate_cost(wide, s).flops_per_token, estimate_cost(tiny, s).flops_per_token);
-}
-
 TEST(Table, NasBenchBertLoadsAndBadMetricIsLocated) {
   const std::string path = std::string(FLEXNAS_SOURCE_DIR) + "/examples/nas-bench-bert/BERT_benchmark.json";
   const BenchmarkTable t = load_benchmark_table(path, "glue");
@@ -560,39 +546,3 @@ TEST(Table, NasBenchBertLoadsAndBadMetricIsLocated) {
   EXPECT_THROW(BoshnasPolicy(lib, PolicyOptions{}), ConfigError);  // no embeddings
 }
 
-// Op ak: the fork's layout has none, so estimate_cost takes the model registry's exact count for
-// the ak core or head and keeps the fork's layout for everything around it.
-TEST(CostModel, AttentionKernelsCountFromTheModelRegistry) {
-  CostSettings s;
-  s.vocab_size = 8000;
-  auto standard = [](const std::string& op, const std::string& param) {
-    Architecture a;
-    LayerSpec l;
-    l.hidden = 128, l.heads = 4, l.op = op, l.param = param, l.ffn = {512};
-    a.layers = {l, l};
-    return a;
-  };
-  const ModelCost sa = estimate_cost(standard("sa", "sdp"), s);
-  const int64_t h = 128, d = 32, rows = 2 * s.max_positions - 1, T = s.sequence_length;
-  const int64_t sa_core = 3 * (h * h + h) + d * d + rows * d;  // the fork's sa core
-  // qk alone: Q, K, V and nothing else (no relative table, no W).
-  EXPECT_EQ(estimate_cost(standard("ak", "qk"), s).parameters, sa.parameters - 2 * (sa_core - 3 * (h * h + h)));
-  // convfixed alone: V and beta [4, 2N+1] only.
-  const int64_t fixed_core = (h * h + h) + 4 * 9;
-  EXPECT_EQ(estimate_cost(standard("ak", "convfixed:4"), s).parameters, sa.parameters - 2 * (sa_core - fixed_core));
-  // Every component, window 8 (17 taps): Q, K, V, beta, r, s, value/query/key convolutions of 2 heads.
-  const int64_t all_core = 3 * (h * h + h) + 4 * 17 + 2 * d * 17 + 3 * (2 * d) * 17;
-  EXPECT_EQ(estimate_cost(standard("ak", "qk+convfixed+convq+convk+vconv+qkconv:8"), s).parameters,
-            sa.parameters - 2 * (sa_core - all_core));
-  const double all_flops = 6.0 * h * h + 2.0 * T * h + 2 * (2.0 * h * 17) + 2.0 * T * h + 3 * (2.0 * 2 * d * 17);
-  EXPECT_DOUBLE_EQ(estimate_cost(standard("ak", "qk+convfixed+convq+convk+vconv+qkconv:8"), s).flops_per_token,
-                   sa.flops_per_token - 2 * (6.0 * h * h + 4.0 * T * h) + 2 * all_flops);
-  // Hetero: an ak head in place of an sa_sdp head adds its own tables, keeps the layer's shared parts.
-  const Architecture het_sa = architecture_from_json(
-      nlohmann::json::parse(R"({"l":1,"h":[64],"f":[[128]],"o":[["sa_sdp_32","sa_sdp_32"]]})"), "test");
-  const Architecture het_ak = architecture_from_json(
-      nlohmann::json::parse(R"({"l":1,"h":[64],"f":[[128]],"o":[["sa_sdp_32","ak_convfixed+convq:2_32"]]})"), "test");
-  EXPECT_EQ(estimate_cost(het_ak, s).parameters, estimate_cost(het_sa, s).parameters + 5 + 32 * 5);
-  EXPECT_DOUBLE_EQ(estimate_cost(het_ak, s).flops_per_token,
-                   estimate_cost(het_sa, s).flops_per_token - 4.0 * T * 32 + (2.0 * 32 * 5 + 2.0 * T * 32));
-}
