@@ -4,13 +4,14 @@
 //   2. MLM batch production (seq 128, batch 32) in tokens/s, against the ~11k tokens/s of a
 //      BERT-Tiny-sized training step on one thread quoted in PLATFORM.md (not measured here): the
 //      data side must be far faster than training so it never stalls it.
-// usage: data_bench [--data DIR] [--tokenizer spm.model] [--steps N]
+// usage: data_bench [--data DIR] [--tokenizer spm.model] [--steps N]   (--help: the defaults)
 #include <torch/torch.h>
 
 #include <chrono>
 #include <filesystem>
 #include <iostream>
 
+#include "bench/bench_cli.h"
 #include "datasets/mlm.h"
 #include "datasets/tokenizer.h"
 #include "design_space/progress.h"
@@ -18,19 +19,31 @@
 namespace fs = std::filesystem;
 using namespace flexnas::datasets;
 
-static double seconds_since(std::chrono::steady_clock::time_point t0) {
+namespace {
+
+struct Options {
+  std::string data = "data";  // holds brown/text.txt
+  std::string tokenizer;      // empty: train a BPE 8000 tokenizer on Brown first
+  int64_t steps = 300;        // MLM batches timed
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+}  // namespace
+
 int main(int argc, char** argv) {
-  std::string data = "data", model;
-  int64_t steps = 300;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--data") data = argv[i + 1];
-    else if (a == "--tokenizer") model = argv[i + 1];
-    else if (a == "--steps") steps = std::stoll(argv[i + 1]);
-  }
+  Options o;
+  CLI::App app{"data_bench: tokenizing Brown (cold vs cached) and MLM batch production"};
+  flexnas::bench::show_defaults(app);
+  app.add_option("--data", o.data, "data folder (scripts/fetch-data.sh): reads DIR/brown/text.txt");
+  app.add_option("--tokenizer", o.tokenizer, "SentencePiece model; none: train a BPE 8000 one on Brown first");
+  app.add_option("--steps", o.steps, "MLM batches to time")->check(CLI::NonNegativeNumber);
+  if (const int code = flexnas::bench::parse_flags(app, argc, argv); code >= 0) return code;
+  const std::string& data = o.data;
+  std::string model = o.tokenizer;
+  const int64_t steps = o.steps;
   const std::string text = data + "/brown/text.txt";
   if (!fs::is_regular_file(text)) {
     std::cout << "data_bench: skipped: " << text << " is missing (run scripts/fetch-data.sh)\n";

@@ -9,7 +9,8 @@
 // fitting embeddings; on the small space it did not finish the first stage in 20 minutes.
 //
 // usage: library_bench [--threads N] [--sample N] [--examples DIR] [test] [small] [full]
-//        (default: all three; DIR defaults to ./examples or the repository of the executable)
+//        (default: all three; DIR defaults to ./examples or the repository of the executable;
+//        --help: the defaults)
 #include <omp.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -18,12 +19,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "bench/bench_cli.h"
 #include "design_space/library_builder.h"
 #include "design_space/progress.h"
 
@@ -31,6 +32,13 @@ using namespace flexnas;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+struct Options {
+  int threads = omp_get_num_procs();
+  uint64_t sample = 20000;            // architectures sampled around in the full space
+  std::string examples;               // empty: find_examples()
+  std::vector<std::string> cases;     // empty: test, small, full
+};
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -116,22 +124,21 @@ int run_case(const Case& c, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = omp_get_num_procs();
-  uint64_t sample = 20000;
-  std::vector<std::string> wanted;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (a == "--sample" && i + 1 < argc) sample = std::strtoull(argv[++i], nullptr, 10);
-    else if (a == "--examples" && i + 1 < argc) g_examples = argv[++i];
-    else if (a == "test" || a == "small" || a == "full") wanted.push_back(a);
-    else {
-      std::cerr << "usage: library_bench [--threads N] [--sample N] [--examples DIR] [test] [small] [full]\n";
-      return 2;
-    }
-  }
+  Options o;
+  CLI::App app{"library_bench: library generation (enumerate, hash, distances, embeddings, neighbours, save, load)"};
+  bench::show_defaults(app);
+  app.add_option("--threads", o.threads, "OpenMP threads")->check(CLI::PositiveNumber);
+  app.add_option("--sample", o.sample, "architectures of the full space's library (sampled)");
+  app.add_option("--examples", o.examples, "the examples/ folder (default: ./examples, else the executable's repository)");
+  app.add_option("cases", o.cases, "cases to run, in order (default: test small full)")
+      ->check(CLI::IsMember({"test", "small", "full"}))
+      ->default_str("");
+  if (const int code = bench::parse_flags(app, argc, argv); code >= 0) return code;
+  const int threads = o.threads;
+  const uint64_t sample = o.sample;
+  std::vector<std::string> wanted = o.cases;
   if (wanted.empty()) wanted = {"test", "small", "full"};
-  g_examples = find_examples(g_examples);
+  g_examples = find_examples(o.examples);
   const std::vector<Case> cases = {
       {"test", "design_space_test.yaml", 0, 367.0 + 433521.0 / 70.0,
        "367 s enumerate+hash+save, then 433,521 GED pairs at ~70/s (~6,560 s before interpolation and embedding)"},

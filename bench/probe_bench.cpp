@@ -13,6 +13,7 @@
 //   probe_bench [--checkpoint runs/probe/mini-pre] [--task brown-pos] [--data-dir data] [--layer L]
 //               [--batch-size 64] [--threads 0] [--precision auto] [--repeats 3]
 // --layer: an encode_layers index (0 = embeddings, l+1 = output of layer l); default the middle one.
+// --help: every flag with its default.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_cli.h"
 #include "datasets/finetune_data.h"
 #include "datasets/tasks.h"
 #include "design_space/progress.h"
@@ -35,6 +37,17 @@ namespace fs = std::filesystem;
 using namespace flexnas;
 
 namespace {
+
+struct Options {
+  std::string checkpoint = "runs/probe/mini-pre";
+  std::string task = "brown-pos";
+  std::string data_dir = "data";
+  int64_t layer = -1;  // -1: the middle encode index
+  int64_t batch_size = 64;
+  int64_t threads = 0;
+  std::string precision = "auto";
+  int64_t repeats = 3;
+};
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -70,23 +83,21 @@ double inference_tokens_per_second(models::FlexModelImpl& model, const models::E
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string checkpoint = "runs/probe/mini-pre", task = "brown-pos", data_dir = "data", precision_flag = "auto";
-  int64_t layer = -1, batch_size = 64, threads = 0, repeats = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--checkpoint") checkpoint = v;
-    else if (k == "--task") task = v;
-    else if (k == "--data-dir") data_dir = v;
-    else if (k == "--layer") layer = std::stoll(v);
-    else if (k == "--batch-size") batch_size = std::stoll(v);
-    else if (k == "--threads") threads = std::stoll(v);
-    else if (k == "--precision") precision_flag = v;
-    else if (k == "--repeats") repeats = std::stoll(v);
-    else {
-      std::cerr << "unknown flag " << k << "\n";
-      return 2;
-    }
-  }
+  Options o;
+  CLI::App app{"probe_bench: probe feature extraction (one layer) vs the model's inference throughput"};
+  bench::show_defaults(app);
+  app.add_option("--checkpoint", o.checkpoint, "pretrained checkpoint folder (skipped when missing)");
+  app.add_option("--task", o.task, "task whose train split is timed");
+  app.add_option("--data-dir", o.data_dir, "data folder");
+  app.add_option("--layer", o.layer, "encode_layers index (0 = embeddings, l+1 = output of layer l); -1: the middle one");
+  app.add_option("--batch-size", o.batch_size, "examples per batch")->check(CLI::PositiveNumber);
+  app.add_option("--threads", o.threads, "torch threads (0 = every core)")->check(CLI::NonNegativeNumber);
+  app.add_option("--precision", o.precision, "auto, fp32 or bf16 (as flexnas --precision)");
+  app.add_option("--repeats", o.repeats, "timed passes of each, alternated (median)")->check(CLI::PositiveNumber);
+  if (const int code = bench::parse_flags(app, argc, argv); code >= 0) return code;
+  const std::string &checkpoint = o.checkpoint, &task = o.task, &data_dir = o.data_dir, &precision_flag = o.precision;
+  int64_t layer = o.layer;
+  const int64_t batch_size = o.batch_size, threads = o.threads, repeats = o.repeats;
   if (!fs::is_regular_file(fs::path(checkpoint) / models::kWeightsFile)) {
     std::cout << "probe_bench: skipped: " << checkpoint << "/" << models::kWeightsFile << " is missing\n";
     return 0;

@@ -25,7 +25,7 @@
 // platform's disk) the inode allocator skips inodes deleted in the last 1-6 minutes, reading each
 // one's inode-table block, and a campaign started right after 10,000 files were deleted spent 4.8 s
 // of system time instead of 1.2 s and lost 2-5 points of efficiency. Leave a minute between
-// invocations for the same reason.
+// invocations for the same reason. --help: every flag with its default.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_cli.h"
 #include "design_space/atomic_file.h"
 #include "design_space/design_space.h"
 #include "design_space/enumeration.h"
@@ -54,6 +55,19 @@ namespace fs = std::filesystem;
 using namespace flexnas;
 
 namespace {
+
+struct Options {
+  int64_t trials = 2000;
+  std::string workers = "2,4,8";  // worker counts, comma-separated
+  int sleep_ms = 50;
+  int repeat = 1;
+  std::string flexnas;     // empty: <build>/bin/flexnas beside this program's bench/
+  std::string work = (fs::temp_directory_path() / "flexnas_scheduler_bench").string();
+  std::string space;       // empty: <source>/examples/design_space_test.yaml
+  bool shell = false;      // the trial runs `/bin/sh -c` a script (--script, else the built-in one)
+  std::string script;
+  bool no_local = false, no_mpi = false, keep = false;
+};
 
 std::vector<int> parse_list(const std::string& s) {
   std::vector<int> out;
@@ -157,41 +171,39 @@ std::string source_dir() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t trials = 2000;
-  std::vector<int> worker_counts = {2, 4, 8};
-  int sleep_ms = 50, repeat = 1;
-  std::string flexnas = (fs::canonical("/proc/self/exe").parent_path().parent_path() / "bin" / "flexnas").string();
-  fs::path work = fs::temp_directory_path() / "flexnas_scheduler_bench";
-  bool local = true, mpi = true, keep = false;
-  std::string space_file;  // default: <source>/examples/design_space_test.yaml
-  std::string script;      // --shell / --script: the trial runs `/bin/sh -c script`
-  bool shell = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::cerr << a << ": missing value\n";
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--trials") trials = std::stoll(next());
-    else if (a == "--workers") worker_counts = parse_list(next());
-    else if (a == "--sleep-ms") sleep_ms = std::stoi(next());
-    else if (a == "--repeat") repeat = std::max(1, std::stoi(next()));
-    else if (a == "--flexnas") flexnas = next();
-    else if (a == "--work") work = next();
-    else if (a == "--space") space_file = next();
-    else if (a == "--script") script = next(), shell = true;
-    else if (a == "--shell") shell = true;
-    else if (a == "--no-local") local = false;
-    else if (a == "--no-mpi") mpi = false;
-    else if (a == "--keep") keep = true;
-    else {
-      std::cerr << "unknown flag " << a << "\n";
-      return 2;
-    }
+  Options o;
+  CLI::App app{"scheduler_bench: scheduling overhead of `flexnas search` with a sleeping command evaluator"};
+  bench::show_defaults(app);
+  app.add_option("--trials", o.trials, "trials per campaign (at most the space's size)")->check(CLI::PositiveNumber);
+  app.add_option("--workers", o.workers, "worker counts to run, comma-separated");
+  app.add_option("--sleep-ms", o.sleep_ms, "milliseconds each trial sleeps")->check(CLI::NonNegativeNumber);
+  app.add_option("--repeat", o.repeat, "runs per configuration, runners interleaved")->check(CLI::PositiveNumber);
+  app.add_option("--flexnas", o.flexnas, "flexnas executable (default: <build>/bin/flexnas)");
+  app.add_option("--work", o.work, "folder for the campaigns (a bench-<pid>/ inside)");
+  app.add_option("--space", o.space, "design space YAML (default: <source>/examples/design_space_test.yaml)");
+  app.add_flag("--shell", o.shell, "trial program: /bin/sh -c a script writing metrics.json, then exec /bin/sleep");
+  app.add_option("--script", o.script, "trial program: /bin/sh -c SH (implies --shell)");
+  app.add_flag("--no-local", o.no_local, "skip the local runner");
+  app.add_flag("--no-mpi", o.no_mpi, "skip the MPI runner");
+  app.add_flag("--keep", o.keep, "keep the campaign folders");
+  if (const int code = bench::parse_flags(app, argc, argv); code >= 0) return code;
+  int64_t trials = o.trials;
+  std::vector<int> worker_counts;
+  try {
+    worker_counts = parse_list(o.workers);
+  } catch (const std::exception&) {
+    std::cerr << "--workers: '" << o.workers << "' is not a comma-separated list of counts\n";
+    return 2;
   }
+  const int sleep_ms = o.sleep_ms, repeat = o.repeat;
+  const std::string flexnas = o.flexnas.empty()
+      ? (fs::canonical("/proc/self/exe").parent_path().parent_path() / "bin" / "flexnas").string()
+      : o.flexnas;
+  fs::path work = o.work;
+  const bool local = !o.no_local, mpi = !o.no_mpi, keep = o.keep;
+  std::string space_file = o.space;
+  std::string script = o.script;
+  const bool shell = o.shell || !script.empty();
   // The metrics file first, then the shell replaces itself by the sleep (no fork, no wait); LC_ALL=C
   // spares `sleep` loading the C.UTF-8 locale files.
   std::ostringstream secs;

@@ -1,7 +1,7 @@
 // Surrogate cost: fit on 16, 64 and 256 points, one GOBI step (K = 10, AdaHessian, snapped to the
 // nearest open architecture with the k-d tree) and prediction over the whole library.
 //
-//   surrogate_bench [LIB.json] [--threads N] [--inputs embedding|embedding+dict]
+//   surrogate_bench [LIB.json] [--threads N] [--inputs embedding|embedding+dict]   (--help: defaults)
 // With a library file (e.g. `flexnas library generate --design-space examples/design_space_test.yaml
 // --out /tmp/lib_test.json`: 9,312 architectures) the surrogate sees what BOSHNAS feeds it
 // (nas::surrogate_inputs: by default the embedding plus the model-dict features); otherwise 9,312
@@ -11,11 +11,11 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <cstring>
 #include <functional>
 #include <iostream>
 #include <random>
 
+#include "bench/bench_cli.h"
 #include "design_space/library.h"
 #include "nas/boshnas.h"
 #include "nas/gobi.h"
@@ -26,17 +26,28 @@ using namespace flexnas;
 using namespace flexnas::nas;
 using Clock = std::chrono::steady_clock;
 
-static double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+namespace {
+
+struct Options {
+  std::string library;                         // empty: 9,312 random 16-d points
+  int threads = 1;
+  std::string inputs = BoshnasOptions{}.inputs;  // what BOSHNAS feeds its surrogate by default
+};
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  std::string lib_path;
-  int threads = 1;
-  std::string inputs = BoshnasOptions{}.inputs;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--inputs") && i + 1 < argc) inputs = argv[++i];
-    else lib_path = argv[i];
-  }
+  Options o;
+  CLI::App app{"surrogate_bench: surrogate fit, GOBI step and prediction cost"};
+  bench::show_defaults(app);
+  app.add_option("library", o.library, "library JSON (default: 9,312 random 16-d points)");
+  app.add_option("--threads", o.threads, "torch threads")->check(CLI::PositiveNumber);
+  app.add_option("--inputs", o.inputs, "surrogate inputs of a library: embedding or embedding+dict");
+  if (const int code = bench::parse_flags(app, argc, argv); code >= 0) return code;
+  const std::string &lib_path = o.library, &inputs = o.inputs;
+  const int threads = o.threads;
   torch::set_num_threads(threads);
   at::Tensor library;
   if (!lib_path.empty()) {

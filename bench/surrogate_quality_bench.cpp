@@ -4,7 +4,7 @@
 //
 //   surrogate_quality_bench LIB.json TABLE.json [--metric glue] [--inputs embedding+dict]
 //                           [--points 10,20,30,50] [--repeats 10] [--batch-size 32] [--min-epochs 10]
-//                           [--patience 7] [--ridge 1] [--mean-from npn|teacher]
+//                           [--patience 7] [--ridge 1] [--mean-from npn|teacher]   (--help: defaults)
 // Per repeat (seeded): results arrive one at a time in a random order and the surrogate is refitted
 // after each, warm-started, as the policy does (rank targets). At each n in --points, over the
 // library entries not yet seen: Spearman correlation of the predicted mean with the score, and the
@@ -13,13 +13,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <iomanip>
 #include <iostream>
 #include <numeric>
 #include <random>
 #include <sstream>
 
+#include "bench/bench_cli.h"
 #include "design_space/embedding.h"
 #include "design_space/library.h"
 #include "nas/boshnas.h"
@@ -30,6 +30,16 @@ using namespace flexnas;
 using namespace flexnas::nas;
 
 namespace {
+
+struct Options {
+  std::string library, table;  // LIB.json, TABLE.json (required)
+  std::string metric = "glue";
+  std::string inputs = BoshnasOptions{}.inputs;
+  std::string points = "10,20,30,50";  // numbers of results at which to score, comma-separated
+  int64_t repeats = 10;
+  double ridge = 1.0;                  // the baseline's lambda
+  SurrogateOptions surrogate;          // --batch-size, --min-epochs, --patience, --mean-from
+};
 
 std::vector<int64_t> parse_list(const std::string& s) {
   std::vector<int64_t> out;
@@ -51,41 +61,40 @@ at::Tensor ridge_predict(const at::Tensor& x, const at::Tensor& y, const at::Ten
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::cerr << "usage: surrogate_quality_bench LIB.json TABLE.json [--metric glue] [--inputs embedding+dict] "
-                 "[--points 10,20,30,50] [--repeats 10] [--batch-size 32] [--min-epochs 10] [--patience 7] [--ridge 1] "
-                 "[--mean-from npn|teacher]\n";
+  Options o;
+  CLI::App app{"surrogate_quality_bench: BOSHNAS's surrogate ranking unseen architectures vs a ridge regression"};
+  bench::show_defaults(app);
+  app.add_option("library", o.library, "library JSON")->required();
+  app.add_option("table", o.table, "benchmark table JSON (e.g. NAS-Bench-BERT's BERT_benchmark.json)")->required();
+  app.add_option("--metric", o.metric, "the table's score to rank by");
+  app.add_option("--inputs", o.inputs, "surrogate inputs: embedding or embedding+dict");
+  app.add_option("--points", o.points, "numbers of results at which to score, comma-separated");
+  app.add_option("--repeats", o.repeats, "seeded repeats (random result orders)")->check(CLI::PositiveNumber);
+  app.add_option("--batch-size", o.surrogate.batch_size, "surrogate training batch")->check(CLI::PositiveNumber);
+  app.add_option("--min-epochs", o.surrogate.min_epochs, "surrogate epochs before early stopping")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--patience", o.surrogate.patience, "surrogate epochs without a better validation loss")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--ridge", o.ridge, "ridge regression's lambda")->check(CLI::NonNegativeNumber);
+  std::string mean_from = o.surrogate.mean_from_npn ? "npn" : "teacher";
+  app.add_option("--mean-from", mean_from, "the surrogate's mean: npn or teacher")
+      ->check(CLI::IsMember({"npn", "teacher"}));
+  if (const int code = bench::parse_flags(app, argc, argv); code >= 0) return code;
+  const std::string &metric = o.metric, &inputs = o.inputs;
+  std::vector<int64_t> points;
+  try {
+    points = parse_list(o.points);
+  } catch (const std::exception&) {
+    std::cerr << "--points: '" << o.points << "' is not a comma-separated list of counts\n";
     return 2;
   }
-  std::string metric = "glue", inputs = BoshnasOptions{}.inputs;
-  std::vector<int64_t> points{10, 20, 30, 50};
-  int64_t repeats = 10;
-  double ridge = 1.0;
-  SurrogateOptions so;
-  for (int i = 3; i < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (i + 1 >= argc) {
-      std::cerr << flag << ": missing value\n";
-      return 2;
-    }
-    const std::string value = argv[i + 1];
-    if (flag == "--metric") metric = value;
-    else if (flag == "--inputs") inputs = value;
-    else if (flag == "--points") points = parse_list(value);
-    else if (flag == "--repeats") repeats = std::stoll(value);
-    else if (flag == "--batch-size") so.batch_size = std::stoll(value);
-    else if (flag == "--min-epochs") so.min_epochs = std::stoll(value);
-    else if (flag == "--patience") so.patience = std::stoll(value);
-    else if (flag == "--ridge") ridge = std::stod(value);
-    else if (flag == "--mean-from") so.mean_from_npn = value == "npn";
-    else {
-      std::cerr << "unknown flag " << flag << "\n";
-      return 2;
-    }
-  }
+  const int64_t repeats = o.repeats;
+  const double ridge = o.ridge;
+  SurrogateOptions so = o.surrogate;
+  so.mean_from_npn = mean_from == "npn";
   torch::set_num_threads(1);
-  const Library library = load_library(argv[1]);
-  const auto scores = align_scores(load_benchmark_table(argv[2], metric), library);
+  const Library library = load_library(o.library);
+  const auto scores = align_scores(load_benchmark_table(o.table, metric), library);
   std::vector<int64_t> scored;
   for (int64_t i = 0; i < int64_t(scores.size()); ++i)
     if (scores[size_t(i)]) scored.push_back(i);
@@ -93,7 +102,7 @@ int main(int argc, char** argv) {
   std::vector<double> truth;
   for (int64_t i : scored) truth.push_back(*scores[size_t(i)]);
   so.input_dim = all.size(1);
-  std::cout << "library " << argv[1] << ": " << scored.size() << " scored architectures, inputs " << inputs << " (dim "
+  std::cout << "library " << o.library << ": " << scored.size() << " scored architectures, inputs " << inputs << " (dim "
             << all.size(1) << "), batch " << so.batch_size << ", min epochs " << so.min_epochs << ", patience "
             << so.patience << ", mean from " << (so.mean_from_npn ? "npn" : "teacher") << ", ridge lambda " << ridge << ", " << repeats << " repeats\n";
   const int64_t last = points.empty() ? 0 : *std::max_element(points.begin(), points.end());

@@ -15,6 +15,7 @@
 // forward / backward / clipping / optimiser times of 5 steps to stderr.
 // --save DIR writes the initial model as a flexnas checkpoint plus batch.safetensors (the exact batch),
 // so bench/train_bench.py can time the same step in Python on the same model (bench/train_bench.sh).
+// --help: every flag with its default.
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
@@ -27,6 +28,7 @@
 
 #include <sys/resource.h>
 
+#include "bench/bench_cli.h"
 #include "design_space/architecture.h"
 #include "models/checkpoint.h"
 #include "models/flex_model.h"
@@ -35,6 +37,18 @@
 #include "models/training.h"
 
 namespace {
+
+struct Options {
+  std::string shape = "bert-tiny";  // a built-in architecture (shape_json)
+  std::string arch;                 // MODEL.json instead of --shape
+  std::string head = "mlm";         // mlm | cls
+  int64_t threads = 1;
+  int64_t blas_threads = 0;         // 0: as models::set_compute_threads sets it
+  int64_t vocab = 8000, batch = 32, len = 128;
+  int64_t steps = 10, warmup = 2;
+  std::string precision = "fp32";
+  std::string save, profile;
+};
 
 const char* shape_json(const std::string& shape) {
   if (shape == "bert-tiny") return R"({"l":2,"h":[128,128],"n":[2,2],"o":["sa","sa"],"f":[[512],[512]],"p":["sdp","sdp"]})";
@@ -60,28 +74,29 @@ double peak_rss_mib() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string shape = "bert-tiny", save, profile, precision_name = "fp32", arch_file, head = "mlm";
-  int64_t threads = 1, blas = 0, vocab = 8000, batch = 32, len = 128, steps = 10, warmup = 2;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--shape") shape = v;
-    else if (k == "--threads") threads = std::stoll(v);
-    else if (k == "--vocab") vocab = std::stoll(v);
-    else if (k == "--batch") batch = std::stoll(v);
-    else if (k == "--len") len = std::stoll(v);
-    else if (k == "--steps") steps = std::stoll(v);
-    else if (k == "--warmup") warmup = std::stoll(v);
-    else if (k == "--save") save = v;
-    else if (k == "--profile") profile = v;
-    else if (k == "--blas-threads") blas = std::stoll(v);
-    else if (k == "--precision") precision_name = v;
-    else if (k == "--arch") arch_file = v;
-    else if (k == "--head") head = v;
-    else {
-      std::cerr << "unknown flag " << k << "\n";
-      return 2;
-    }
-  }
+  Options o;
+  CLI::App app{"train_bench: MLM (or classification) training throughput of one shape and thread count"};
+  flexnas::bench::show_defaults(app);
+  app.add_option("--shape", o.shape, "built-in model: bert-tiny, flexibert-mini, conv or dct");
+  app.add_option("--arch", o.arch, "model JSON instead of --shape");
+  app.add_option("--head", o.head, "mlm, or cls: a sequence-classification step (2 classes, random labels)");
+  app.add_option("--threads", o.threads, "compute threads (LibTorch and OpenBLAS)")->check(CLI::PositiveNumber);
+  app.add_option("--blas-threads", o.blas_threads, "OpenBLAS threads alone, for experiments (0: as --threads)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--vocab", o.vocab, "vocabulary size")->check(CLI::PositiveNumber);
+  app.add_option("--batch", o.batch, "sequences per step")->check(CLI::PositiveNumber);
+  app.add_option("--len", o.len, "tokens per sequence")->check(CLI::PositiveNumber);
+  app.add_option("--steps", o.steps, "timed steps")->check(CLI::NonNegativeNumber);
+  app.add_option("--warmup", o.warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
+  app.add_option("--precision", o.precision, "fp32 or bf16");
+  app.add_option("--save", o.save, "write the initial model and the batch here (for bench/train_bench.py)");
+  app.add_option("--profile", o.profile, "write a chrome trace of one step here; phase times to stderr");
+  if (const int code = flexnas::bench::parse_flags(app, argc, argv); code >= 0) return code;
+  std::string shape = o.shape;
+  const std::string &save = o.save, &profile = o.profile, &precision_name = o.precision, &arch_file = o.arch,
+                    &head = o.head;
+  const int64_t threads = o.threads, blas = o.blas_threads, vocab = o.vocab, batch = o.batch, len = o.len,
+                steps = o.steps, warmup = o.warmup;
   flexnas::models::set_compute_threads(int(threads));
   if (blas > 0) flexnas::models::set_blas_threads(int(blas));  // experiments: OpenBLAS apart from LibTorch
   torch::manual_seed(1);

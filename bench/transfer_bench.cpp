@@ -2,7 +2,7 @@
 // initialising the target model from scratch. The reference's RP runs scikit-learn's
 // GaussianRandomProjection on CPU once per tensor (spec §6.1/§6.3); flexnas draws one matrix per
 // width pair and applies it with LibTorch.
-//   transfer_bench [--repeats N] [--vocab V] [--threads T]
+//   transfer_bench [--repeats N] [--vocab V] [--threads T]   (--help: defaults)
 // Prints one line per (pair, mode): best and median milliseconds per transfer and per fresh build
 // (interleaved), the ratio of the medians, the overlap.
 #include <torch/torch.h>
@@ -10,16 +10,22 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "bench/bench_cli.h"
 #include "design_space/architecture.h"
 #include "transfer/transfer.h"
 
 using namespace flexnas;
 
 namespace {
+
+struct Options {
+  int repeats = 5;        // transfers (and fresh builds) per target and mode
+  int64_t vocab = 30522;  // BERT's vocabulary
+  int threads = 1;
+};
 
 double now_ms() {
   using namespace std::chrono;
@@ -37,18 +43,16 @@ Architecture arch(const char* json) { return architecture_from_json(nlohmann::js
 }  // namespace
 
 int main(int argc, char** argv) {
-  int repeats = 5, threads = 1;
-  int64_t vocab = 30522;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--repeats") repeats = std::atoi(argv[i + 1]);
-    else if (flag == "--vocab") vocab = std::atoll(argv[i + 1]);
-    else if (flag == "--threads") threads = std::atoi(argv[i + 1]);
-    else {
-      std::fprintf(stderr, "transfer_bench: unknown flag %s\n", argv[i]);
-      return 2;
-    }
-  }
+  Options opt;
+  CLI::App app{"transfer_bench: time to transfer FlexiBERT-Mini's weights (od, rp) vs building the target fresh"};
+  bench::show_defaults(app);
+  app.add_option("--repeats", opt.repeats, "transfers and fresh builds per target and mode, interleaved")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--vocab", opt.vocab, "vocabulary size of the models")->check(CLI::PositiveNumber);
+  app.add_option("--threads", opt.threads, "torch threads")->check(CLI::PositiveNumber);
+  if (const int code = bench::parse_flags(app, argc, argv); code >= 0) return code;
+  const int repeats = opt.repeats, threads = opt.threads;
+  const int64_t vocab = opt.vocab;
   torch::set_num_threads(threads);
   models::ModelOptions o;
   o.vocab_size = vocab;
