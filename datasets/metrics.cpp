@@ -5,7 +5,6 @@
 #include <numeric>
 
 #include "datasets/glue.h"
-#include "datasets/tasks.h"
 #include "design_space/error.h"
 
 namespace flexnas::datasets {

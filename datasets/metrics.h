@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-namespace flexnas::datasets {
+#include "datasets/task_info.h"
 
-struct TaskInfo;
+namespace flexnas::datasets {
 
 double accuracy(const std::vector<int64_t>& predicted, const std::vector<int64_t>& gold);
 /// F1 of class `positive` (0 when there are no true positives).

@@ -14,26 +14,11 @@
 
 #include "datasets/metrics.h"
 #include "datasets/splits.h"
+#include "datasets/task_info.h"
 
 namespace flexnas::datasets {
 
-enum class TaskKind { kSequenceClassification, kRegression, kTokenClassification };
 const char* task_kind_name(TaskKind kind);  // "sequence_classification" | "regression" | "token_classification"
-
-enum class ScoreRule { kAccuracy, kMcc, kMeanAccuracyF1, kMeanPearsonSpearman };
-
-struct TaskInfo {
-  std::string name;                      // "spam", "brown-genre", "glue:cola", ...
-  TaskKind kind = TaskKind::kSequenceClassification;
-  int64_t num_labels = 2;                // 1 for regression
-  std::vector<std::string> label_names;  // label id -> name (empty for regression)
-  int64_t num_segments = 1;              // texts per example (2: sentence pairs joined with [SEP])
-  std::vector<std::string> metrics;      // reported metrics (metrics.h names)
-  ScoreRule score = ScoreRule::kAccuracy;
-  std::vector<std::string> eval_splits;  // splits whose mean task score is the task's score
-  std::vector<std::string> splits;       // all splits the loader returns
-  int64_t max_length = 128;              // default tokens per example (--max-len) for fine-tuning
-};
 
 /// Every registered task, in a fixed order.
 const std::vector<TaskInfo>& task_registry();
