@@ -3,7 +3,7 @@
 
 Takes a small set of architectures spread over the campaign's design space, evaluates each with the
 campaign's builtin evaluator budget ("cheap": `flexnas pretrain` then `flexnas finetune`, exactly
-the commands launch/evaluator.cpp builds for a cold trial) and with a FACTOR-times larger budget,
+the commands launch/evaluators/evaluator.cpp builds for a cold trial) and with a FACTOR-times larger budget,
 then reports Spearman's rho between the two score vectors with a bootstrap 95% interval (resampling
 architectures), Kendall's tau-b, a permutation p-value, and the fraction of collapsed evaluations
 (the best fine-tuned model predicts one class for the whole dev split) per budget. Target: rho >= 0.7.
@@ -237,7 +237,7 @@ class Campaign:
         self.tokenizer = res(ev["tokenizer"]) if ev.get("tokenizer") else None
         corpus = ev.get("corpus") or []
         self.corpus = [res(c) for c in ([corpus] if isinstance(corpus, str) else corpus)]
-        # Defaults as launch/campaign_config.h (BuiltinConfig).
+        # Defaults as launch/campaign/campaign_config.h (BuiltinConfig).
         self.steps = int(ev.get("steps", 1000))
         self.epochs = int(ev.get("epochs", 3))
         tasks = ev.get("tasks")

@@ -2,7 +2,7 @@
 // Errors. Two kinds, both exceptions (STYLE.md B4):
 //  - ConfigError: the user's input (a file, a flag) is wrong. The message is complete and
 //    compiler-style: "file:line:col: error: key.path: what was found; what is allowed".
-//    launch/main.cpp prints it and exits with code 2.
+//    launch/cli/main.cpp prints it and exits with code 2.
 //  - everything else (I/O, internal invariants via FLEXNAS_CHECK) exits with code 1.
 #include <sstream>
 #include <stdexcept>

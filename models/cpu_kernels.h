@@ -9,7 +9,7 @@
 // reads OPENBLAS_CORETYPE once, at load time, so the choice is made before it loads: flexnas's
 // compute commands look at the kernel OpenBLAS picked, and when the CPU's features (cpuid, with the
 // OS's consent through XGETBV) support a better one, set OPENBLAS_CORETYPE and re-execute themselves
-// once (launch/main.cpp). A value the user or the machine set is never changed. The re-executed
+// once (launch/cli/main.cpp). A value the user or the machine set is never changed. The re-executed
 // process checks the kernel numerically (a few products against a double-precision reference) and
 // refuses it when it computes wrong results.
 //
