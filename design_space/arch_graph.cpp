@@ -45,7 +45,6 @@ std::string digest(const std::string& data, HashAlgorithm algorithm) { return he
 }  // namespace
 
 std::string sha256_hex(const std::string& data) { return hex_digest(data, HashAlgorithm::kSha256); }
-std::string md5_hex(const std::string& data) { return hex_digest(data, HashAlgorithm::kMd5); }
 
 std::vector<std::string> head_labels(const LayerSpec& layer, ArchFormat format) {
   std::vector<std::string> labels;

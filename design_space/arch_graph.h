@@ -48,9 +48,8 @@ std::string architecture_hash(const Architecture& arch);
 /// do not carry the hidden size): H(fingerprint + "[128, 128]" + "[[512], [512, 512]]").
 std::string architecture_hash_salted(const Architecture& arch, HashAlgorithm algorithm);
 
-/// Lowercase hex digests of `data`.
+/// Lowercase hex SHA-256 digest of `data`.
 std::string sha256_hex(const std::string& data);
-std::string md5_hex(const std::string& data);
 
 /// The op label of one head vertex in layer `layer` ("sa_h128_p-sdp" or "sa_sdp_64").
 std::vector<std::string> head_labels(const LayerSpec& layer, ArchFormat format);

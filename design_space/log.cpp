@@ -17,10 +17,6 @@ LogLevel initial_level() {
   return LogLevel::kInfo;
 }
 
-LogLevel& level_ref() {
-  static LogLevel level = initial_level();
-  return level;
-}
 std::string& prefix_ref() {
   static std::string prefix = "[flexnas]";
   return prefix;
@@ -32,8 +28,10 @@ std::mutex& log_mutex() {
 
 }  // namespace
 
-LogLevel log_level() { return level_ref(); }
-void set_log_level(LogLevel level) { level_ref() = level; }
+LogLevel log_level() {
+  static const LogLevel level = initial_level();  // FLEXNAS_LOG, read once
+  return level;
+}
 void set_log_prefix(const std::string& prefix) {
   std::lock_guard<std::mutex> lock(log_mutex());
   prefix_ref() = prefix;

@@ -9,7 +9,6 @@ namespace flexnas {
 enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
 
 LogLevel log_level();
-void set_log_level(LogLevel level);
 /// Sets the prefix used by every later message (e.g. "[rank 1/3]").
 void set_log_prefix(const std::string& prefix);
 void log_message(LogLevel level, const std::string& text);

@@ -89,7 +89,6 @@ void KdTree::search(int64_t id, const float* q, int64_t k, std::vector<std::pair
     for (int64_t i = node.begin; i < node.end; ++i) {
       const int64_t p = order_[size_t(i)];
       if (excluded_[size_t(p)]) continue;
-      ++visited_;
       const float* x = &points_[size_t(p * dim_)];
       float d2 = 0;
       for (int64_t d = 0; d < dim_; ++d) d2 += (x[d] - q[d]) * (x[d] - q[d]);
@@ -113,7 +112,6 @@ void KdTree::search(int64_t id, const float* q, int64_t k, std::vector<std::pair
 }
 
 std::vector<int64_t> KdTree::k_nearest(const float* query, int64_t k) const {
-  visited_ = 0;
   std::vector<std::pair<float, int64_t>> heap;  // max-heap on (distance², index)
   if (n_ > 0 && k > 0) search(0, query, k, heap);
   std::sort_heap(heap.begin(), heap.end());

@@ -5,6 +5,7 @@
 // A static k-d tree (median split on the widest dimension, leaves of up to 8 points). Every node
 // keeps how many of its points are still available; excluding a point walks up from its leaf, so
 // search prunes subtrees whose points are all excluded and never revisits them.
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -29,8 +30,6 @@ class KdTree {
   int64_t nearest(const float* query) const;
   /// Up to k available points, nearest first.
   std::vector<int64_t> k_nearest(const float* query, int64_t k) const;
-  /// Points examined by the last query (for tests and the benchmark).
-  int64_t last_visited() const { return visited_; }
 
  private:
   struct Node {
@@ -51,7 +50,6 @@ class KdTree {
   std::vector<int64_t> leaf_of_;     // point -> leaf node
   std::vector<Node> nodes_;
   std::vector<uint8_t> excluded_;
-  mutable int64_t visited_ = 0;
 };
 
 }  // namespace flexnas::nas
