@@ -42,25 +42,28 @@ struct BoshnasOptions {
   double ucb_k = 0.5;               // a = μ − k·u
   // GOBI start points: this many of the K restarts start at the best completed architectures (by
   // objective, best first; fewer while fewer are completed), the others at uniformly drawn library
-  // embeddings as in spec §3.4. 0 = the spec's all-random starts (the default: 5 gave no clear gain
-  // on NAS-Bench-BERT over 30 seeds, see bench/RESULTS-nas.md).
+  // embeddings as in spec §3.4. 0 = the spec's all-random starts, the default because seeding
+  // restarts at the best gave no clear gain in the NAS-Bench-BERT replays (bench/RESULTS.md,
+  // "BOSHNAS option defaults").
   int64_t best_starts = 0;
   // Local candidates (as BANANAS searches its acquisition by mutating the best architectures):
   // besides GOBI's snapped results, the optimisation step also ranks the `local_neighbours` nearest
   // open library neighbours (the library's neighbour lists) of each of the `local_parents` best
   // completed architectures, and proposes the candidate with the best acquisition. 0 = GOBI's
-  // results alone (spec §3.4). On NAS-Bench-BERT, 60 seeds: top-1% in a median of 28.5 trials
-  // instead of 35.5, mean best at 50 74.70 instead of 74.66 (bench/RESULTS-nas.md).
+  // results alone (spec §3.4). On by default because the replays reached the best architectures in
+  // fewer trials with them than with GOBI's results alone (bench/RESULTS.md, "BOSHNAS option defaults").
   int64_t local_parents = 3;
   int64_t local_neighbours = 10;
   // Surrogate targets (normalised loss in [0.1, 0.9], 0.1 = best so far; see normalised_targets):
-  // "rank" (default) or "minmax" (the reference's scaling by value, with defect 11 fixed).
+  // "rank" or "minmax" (the reference's scaling by value, with defect 11 fixed). "rank" by default:
+  // scores bunch near the top, and ranks spread them where min-max squashes them (normalised_targets).
   std::string targets = "rank";
   // Surrogate inputs: "embedding" (spec §3.1: the library's structural embedding) or
   // "embedding+dict" (default: the embedding followed by arch_features(), depth, widths and
   // operation shares from the model dict), each column standardised over the library. GOBI
-  // optimises and snaps in the same space. On NAS-Bench-BERT, 60 seeds: top-1% in a median of 25
-  // trials instead of 28.5, median best at 25 74.51 instead of 74.32 (bench/RESULTS-nas.md).
+  // optimises and snaps in the same space. "embedding+dict" by default because the replays found
+  // the best architectures sooner with it than with the embedding alone (bench/RESULTS.md,
+  // "BOSHNAS option defaults").
   std::string inputs = "embedding+dict";
   SurrogateOptions surrogate;
   GobiOptions gobi;
