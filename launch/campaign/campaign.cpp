@@ -11,6 +11,7 @@
 #include "design_space/atomic_file.h"
 #include "design_space/design_space.h"
 #include "design_space/error.h"
+#include "models/op_catalog.h"
 #include "nas/policy.h"
 
 namespace flexnas::launch {
@@ -99,7 +100,7 @@ Campaign open_campaign(const CampaignConfig& config, bool resume) {
     write_file_atomic(frozen_config_path(dir), frozen_config_text(config));
     if (config.design_space) {
       const DesignSpaceSource& d = *config.design_space;
-      const DesignSpace space = load_design_space(d.file);
+      const DesignSpace space = load_design_space(d.file, models::op_catalog());
       LibraryBuildOptions b;
       b.enumeration = space.enumeration;
       if (d.layers_per_stack) b.enumeration.layers_per_stack = *d.layers_per_stack;

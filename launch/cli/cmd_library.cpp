@@ -12,6 +12,7 @@
 #include "design_space/library_builder.h"
 #include "design_space/progress.h"
 #include "launch/cli/command.h"
+#include "models/op_catalog.h"
 
 namespace flexnas::launch {
 namespace {
@@ -94,7 +95,7 @@ double save_timed(const Library& lib, const std::string& out) {
 void run_generate(const LibraryCliOptions& o) {
   check_flags(o, true);
   set_threads(o.threads);
-  const DesignSpace space = load_design_space(o.design_space);
+  const DesignSpace space = load_design_space(o.design_space, models::op_catalog());
   LibraryBuildOptions b = build_options(o);
   b.enumeration = space.enumeration;
   if (o.lps_given) b.enumeration.layers_per_stack = o.enumeration.layers_per_stack;
@@ -110,6 +111,8 @@ void run_generate(const LibraryCliOptions& o) {
             << " architectures; layers_per_stack " << b.enumeration.layers_per_stack << ", heterogeneous_feed_forward "
             << (b.enumeration.heterogeneous_feed_forward ? "true" : "false") << ", increasing "
             << (b.enumeration.increasing ? "true" : "false") << ")\n";
+  if (space.constraints.limits_cost())
+    std::cout << "constraints: " << space.constraints.describe() << " (" << space.ops->cost_description() << ")\n";
   if (BigCount(lib.size()) < report.space_size)
     std::cout << "sample: " << lib.size() << " random architectures (seed " << b.seed << ")\n";
   else if (b.sample)
@@ -167,6 +170,7 @@ void run_info(const LibraryCliOptions& o) {
   set_threads(o.threads);
   LibraryLoadOptions load_options;
   load_options.verify_hashes = o.verify_hashes;
+  load_options.ops = &models::op_catalog();
   const Library lib = load_library(o.library, load_options);
   std::cout << "library: " << o.library << "\n";
   if (o.verify_hashes) std::cout << "hashes verified: " << lib.size() << " of " << lib.size() << " match their model dicts\n";
@@ -183,6 +187,7 @@ void run_info(const LibraryCliOptions& o) {
   std::cout << "dataset: " << (lib.dataset ? *lib.dataset : "null") << "\n";
   std::cout << "ops_list: " << lib.ops_list.size() << " ops\n";
   if (!lib.design_space.is_null()) std::cout << "design_space: " << lib.design_space.dump() << "\n";
+  if (lib.meta.contains("constraints")) std::cout << "constraints: " << library_constraints(lib).describe() << "\n";
   if (lib.meta.is_object())
     for (auto it = lib.meta.begin(); it != lib.meta.end(); ++it) {
       nlohmann::ordered_json value = it.value();

@@ -12,6 +12,7 @@
 #include "launch/campaign/campaign_config.h"
 #include "launch/campaign/campaign_store.h"
 #include "launch/cli/command.h"
+#include "models/op_catalog.h"
 
 namespace flexnas::launch {
 namespace {
@@ -61,6 +62,7 @@ void run_refine(const RefineOptions& o) {
   settings.old_layers_per_stack = o.old_layers_per_stack > 0 ? o.old_layers_per_stack : coarse_stack_size(coarse);
   settings.new_layers_per_stack = o.new_layers_per_stack;
   settings.heterogeneous_feed_forward = o.heterogeneous_ff;
+  settings.ops = &models::op_catalog();  // prices the new architectures when the library has constraints
 
   std::cout << "campaign " << o.campaign << ": " << best.size() << " trained models; refining around the top "
             << ranked.size() << " (stack size " << settings.old_layers_per_stack << " -> "
@@ -76,6 +78,9 @@ void run_refine(const RefineOptions& o) {
   for (const auto& p : refined.pairs)
     std::cout << "  " << coarse.hashes[size_t(p.a)].substr(0, 12) << " x " << coarse.hashes[size_t(p.b)].substr(0, 12)
               << ": " << p.produced << " architectures, " << p.added << " new\n";
+  if (refined.outside_constraints > 0)
+    std::cout << "left out: " << refined.outside_constraints << " architectures outside the library's constraints ("
+              << library_constraints(coarse).describe() << ")\n";
   std::cout << "new library: " << refined.archs.size() << " architectures\n";
 
   LibraryBuildOptions options;
@@ -87,6 +92,7 @@ void run_refine(const RefineOptions& o) {
   LibraryBuildReport report;
   Library lib = build_library_from_archs(refined.archs, "refine:" + o.campaign, options, &report);
   lib.design_space = coarse.design_space;
+  if (coarse.meta.contains("constraints")) lib.meta["constraints"] = coarse.meta["constraints"];
   lib.meta["enumeration"] = options.enumeration.to_json();
   lib.meta["source"] = {{"refined_from_campaign", o.campaign},
                               {"library", library_path},

@@ -5,6 +5,7 @@
 
 #include "design_space/enumeration.h"
 #include "launch/cli/command.h"
+#include "models/op_catalog.h"
 
 namespace flexnas::launch {
 namespace {
@@ -41,7 +42,7 @@ void add_enumeration_flags(CLI::App* cmd, SpaceOptions& o) {
 }
 
 void run_count(const SpaceOptions& o) {
-  const DesignSpace space = load_design_space(o.design_space);
+  const DesignSpace space = load_design_space(o.design_space, models::op_catalog());
   const EnumerationSettings settings = effective_settings(space, o);
   const Enumerator e(space, settings);
   std::cout << "design space: " << o.design_space << "\n"
@@ -51,10 +52,13 @@ void run_count(const SpaceOptions& o) {
   for (size_t i = 0; i < space.encoder_layers.size(); ++i)
     std::cout << "  L = " << space.encoder_layers[i] << ": " << to_string_big(e.count_per_depth()[i]) << "\n";
   std::cout << "total: " << to_string_big(e.count()) << " (" << to_scientific(e.count()) << ")\n";
+  if (e.constrained())
+    std::cout << "constraints: " << space.constraints.describe() << ": " << to_string_big(e.count()) << " of "
+              << to_string_big(e.unconstrained_count()) << " architectures (" << space.ops->cost_description() << ")\n";
 }
 
 void run_show(const SpaceOptions& o) {
-  const DesignSpace space = load_design_space(o.design_space);
+  const DesignSpace space = load_design_space(o.design_space, models::op_catalog());
   const Enumerator e(space, effective_settings(space, o));
   if (!o.arch.empty()) {
     const Architecture arch = load_architecture(o.arch);
@@ -70,7 +74,7 @@ void run_show(const SpaceOptions& o) {
 }
 
 void run_sample(const SpaceOptions& o) {
-  const DesignSpace space = load_design_space(o.design_space);
+  const DesignSpace space = load_design_space(o.design_space, models::op_catalog());
   const Enumerator e(space, effective_settings(space, o));
   std::mt19937_64 rng(o.seed);
   for (BigCount index : e.sample(o.n, rng)) {
