@@ -3,15 +3,10 @@
 #include "launch/campaign/scheduler.h"
 
 #include <algorithm>
-#include <filesystem>
-#include <iomanip>
-#include <iostream>
-#include <sstream>
 
 #include "nas/policy.h"
 
 namespace flexnas::launch::scheduling {
-namespace fs = std::filesystem;
 
 void Scheduler::fill_proposals() {
   if (exhausted_ || draining_) return;

@@ -3,18 +3,13 @@
 // note that tells the batch script the campaign finished (see scheduler.h, signals.h).
 #include "launch/campaign/scheduler.h"
 
-#include <algorithm>
-#include <filesystem>
-#include <iomanip>
-#include <iostream>
-#include <sstream>
+#include <cstdlib>
 
 #include "design_space/atomic_file.h"
 #include "design_space/log.h"
 #include "launch/campaign/signals.h"
 
 namespace flexnas::launch::scheduling {
-namespace fs = std::filesystem;
 
 void Scheduler::check_stop(int& exit_code) {
   // A signal the job step lost (see kDrainFileEnv): the batch script's note stands in for it.

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <iomanip>
-#include <iostream>
 #include <sstream>
 
 namespace flexnas::launch::scheduling {

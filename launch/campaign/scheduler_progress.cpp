@@ -2,7 +2,6 @@
 // the library's performances and the report pages (see scheduler.h).
 #include "launch/campaign/scheduler.h"
 
-#include <algorithm>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
