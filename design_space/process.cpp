@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -99,20 +100,30 @@ Spawned spawn_process(const SpawnOptions& o) {
   }
 
   // vfork: the parent (a big LibTorch process) is not copied and no atfork handler runs; the child
-  // only makes system calls until exec.
+  // only makes system calls until exec. Signals stay blocked until the child has reset the parent's
+  // handlers (it shares the parent's memory: a handler of ours must not run in it), as posix_spawn does.
+  sigset_t all, parent_mask;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &parent_mask);
   const pid_t pid = ::vfork();
   if (pid < 0) {
     result.fork_error = errno;
+    ::pthread_sigmask(SIG_SETMASK, &parent_mask, nullptr);
     ::close(exec_pipe[0]);
     ::close(exec_pipe[1]);
     return result;
   }
   if (pid == 0) {
+    struct sigaction dfl;
+    std::memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) {
+      struct sigaction current;
+      if (sig == SIGKILL || sig == SIGSTOP || ::sigaction(sig, nullptr, &current) != 0) continue;
+      if (current.sa_handler != SIG_DFL && current.sa_handler != SIG_IGN) ::sigaction(sig, &dfl, nullptr);
+    }
     if (o.own_group) ::setpgid(0, 0);  // so timeouts kill grandchildren too
     if (o.trial_signals) {
-      struct sigaction dfl;
-      std::memset(&dfl, 0, sizeof dfl);
-      dfl.sa_handler = SIG_DFL;
       for (int sig : {SIGINT, SIGTERM, SIGPIPE}) ::sigaction(sig, &dfl, nullptr);
       // SIGUSR1 is the scheduler's drain request, and SLURM's --signal=USR1@T reaches every process
       // of the job step, trials included: the trial ignores it (kept across exec) and the scheduler
@@ -120,15 +131,16 @@ Spawned spawn_process(const SpawnOptions& o) {
       struct sigaction ign = dfl;
       ign.sa_handler = SIG_IGN;
       ::sigaction(SIGUSR1, &ign, nullptr);
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
     }
     if (o.memory_limit_mb > 0) ::setrlimit(RLIMIT_AS, &memory_limit);
     if (o.stdout_fd >= 0) ::dup2(o.stdout_fd, STDOUT_FILENO);
     if (o.stderr_fd >= 0) ::dup2(o.stderr_fd, STDERR_FILENO);
     if (o.stdin_fd >= 0) ::dup2(o.stdin_fd, STDIN_FILENO);
     if (workdir && ::chdir(workdir) != 0) _exit(126);
+    // A trial starts with no signal blocked; anything else with the caller's mask.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, o.trial_signals ? &none : &parent_mask, nullptr);
     if (o.search_path) ::execvpe(args[0], args.data(), child_env);
     else ::execve(args[0], args.data(), child_env);
     const int e = errno;
@@ -136,6 +148,7 @@ Spawned spawn_process(const SpawnOptions& o) {
     (void)!::write(exec_pipe[1], &e, sizeof e);  // tell the parent why exec failed
     _exit(127);
   }
+  ::pthread_sigmask(SIG_SETMASK, &parent_mask, nullptr);
   ::close(exec_pipe[1]);
   int exec_errno = 0;
   ssize_t n;

@@ -9,9 +9,10 @@
 //   spawn_process + wait_process
 //                  a helper executable that shares our terminal (flexnas-tokenize).
 // All of them start the child with spawn_process: vfork + exec, with everything the child needs
-// prepared before the fork, so the child makes only system calls until exec. It never runs code of
-// the parent (LibTorch, SentencePiece, atfork handlers), and starting it costs the same however big
-// the parent is. No LibTorch here: design_space is the bottom layer.
+// prepared before the fork, so the child makes only system calls until exec, and with signals
+// blocked until it has reset the parent's handlers (as posix_spawn does). It never runs code of the
+// parent (LibTorch, SentencePiece, atfork or signal handlers), and starting it costs the same however
+// big the parent is. No LibTorch here: design_space is the bottom layer.
 #include <sys/types.h>
 
 #include <atomic>
