@@ -204,10 +204,15 @@ void Enumerator::apply_constraints() {
   std::vector<char> fits(size_t(n), 0);
   int64_t error_at = -1;
   std::string error;
-#pragma omp parallel for schedule(dynamic, 1024)
+  int64_t min_parameters = std::numeric_limits<int64_t>::max();
+  double min_flops = std::numeric_limits<double>::infinity();
+#pragma omp parallel for schedule(dynamic, 1024) reduction(min : min_parameters, min_flops)
   for (int64_t i = 0; i < n; ++i) {
     try {
-      fits[size_t(i)] = space_.constraints.problem(space_.ops->cost(base_at(BigCount(i)))).empty();
+      const ArchitectureCost cost = space_.ops->cost(base_at(BigCount(i)));
+      fits[size_t(i)] = space_.constraints.problem(cost).empty();
+      min_parameters = std::min(min_parameters, cost.parameters);
+      min_flops = std::min(min_flops, cost.flops_per_token);
     } catch (const std::exception& e) {
 #pragma omp critical(flexnas_constraint_error)
       if (error_at < 0 || i < error_at) error_at = i, error = e.what();
@@ -216,6 +221,7 @@ void Enumerator::apply_constraints() {
   if (error_at >= 0)
     throw ConfigError("error: " + where + ": " + limits + ": architecture " + std::to_string(error_at) +
                       " cannot be priced: " + error);
+  min_cost_ = {min_parameters, min_flops};
   kept_.clear();
   for (int64_t i = 0; i < n; ++i)
     if (fits[size_t(i)]) kept_.push_back(uint64_t(i));

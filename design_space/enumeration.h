@@ -51,6 +51,9 @@ class Enumerator {
   BigCount unconstrained_count() const { return base_total_; }
   /// Whether max_parameters or max_flops removed candidates from the order (or could have).
   bool constrained() const { return constrained_; }
+  /// Constrained: the fewest parameters and the fewest FLOPs per token over the space before its
+  /// constraints (each minimum on its own; for messages about limits nothing meets).
+  const ArchitectureCost& min_cost() const { return min_cost_; }
   /// Count per depth (within the constraints), aligned with space.encoder_layers.
   const std::vector<BigCount>& count_per_depth() const { return per_depth_; }
 
@@ -84,6 +87,7 @@ class Enumerator {
   BigCount total_ = 0, base_total_ = 0;
   bool constrained_ = false;
   std::vector<uint64_t> kept_;  // constrained: base indices within the constraints, ascending
+  ArchitectureCost min_cost_;
 };
 
 /// A uniform random 128-bit value in [0, bound).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <random>
 #include <unordered_map>
@@ -117,6 +118,11 @@ Library build_library(const DesignSpace& space, const LibraryBuildOptions& optio
     throw ConfigError("error: " + where + ": the space has " + to_string_big(enumerator.count()) +
                       " architectures, more than a library holds (limit " + std::to_string(options.max_architectures) +
                       "); build one around a random sample with --sample N");
+  if (enumerator.count() == 0)  // only a constrained space can be empty
+    throw ConfigError("error: " + where + ": none of the " + to_string_big(enumerator.unconstrained_count()) +
+                      " architectures is within the constraints (" + space.constraints.describe() +
+                      "); the smallest has " + std::to_string(enumerator.min_cost().parameters) + " parameters and " +
+                      std::to_string(std::llround(enumerator.min_cost().flops_per_token)) + " FLOPs per token");
   std::vector<BigCount> indices;
   if (options.sample > 0 && BigCount(options.sample) < enumerator.count()) {
     std::mt19937_64 rng(options.seed);

@@ -66,6 +66,9 @@ void run_show(const SpaceOptions& o) {
     return;
   }
   const BigCount index = parse_big(o.index, "--index");
+  if (e.count() == 0)
+    throw ConfigError("error: --index: the space has no architectures (none is within its constraints: " +
+                      space.constraints.describe() + ")");
   if (index >= e.count())
     throw ConfigError("error: --index: " + o.index + " is out of range (the space has " + to_string_big(e.count()) +
                       " architectures, indices 0.." + to_string_big(e.count() - 1) + ")");

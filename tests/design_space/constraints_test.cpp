@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <random>
 
 #include "design_space/library_builder.h"
@@ -111,8 +112,25 @@ TEST(Constraints, MaxFlopsAndBothLimits) {
   const Enumerator none(space_with("constraints: {max_parameters: 0, max_flops: 0}\n"), EnumerationSettings{});
   EXPECT_FALSE(none.constrained());
   EXPECT_EQ(none.count(), BigCount(600));
-  // A limit below every architecture leaves an empty space.
-  EXPECT_EQ(Enumerator(space_with("constraints: {max_parameters: 1}\n"), EnumerationSettings{}).count(), BigCount(0));
+  // A limit below every architecture leaves an empty space: counted as 0, and no library is built.
+  const Enumerator empty(space_with("constraints: {max_parameters: 1}\n"), EnumerationSettings{});
+  EXPECT_EQ(empty.count(), BigCount(0));
+  int64_t smallest = std::numeric_limits<int64_t>::max();
+  for (const Architecture& a : all_of(Enumerator(space_with(""), EnumerationSettings{})))
+    smallest = std::min(smallest, testing::test_catalog().cost(a).parameters);
+  EXPECT_EQ(empty.min_cost().parameters, smallest);
+  LibraryBuildOptions o;
+  o.progress = false;
+  try {
+    build_library(space_with("constraints: {max_parameters: 1}\n"), o);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("space.yaml: none of the 600 architectures is within the constraints "
+                                         "(max_parameters 1, max_flops none); the smallest has " +
+                                         std::to_string(smallest) + " parameters"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Constraints, LibraryHoldsExactlyTheArchitecturesWithinInOrder) {
@@ -144,17 +162,24 @@ TEST(Constraints, LibraryHoldsExactlyTheArchitecturesWithinInOrder) {
 }
 
 TEST(Constraints, RefinementKeepsTheLibrarysConstraints) {
-  const DesignSpace space = space_with("");
-  const Enumerator full(space, EnumerationSettings{});
+  auto dict = [](int h, int f) {
+    const std::string layer = std::to_string(h);
+    return architecture_from_json(
+        nlohmann::json::parse("{\"l\":4,\"h\":[" + layer + "," + layer + "," + layer + "," + layer +
+                              "],\"n\":[2,2,2,2],\"o\":[\"sa\",\"sa\",\"sa\",\"sa\"],\"f\":[[" + std::to_string(f) +
+                              "],[" + std::to_string(f) + "],[" + std::to_string(f) + "],[" + std::to_string(f) +
+                              "]],\"p\":[\"sdp\",\"sdp\",\"sdp\",\"sdp\"]}"),
+        "test");
+  };
   Library coarse;
-  coarse.archs = {full.at(24 + 0), full.at(599)};  // depth 4: the smallest and the largest corner
+  coarse.archs = {dict(128, 512), dict(256, 1024)};  // 4 fine stacks x {128, 256} x {512, 1024}: 256 between
   coarse.hashes = {"a", "b"};
   coarse.pad_to_size();
   coarse.neighbors = {{"b"}, {"a"}};
   coarse.rebuild_index();
   RefinementSettings s;
   const RefinedArchitectures open = refine_around(coarse, {0}, 1, s);
-  ASSERT_GT(open.archs.size(), 2u);
+  ASSERT_EQ(open.archs.size(), 256u);
   std::vector<int64_t> costs;
   for (const Architecture& a : open.archs) costs.push_back(testing::test_catalog().cost(a).parameters);
   std::sort(costs.begin(), costs.end());
