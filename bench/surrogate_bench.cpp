@@ -17,6 +17,7 @@
 
 #include "bench/bench_cli.h"
 #include "design_space/library.h"
+#include "launch/cli/enum_option.h"
 #include "nas/boshnas.h"
 #include "nas/gobi.h"
 #include "nas/kdtree.h"
@@ -31,7 +32,7 @@ namespace {
 struct Options {
   std::string library;                         // empty: 9,312 random 16-d points
   int threads = 1;
-  std::string inputs = BoshnasOptions{}.inputs;  // what BOSHNAS feeds its surrogate by default
+  SurrogateInputs inputs = BoshnasOptions{}.inputs;  // what BOSHNAS feeds its surrogate by default
 };
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -44,16 +45,17 @@ int main(int argc, char** argv) {
   bench::show_defaults(app);
   app.add_option("library", o.library, "library JSON (default: 9,312 random 16-d points)");
   app.add_option("--threads", o.threads, "torch threads")->check(CLI::PositiveNumber);
-  app.add_option("--inputs", o.inputs, "surrogate inputs of a library: embedding or embedding+dict");
+  launch::add_enum_option(&app, "--inputs", o.inputs, surrogate_inputs_names(), "surrogate inputs of a library");
   if (const int code = bench::parse_flags(app, argc, argv); code >= 0) return code;
-  const std::string &lib_path = o.library, &inputs = o.inputs;
+  const std::string& lib_path = o.library;
+  const SurrogateInputs inputs = o.inputs;
   const int threads = o.threads;
   torch::set_num_threads(threads);
   at::Tensor library;
   if (!lib_path.empty()) {
     const Library lib = load_library(lib_path);
     library = surrogate_inputs(lib, inputs);  // standardised, as BOSHNAS sees them
-    std::cout << "library " << lib_path << ": " << lib.size() << " architectures, inputs " << inputs << ", dim "
+    std::cout << "library " << lib_path << ": " << lib.size() << " architectures, inputs " << enum_name(surrogate_inputs_names(), inputs) << ", dim "
               << library.size(1) << "\n";
   } else {
     at::manual_seed(0);

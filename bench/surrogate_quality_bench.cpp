@@ -22,6 +22,7 @@
 #include "bench/bench_cli.h"
 #include "design_space/embedding.h"
 #include "design_space/library.h"
+#include "launch/cli/enum_option.h"
 #include "nas/boshnas.h"
 #include "nas/surrogate.h"
 #include "nas/table.h"
@@ -34,7 +35,7 @@ namespace {
 struct Options {
   std::string library, table;  // LIB.json, TABLE.json (required)
   std::string metric = "glue";
-  std::string inputs = BoshnasOptions{}.inputs;
+  SurrogateInputs inputs = BoshnasOptions{}.inputs;
   std::string points = "10,20,30,50";  // numbers of results at which to score, comma-separated
   int64_t repeats = 10;
   double ridge = 1.0;                  // the baseline's lambda
@@ -67,7 +68,7 @@ int main(int argc, char** argv) {
   app.add_option("library", o.library, "library JSON")->required();
   app.add_option("table", o.table, "benchmark table JSON (e.g. NAS-Bench-BERT's BERT_benchmark.json)")->required();
   app.add_option("--metric", o.metric, "the table's score to rank by");
-  app.add_option("--inputs", o.inputs, "surrogate inputs: embedding or embedding+dict");
+  launch::add_enum_option(&app, "--inputs", o.inputs, surrogate_inputs_names(), "surrogate inputs");
   app.add_option("--points", o.points, "numbers of results at which to score, comma-separated");
   app.add_option("--repeats", o.repeats, "seeded repeats (random result orders)")->check(CLI::PositiveNumber);
   app.add_option("--batch-size", o.surrogate.batch_size, "surrogate training batch")->check(CLI::PositiveNumber);
@@ -80,7 +81,8 @@ int main(int argc, char** argv) {
   app.add_option("--mean-from", mean_from, "the surrogate's mean: npn or teacher")
       ->check(CLI::IsMember({"npn", "teacher"}));
   if (const int code = bench::parse_flags(app, argc, argv); code >= 0) return code;
-  const std::string &metric = o.metric, &inputs = o.inputs;
+  const std::string& metric = o.metric;
+  const SurrogateInputs inputs = o.inputs;
   std::vector<int64_t> points;
   try {
     points = parse_list(o.points);
@@ -102,7 +104,7 @@ int main(int argc, char** argv) {
   std::vector<double> truth;
   for (int64_t i : scored) truth.push_back(*scores[size_t(i)]);
   so.input_dim = all.size(1);
-  std::cout << "library " << o.library << ": " << scored.size() << " scored architectures, inputs " << inputs << " (dim "
+  std::cout << "library " << o.library << ": " << scored.size() << " scored architectures, inputs " << enum_name(surrogate_inputs_names(), inputs) << " (dim "
             << all.size(1) << "), batch " << so.batch_size << ", min epochs " << so.min_epochs << ", patience "
             << so.patience << ", mean from " << (so.mean_from_npn ? "npn" : "teacher") << ", ridge lambda " << ridge << ", " << repeats << " repeats\n";
   const int64_t last = points.empty() ? 0 : *std::max_element(points.begin(), points.end());
@@ -123,7 +125,7 @@ int main(int argc, char** argv) {
       std::vector<double> values;
       for (int64_t i : seen) values.push_back(truth[size_t(i)]);
       const at::Tensor x = all.index_select(0, at::tensor(seen, at::kLong));
-      const at::Tensor y = at::tensor(normalised_targets(values, "rank"), at::kFloat);
+      const at::Tensor y = at::tensor(normalised_targets(values, SurrogateTargets::kRank), at::kFloat);
       surrogate.fit(x, y, uint64_t(rep * 1000 + n));
       const auto at_point = std::find(points.begin(), points.end(), n);
       if (at_point == points.end()) continue;

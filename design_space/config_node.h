@@ -12,9 +12,13 @@
 #include <utility>
 #include <vector>
 
+#include "design_space/enum_names.h"
 #include "design_space/error.h"
 
 namespace flexnas {
+
+/// Joins values for "allowed: a, b, c" messages.
+std::string join(const std::vector<std::string>& values, const std::string& separator = ", ");
 
 class ConfigNode {
  public:
@@ -63,6 +67,18 @@ class ConfigNode {
   void get(const std::string& key, double& out) const;
   void get(const std::string& key, bool& out) const;
   void get(const std::string& key, std::string& out) const;
+  /// A scalar that must be one of `names`: "unknown value 'x'; allowed: a, b" otherwise.
+  template <typename E>
+  E as_enum(const EnumNames<E>& names) const {
+    const std::string value = as_string();
+    for (const auto& entry : names)
+      if (entry.first == value) return entry.second;
+    fail("unknown value '" + value + "'; allowed: " + join(enum_spellings(names)));
+  }
+  template <typename E>
+  void get_enum(const std::string& key, E& out, const EnumNames<E>& names) const {
+    if (auto v = find(key)) out = v->as_enum(names);
+  }
 
   /// Throws a ConfigError located at this node.
   [[noreturn]] void fail(const std::string& message) const;
@@ -90,8 +106,5 @@ class ConfigNode {
   int fallback_line_ = 0;
   int fallback_column_ = 0;
 };
-
-/// Joins values for "allowed: a, b, c" messages.
-std::string join(const std::vector<std::string>& values, const std::string& separator = ", ");
 
 }  // namespace flexnas

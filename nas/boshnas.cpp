@@ -11,13 +11,24 @@
 
 namespace flexnas::nas {
 
-int64_t surrogate_input_dim(const Library& library, const std::string& inputs) {
-  if (inputs != "embedding" && inputs != "embedding+dict")
-    throw ConfigError("error: boshnas: inputs must be embedding or embedding+dict, got '" + inputs + "'");
-  return library.embedding_dim() + (inputs == "embedding+dict" ? int64_t(arch_feature_names(library).size()) : 0);
+const EnumNames<SurrogateTargets>& surrogate_targets_names() {
+  static const EnumNames<SurrogateTargets> names{{"rank", SurrogateTargets::kRank},
+                                                 {"minmax", SurrogateTargets::kMinmax}};
+  return names;
 }
 
-at::Tensor surrogate_inputs(const Library& library, const std::string& inputs) {
+const EnumNames<SurrogateInputs>& surrogate_inputs_names() {
+  static const EnumNames<SurrogateInputs> names{{"embedding", SurrogateInputs::kEmbedding},
+                                                {"embedding+dict", SurrogateInputs::kEmbeddingDict}};
+  return names;
+}
+
+int64_t surrogate_input_dim(const Library& library, SurrogateInputs inputs) {
+  return library.embedding_dim() +
+         (inputs == SurrogateInputs::kEmbeddingDict ? int64_t(arch_feature_names(library).size()) : 0);
+}
+
+at::Tensor surrogate_inputs(const Library& library, SurrogateInputs inputs) {
   const int64_t d = library.embedding_dim(), total = surrogate_input_dim(library, inputs);
   if (d == 0 || std::any_of(library.embeddings.begin(), library.embeddings.end(),
                             [d](const std::vector<float>& e) { return int64_t(e.size()) != d; }))
@@ -25,7 +36,7 @@ at::Tensor surrogate_inputs(const Library& library, const std::string& inputs) {
                       std::string(d == 0 ? "none" : "some missing") +
                       "); build it with `flexnas library generate` or `flexnas library import`");
   std::vector<std::vector<float>> features;
-  if (inputs == "embedding+dict") features = arch_features(library);
+  if (inputs == SurrogateInputs::kEmbeddingDict) features = arch_features(library);
   std::vector<float> flat;
   flat.reserve(library.size() * size_t(total));
   for (size_t i = 0; i < library.size(); ++i) {
@@ -50,8 +61,6 @@ BoshnasPolicy::BoshnasPolicy(const Library& library, PolicyOptions options, Bosh
   if (n == 0) throw ConfigError("error: library: it holds no architectures");
   if (boshnas_.uncertainty_prob < 0 || boshnas_.diversity_prob < 0 || boshnas_.uncertainty_prob + boshnas_.diversity_prob > 1)
     throw ConfigError("error: boshnas: uncertainty_prob + diversity_prob must lie in [0, 1]");
-  if (boshnas_.targets != "rank" && boshnas_.targets != "minmax")
-    throw ConfigError("error: boshnas: targets must be rank or minmax, got '" + boshnas_.targets + "'");
   if (boshnas_.best_starts < 0)
     throw ConfigError("error: boshnas: best_starts must be at least 0, got " + std::to_string(boshnas_.best_starts));
   inputs_ = surrogate_inputs(library, boshnas_.inputs);
@@ -103,14 +112,14 @@ void BoshnasPolicy::refit() {
   surrogate_.fit(x, at::tensor(y, at::kFloat), derive_seed(options_.seed, 3, uint64_t(state_.observations().size())));
 }
 
-std::vector<float> normalised_targets(const std::vector<double>& values, const std::string& mode) {
+std::vector<float> normalised_targets(const std::vector<double>& values, SurrogateTargets mode) {
   std::vector<float> y;
   if (values.empty()) return y;
   const double best = *std::max_element(values.begin(), values.end());
   const double worst = *std::min_element(values.begin(), values.end());
   if (!(best > worst)) return std::vector<float>(values.size(), 0.5f);
   for (double v : values) {
-    if (mode == "minmax") {
+    if (mode == SurrogateTargets::kMinmax) {
       y.push_back(float(0.1 + 0.8 * (best - v) / (best - worst)));
       continue;
     }
@@ -209,15 +218,14 @@ Proposal BoshnasPolicy::choose(std::mt19937_64& rng) {
   return p;
 }
 
-std::unique_ptr<Policy> make_policy(const std::string& name, const Library& library, const PolicyOptions& options,
-                                    const BoshnasOptions& boshnas, const EvolutionOptions& evolution,
-                                    const std::string& flag) {
-  if (name == "boshnas") return std::make_unique<BoshnasPolicy>(library, options, boshnas);
-  if (name == "random") return std::make_unique<RandomPolicy>(library, options);
-  if (name == "evolution") return std::make_unique<EvolutionPolicy>(library, options, evolution);
-  std::string allowed;
-  for (const auto& n : policy_names()) allowed += (allowed.empty() ? "" : ", ") + n;
-  throw ConfigError("error: " + flag + ": unknown policy '" + name + "' (allowed: " + allowed + ")");
+std::unique_ptr<Policy> make_policy(PolicyKind kind, const Library& library, const PolicyOptions& options,
+                                    const BoshnasOptions& boshnas, const EvolutionOptions& evolution) {
+  switch (kind) {
+    case PolicyKind::kBoshnas: return std::make_unique<BoshnasPolicy>(library, options, boshnas);
+    case PolicyKind::kRandom: return std::make_unique<RandomPolicy>(library, options);
+    case PolicyKind::kEvolution: return std::make_unique<EvolutionPolicy>(library, options, evolution);
+  }
+  throw std::logic_error("make_policy: unknown policy kind");
 }
 
 }  // namespace flexnas::nas

@@ -32,6 +32,14 @@
 
 namespace flexnas::nas {
 
+/// What the surrogate learns from the results (normalised_targets): ranks or min-max scaled values.
+enum class SurrogateTargets { kRank, kMinmax };
+const EnumNames<SurrogateTargets>& surrogate_targets_names();  // rank, minmax
+/// What the surrogate sees of an architecture (surrogate_inputs): the library's embedding alone, or
+/// followed by the model-dict features.
+enum class SurrogateInputs { kEmbedding, kEmbeddingDict };
+const EnumNames<SurrogateInputs>& surrogate_inputs_names();  // embedding, embedding+dict
+
 struct BoshnasOptions {
   int64_t num_init = 10;            // random initial designs
   double uncertainty_prob = 0.1;    // UNC_PROB
@@ -57,31 +65,31 @@ struct BoshnasOptions {
   // Surrogate targets (normalised loss in [0.1, 0.9], 0.1 = best so far; see normalised_targets):
   // "rank" or "minmax" (the reference's scaling by value, with defect 11 fixed). "rank" by default:
   // scores bunch near the top, and ranks spread them where min-max squashes them (normalised_targets).
-  std::string targets = "rank";
+  SurrogateTargets targets = SurrogateTargets::kRank;
   // Surrogate inputs: "embedding" (spec §3.1: the library's structural embedding) or
   // "embedding+dict" (default: the embedding followed by arch_features(), depth, widths and
   // operation shares from the model dict), each column standardised over the library. GOBI
   // optimises and snaps in the same space. "embedding+dict" by default because the replays found
   // the best architectures sooner with it than with the embedding alone (bench/RESULTS.md,
   // "BOSHNAS option defaults").
-  std::string inputs = "embedding+dict";
+  SurrogateInputs inputs = SurrogateInputs::kEmbeddingDict;
   SurrogateOptions surrogate;
   GobiOptions gobi;
 };
 
 /// The surrogate's inputs for every library architecture [N, d], d = surrogate_input_dim(library,
 /// inputs): the embedding (then the model-dict features for "embedding+dict"), each column
-/// standardised over the library (a constant column is 0). A ConfigError for an unknown `inputs`
-/// or a library without embeddings.
-at::Tensor surrogate_inputs(const Library& library, const std::string& inputs);
-int64_t surrogate_input_dim(const Library& library, const std::string& inputs);
+/// standardised over the library (a constant column is 0). A ConfigError for a library without
+/// embeddings.
+at::Tensor surrogate_inputs(const Library& library, SurrogateInputs inputs);
+int64_t surrogate_input_dim(const Library& library, SurrogateInputs inputs);
 
 /// The surrogate's targets for results `values` (higher = better): a loss in [0.1, 0.9], 0.1 for
 /// the best. "minmax": 0.1 + 0.8 (best - v) / (best - worst), linear in the value. "rank": 0.1 +
 /// 0.8 (results better than v, ties counted half) / (n - 1). Scores bunch near the top (NAS-Bench-BERT:
 /// the best 1% lie within 0.6 GLUE points of a 21-point range, so min-max gives them 2% of the
 /// target range); ranks spread them evenly, and one outlier cannot squash the rest. All equal: 0.5.
-std::vector<float> normalised_targets(const std::vector<double>& values, const std::string& mode);
+std::vector<float> normalised_targets(const std::vector<double>& values, SurrogateTargets mode);
 
 class BoshnasPolicy : public Policy {
  public:
@@ -127,9 +135,8 @@ class BoshnasPolicy : public Policy {
   std::map<std::string, int64_t> steps_;
 };
 
-/// Builds a policy by name ("boshnas", "random", "evolution"); a ConfigError names `flag` otherwise.
-std::unique_ptr<Policy> make_policy(const std::string& name, const Library& library, const PolicyOptions& options,
-                                    const BoshnasOptions& boshnas = {}, const EvolutionOptions& evolution = {},
-                                    const std::string& flag = "--policy");
+/// Builds the policy of kind `kind` (the name was checked where it was read).
+std::unique_ptr<Policy> make_policy(PolicyKind kind, const Library& library, const PolicyOptions& options,
+                                    const BoshnasOptions& boshnas = {}, const EvolutionOptions& evolution = {});
 
 }  // namespace flexnas::nas

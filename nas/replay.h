@@ -13,7 +13,7 @@
 namespace flexnas::nas {
 
 struct ReplayOptions {
-  std::string policy = "boshnas";
+  PolicyKind policy = PolicyKind::kBoshnas;
   int64_t budget = 100;                          // trials per seed
   int64_t seeds = 1;                             // seeds seed, seed+1, ...
   uint64_t seed = 0;

@@ -17,14 +17,20 @@ namespace flexnas::transfer {
 using models::HeadType;
 using models::ModelOptions;
 
-std::string mode_name(TransferMode mode) { return mode == TransferMode::kOrdered ? "od" : "rp"; }
+const EnumNames<TransferMode>& transfer_mode_names() {
+  static const EnumNames<TransferMode> names{{"od", TransferMode::kOrdered}, {"rp", TransferMode::kRandomProjection}};
+  return names;
+}
+
+std::string mode_name(TransferMode mode) { return enum_name(transfer_mode_names(), mode); }
 
 TransferMode parse_mode(const std::string& text, const std::string& what) {
   std::string lower = text;
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  if (lower == "od") return TransferMode::kOrdered;
-  if (lower == "rp") return TransferMode::kRandomProjection;
-  throw ConfigError("error: " + what + ": unknown transfer mode '" + text + "' (allowed: od, rp)");
+  for (const auto& [spelling, mode] : transfer_mode_names())
+    if (spelling == lower) return mode;
+  throw ConfigError("error: " + what + ": unknown transfer mode '" + text + "' (allowed: " +
+                    join(enum_spellings(transfer_mode_names())) + ")");
 }
 
 std::string fill_name(TensorFill fill) {

@@ -28,12 +28,15 @@
 #include <vector>
 
 #include "design_space/architecture.h"
+#include "design_space/enum_names.h"
 #include "design_space/library.h"
 #include "models/flex_model.h"
 
 namespace flexnas::transfer {
 
 enum class TransferMode { kOrdered, kRandomProjection };
+/// The spellings: od, rp.
+const EnumNames<TransferMode>& transfer_mode_names();
 /// "od" | "rp".
 std::string mode_name(TransferMode mode);
 /// Parses "od" | "rp" (case-insensitive); ConfigError naming `what` otherwise.

@@ -1,14 +1,13 @@
 #include "launch/campaign/campaign_config.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <sstream>
 
 #include "datasets/tasks.h"
-
-#include <algorithm>
-#include <filesystem>
-
 #include "design_space/atomic_file.h"
 #include "design_space/error.h"
+#include "models/precision.h"
 
 namespace flexnas::launch {
 namespace fs = std::filesystem;
@@ -83,39 +82,41 @@ void parse_objective(const ConfigNode& node, ObjectiveConfig& out) {
 
 void parse_policy(const ConfigNode& node, PolicyConfig& out) {
   if (node.is_scalar()) {  // shorthand: `policy: random`
-    out.name = one_of(node, {"boshnas", "random", "evolution"});
+    out.name = node.as_enum(nas::policy_kind_names());
     return;
   }
   node.check(node.is_map(), "expected a policy name or a map with `name`, got " + node.describe());
-  out.name = one_of(node["name"], {"boshnas", "random", "evolution"});
-  if (out.name == "boshnas") {
+  out.name = node["name"].as_enum(nas::policy_kind_names());
+  if (out.name == nas::PolicyKind::kBoshnas) {
+    nas::BoshnasOptions& b = out.boshnas;
     node.check_keys({"name", "num_init", "uncertainty_prob", "diversity_prob", "patience", "aleatoric_queries",
                      "stop_on_convergence", "targets", "local_parents", "local_neighbours", "inputs"});
-    if (auto v = node.find("num_init")) out.num_init = int_at_least(*v, 1, "a positive integer");
+    if (auto v = node.find("num_init")) b.num_init = int_at_least(*v, 1, "a positive integer");
     auto probability = [](const ConfigNode& v) {
       const double p = v.as_double();
       v.check(p >= 0 && p <= 1, "expected a probability in [0, 1], got " + v.as_string());
       return p;
     };
-    if (auto v = node.find("uncertainty_prob")) out.uncertainty_prob = probability(*v);
-    if (auto v = node.find("diversity_prob")) out.diversity_prob = probability(*v);
-    if (out.uncertainty_prob + out.diversity_prob > 1)
+    if (auto v = node.find("uncertainty_prob")) b.uncertainty_prob = probability(*v);
+    if (auto v = node.find("diversity_prob")) b.diversity_prob = probability(*v);
+    if (b.uncertainty_prob + b.diversity_prob > 1)
       node.fail("uncertainty_prob + diversity_prob must be at most 1, got " +
-                std::to_string(out.uncertainty_prob + out.diversity_prob));
-    if (auto v = node.find("patience")) out.patience = int_at_least(*v, 1, "a positive integer");
-    if (auto v = node.find("aleatoric_queries")) out.aleatoric_queries = int_at_least(*v, 0, "a non-negative integer");
-    node.get("stop_on_convergence", out.stop_on_convergence);
-    if (auto v = node.find("targets")) out.targets = one_of(*v, {"rank", "minmax"});
-    if (auto v = node.find("local_parents")) out.local_parents = int_at_least(*v, 0, "a non-negative integer");
-    if (auto v = node.find("local_neighbours")) out.local_neighbours = int_at_least(*v, 0, "a non-negative integer");
-    if (auto v = node.find("inputs")) out.inputs = one_of(*v, {"embedding", "embedding+dict"});
-  } else if (out.name == "evolution") {
+                std::to_string(b.uncertainty_prob + b.diversity_prob));
+    if (auto v = node.find("patience")) b.patience = int_at_least(*v, 1, "a positive integer");
+    if (auto v = node.find("aleatoric_queries")) b.aleatoric_queries = int_at_least(*v, 0, "a non-negative integer");
+    node.get("stop_on_convergence", b.stop_on_convergence);
+    node.get_enum("targets", b.targets, nas::surrogate_targets_names());
+    if (auto v = node.find("local_parents")) b.local_parents = int_at_least(*v, 0, "a non-negative integer");
+    if (auto v = node.find("local_neighbours")) b.local_neighbours = int_at_least(*v, 0, "a non-negative integer");
+    node.get_enum("inputs", b.inputs, nas::surrogate_inputs_names());
+  } else if (out.name == nas::PolicyKind::kEvolution) {
+    nas::EvolutionOptions& e = out.evolution;
     node.check_keys({"name", "population", "sample_size"});
-    if (auto v = node.find("population")) out.population = int_at_least(*v, 2, "an integer >= 2");
-    if (auto v = node.find("sample_size")) out.sample_size = int_at_least(*v, 1, "a positive integer");
-    if (out.sample_size > out.population)
-      node["sample_size"].fail("expected at most population (" + std::to_string(out.population) + "), got " +
-                               std::to_string(out.sample_size));
+    if (auto v = node.find("population")) e.population = int_at_least(*v, 2, "an integer >= 2");
+    if (auto v = node.find("sample_size")) e.sample_size = int_at_least(*v, 1, "a positive integer");
+    if (e.sample_size > e.population)
+      node["sample_size"].fail("expected at most population (" + std::to_string(e.population) + "), got " +
+                               std::to_string(e.sample_size));
   } else {
     node.check_keys({"name"});
   }
@@ -172,8 +173,8 @@ void parse_builtin(const ConfigNode& node, const std::string& base_dir, BuiltinC
                                           std::to_string(out.warm_threshold));
   }
   if (auto v = node.find("warm_steps")) out.warm_steps = int_at_least(*v, 0, "a non-negative integer");
-  if (auto v = node.find("transfer_mode")) out.transfer_mode = one_of(*v, {"od", "rp"});
-  if (auto v = node.find("precision")) out.precision = one_of(*v, {"auto", "fp32", "bf16", "fp16"});
+  node.get_enum("transfer_mode", out.transfer_mode, transfer::transfer_mode_names());
+  if (auto v = node.find("precision")) out.precision = one_of(*v, models::precision_names());
   if (auto v = node.find("device")) {
     out.device = non_empty_string(*v);
     const std::string& d = out.device;
@@ -188,11 +189,11 @@ void parse_builtin(const ConfigNode& node, const std::string& base_dir, BuiltinC
 
 void parse_evaluator(const ConfigNode& node, const std::string& base_dir, EvaluatorConfig& out) {
   node.check(node.is_map(), "expected a map with `type` (table, command or builtin), got " + node.describe());
-  out.type = one_of(node["type"], {"table", "command", "builtin"});
-  if (out.type == "table") {
+  out.type = node["type"].as_enum(evaluator_type_names());
+  if (out.type == EvaluatorType::kTable) {
     node.check_keys({"type", "table"});
     out.table = existing_file(node["table"], base_dir);
-  } else if (out.type == "command") {
+  } else if (out.type == EvaluatorType::kCommand) {
     node.check_keys({"type", "argv"});
     const ConfigNode argv = node["argv"];
     if (argv.is_scalar()) argv.fail("expected a list: the program and its arguments, e.g. [./train.sh, \"{arch}\", \"{out}\"]");
@@ -218,7 +219,7 @@ void parse_trial(const ConfigNode& node, TrialConfig& out) {
 void parse_scheduler(const ConfigNode& node, SchedulerConfig& out) {
   node.check(node.is_map(), "expected a map, got " + node.describe());
   node.check_keys({"order", "window", "heartbeat_timeout", "drain_timeout", "library_save_interval"});
-  if (auto v = node.find("order")) out.order = one_of(*v, {"ordered", "async"});
+  node.get_enum("order", out.order, scheduler_order_names());
   if (auto v = node.find("window")) out.window = int_at_least(*v, 0, "a non-negative integer (0 = 2 x workers)");
   if (auto v = node.find("heartbeat_timeout")) out.heartbeat_timeout = number_at_least(*v, 1, "at least 1 second");
   if (auto v = node.find("drain_timeout")) out.drain_timeout = number_at_least(*v, 0, "a non-negative number of seconds");
@@ -273,7 +274,7 @@ CampaignConfig parse_root(const ConfigNode& root, const std::string& base_dir, c
   if (auto v = root.find("workers")) c.workers = int_at_least(*v, 1, "a positive integer");
   if (auto v = root.find("scheduler")) parse_scheduler(*v, c.scheduler);
   if (auto v = root.find("parent")) parse_parent(*v, base_dir, c);
-  if (c.budget.trials == 0 && c.budget.wall_time == 0 && !(c.policy.name == "boshnas" && c.policy.stop_on_convergence))
+  if (c.budget.trials == 0 && c.budget.wall_time == 0 && !(c.policy.name == nas::PolicyKind::kBoshnas && c.policy.boshnas.stop_on_convergence))
     root.fail("the campaign has no budget: set budget.trials or budget.wall_time (or policy.stop_on_convergence)");
   return c;
 }
@@ -302,30 +303,31 @@ nlohmann::ordered_json CampaignConfig::to_json(bool for_compare) const {
                     {"max_parameters", objective.max_parameters},
                     {"cost_weight", objective.cost_weight}};
   nlohmann::ordered_json p;
-  p["name"] = policy.name;
-  if (policy.name == "boshnas") {
-    p["num_init"] = policy.num_init;
-    p["uncertainty_prob"] = policy.uncertainty_prob;
-    p["diversity_prob"] = policy.diversity_prob;
-    p["patience"] = policy.patience;
-    p["aleatoric_queries"] = policy.aleatoric_queries;
-    p["stop_on_convergence"] = policy.stop_on_convergence;
-    p["targets"] = policy.targets;
-    p["local_parents"] = policy.local_parents;
-    p["local_neighbours"] = policy.local_neighbours;
-    p["inputs"] = policy.inputs;
-  } else if (policy.name == "evolution") {
-    p["population"] = policy.population;
-    p["sample_size"] = policy.sample_size;
+  p["name"] = enum_name(nas::policy_kind_names(), policy.name);
+  if (policy.name == nas::PolicyKind::kBoshnas) {
+    const nas::BoshnasOptions& b = policy.boshnas;
+    p["num_init"] = b.num_init;
+    p["uncertainty_prob"] = b.uncertainty_prob;
+    p["diversity_prob"] = b.diversity_prob;
+    p["patience"] = b.patience;
+    p["aleatoric_queries"] = b.aleatoric_queries;
+    p["stop_on_convergence"] = b.stop_on_convergence;
+    p["targets"] = enum_name(nas::surrogate_targets_names(), b.targets);
+    p["local_parents"] = b.local_parents;
+    p["local_neighbours"] = b.local_neighbours;
+    p["inputs"] = enum_name(nas::surrogate_inputs_names(), b.inputs);
+  } else if (policy.name == nas::PolicyKind::kEvolution) {
+    p["population"] = policy.evolution.population;
+    p["sample_size"] = policy.evolution.sample_size;
   }
   j["policy"] = p;
   j["budget"] = {{"trials", budget.trials}, {"wall_time", budget.wall_time}};
   j["seed"] = seed;
   nlohmann::ordered_json e;
-  e["type"] = evaluator.type;
-  if (evaluator.type == "table") {
+  e["type"] = enum_name(evaluator_type_names(), evaluator.type);
+  if (evaluator.type == EvaluatorType::kTable) {
     e["table"] = evaluator.table;
-  } else if (evaluator.type == "command") {
+  } else if (evaluator.type == EvaluatorType::kCommand) {
     e["argv"] = evaluator.argv;
   } else {
     const BuiltinConfig& b = evaluator.builtin;
@@ -338,7 +340,7 @@ nlohmann::ordered_json CampaignConfig::to_json(bool for_compare) const {
     e["warm_start"] = b.warm_start;
     e["warm_threshold"] = b.warm_threshold;
     e["warm_steps"] = b.warm_steps;
-    e["transfer_mode"] = b.transfer_mode;
+    e["transfer_mode"] = transfer::mode_name(b.transfer_mode);
     if (b.precision != "auto") e["precision"] = b.precision;  // written when set: older campaigns resume unchanged
     if (b.device != "auto") e["device"] = b.device;
     e["pretrain_args"] = b.pretrain_args;
@@ -348,7 +350,7 @@ nlohmann::ordered_json CampaignConfig::to_json(bool for_compare) const {
   j["evaluator"] = e;
   j["trial"] = {{"retries", trial.retries}, {"timeout", trial.timeout}, {"memory_limit_mb", trial.memory_limit_mb}};
   nlohmann::ordered_json s;
-  s["order"] = scheduler.order;
+  s["order"] = enum_name(scheduler_order_names(), scheduler.order);
   s["window"] = scheduler.window;
   if (!for_compare) {
     j["workers"] = workers;
@@ -388,6 +390,17 @@ void check_same_campaign(const CampaignConfig& current, const CampaignConfig& fr
                     " was started with " + was + ", this configuration has " + now +
                     "; a campaign resumes only with its own configuration (" + frozen_config_path(current.directory) +
                     "), or choose another `directory`/`name`");
+}
+
+const EnumNames<EvaluatorType>& evaluator_type_names() {
+  static const EnumNames<EvaluatorType> names{
+      {"table", EvaluatorType::kTable}, {"command", EvaluatorType::kCommand}, {"builtin", EvaluatorType::kBuiltin}};
+  return names;
+}
+
+const EnumNames<SchedulerOrder>& scheduler_order_names() {
+  static const EnumNames<SchedulerOrder> names{{"ordered", SchedulerOrder::kOrdered}, {"async", SchedulerOrder::kAsync}};
+  return names;
 }
 
 std::string campaign_db_path(const std::string& directory) { return (fs::path(directory) / "campaign.db").string(); }

@@ -15,6 +15,9 @@
 
 #include "design_space/config_node.h"
 #include "design_space/library_builder.h"
+#include "nas/boshnas.h"
+#include "nas/policy.h"
+#include "transfer/transfer.h"
 
 namespace flexnas::launch {
 
@@ -36,22 +39,13 @@ struct ObjectiveConfig {
   double cost_weight = 0;               // second objective: score - w * log2(parameters / 1e6)
 };
 
+/// `policy:` — the policy's own options structs, so each default is the one nas/ defines. The keys
+/// under `policy:` are the fields of the chosen policy's struct (boshnas: num_init ... inputs;
+/// evolution: population, sample_size); surrogate and GOBI internals are not campaign keys.
 struct PolicyConfig {
-  std::string name = "boshnas";         // boshnas | random | evolution
-  // boshnas
-  int64_t num_init = 10;
-  double uncertainty_prob = 0.1;
-  double diversity_prob = 0.1;
-  int64_t patience = 5;
-  int64_t aleatoric_queries = 5;
-  bool stop_on_convergence = false;
-  std::string targets = "rank";          // rank | minmax (nas::normalised_targets)
-  int64_t local_parents = 3;             // 0 = GOBI's candidates only (nas::BoshnasOptions)
-  int64_t local_neighbours = 10;
-  std::string inputs = "embedding+dict";  // surrogate inputs: embedding | embedding+dict
-  // evolution
-  int64_t population = 20;
-  int64_t sample_size = 5;
+  nas::PolicyKind name = nas::PolicyKind::kBoshnas;
+  nas::BoshnasOptions boshnas;
+  nas::EvolutionOptions evolution;
 };
 
 struct BudgetConfig {
@@ -73,7 +67,7 @@ struct BuiltinConfig {
   bool warm_start = true;               // start from the nearest trained library neighbour
   double warm_threshold = 0.8;          // warm start only from a model whose transfer overlap is at least this
   int64_t warm_steps = 250;             // pretraining steps after a warm start (0 = transfer only)
-  std::string transfer_mode = "od";     // od | rp: how the weights are transferred
+  transfer::TransferMode transfer_mode = transfer::TransferMode::kOrdered;  // od | rp: how the weights are transferred
   std::string precision = "auto";       // --precision of pretrain and finetune (auto | fp32 | bf16 | fp16)
   std::string device = "auto";          // --device of pretrain and finetune (auto | cpu | cuda | cuda:N)
   std::vector<std::string> pretrain_args;  // extra flags appended to `flexnas pretrain`
@@ -81,8 +75,12 @@ struct BuiltinConfig {
   std::string executable;               // flexnas binary ("" = this executable)
 };
 
+/// How a trial is evaluated: looked up in a benchmark table, a user command, or flexnas's own training.
+enum class EvaluatorType { kTable, kCommand, kBuiltin };
+const EnumNames<EvaluatorType>& evaluator_type_names();  // table, command, builtin
+
 struct EvaluatorConfig {
-  std::string type = "table";           // table | command | builtin
+  EvaluatorType type = EvaluatorType::kTable;
   // table
   std::string table;                    // benchmark JSON (NAS-Bench-BERT layout)
   // command
@@ -96,12 +94,15 @@ struct TrialConfig {
   int64_t memory_limit_mb = 0;          // RLIMIT_AS of the trial's child process (0 = none)
 };
 
+enum class SchedulerOrder { kOrdered, kAsync };
+const EnumNames<SchedulerOrder>& scheduler_order_names();  // ordered, async
+
 struct SchedulerConfig {
   // ordered: results reach the policy in trial order and proposal k is made after exactly
   // k - window + 1 results, so the trials depend only on the seed (any worker count, any timing,
   // resume included). async: results reach the policy as they arrive (fastest, not reproducible
   // for policies that learn).
-  std::string order = "ordered";
+  SchedulerOrder order = SchedulerOrder::kOrdered;
   int64_t window = 0;                   // proposals ahead of the observed results (0 = 2 x workers at first start)
   double heartbeat_timeout = 60;        // MPI: seconds without a word from a busy worker rank = lost
   double drain_timeout = 30;            // on SIGTERM/SIGINT/SIGUSR1: seconds to wait for running trials

@@ -274,8 +274,8 @@ int run_search_mpi(const CampaignConfig& config_in, bool resume, bool quiet) {
       SchedulerOptions so;
       so.quiet = quiet;
       if (!quiet)
-        std::cout << "campaign " << config.name << " (" << config.directory << "): policy " << config.policy.name
-                  << ", evaluator " << config.evaluator.type << ", " << (world - 1) << " MPI worker ranks"
+        std::cout << "campaign " << config.name << " (" << config.directory << "): policy " << enum_name(nas::policy_kind_names(), config.policy.name)
+                  << ", evaluator " << enum_name(evaluator_type_names(), config.evaluator.type) << ", " << (world - 1) << " MPI worker ranks"
                   << (campaign.resumed ? ", resumed" : "") << std::endl;
       code = run_scheduler(campaign, pool, so);
     } catch (...) {

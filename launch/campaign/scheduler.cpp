@@ -16,7 +16,7 @@ Scheduler::Scheduler(Campaign& campaign, WorkerPool& pool, const SchedulerOption
     : c_(campaign), config_(campaign.config), store_(*campaign.store), pool_(pool), options_(options) {
   window_ = std::stoll(store_.meta("window").value_or("0"));
   if (window_ <= 0) window_ = 2 * config_.workers;
-  ordered_ = config_.scheduler.order == "ordered";
+  ordered_ = config_.scheduler.order == SchedulerOrder::kOrdered;
   elapsed_before_ = std::stod(store_.meta("elapsed_seconds").value_or("0"));
   taken_over_ = take_over_parent_trials();
   const int64_t taken_over = taken_over_;
@@ -26,22 +26,8 @@ Scheduler::Scheduler(Campaign& campaign, WorkerPool& pool, const SchedulerOption
   po.max_trials = config_.budget.trials > 0 ? config_.budget.trials + taken_over : 0;
   po.max_parameters = config_.objective.max_parameters;
   po.cost_weight = config_.objective.cost_weight;
-  nas::BoshnasOptions bo;
-  bo.num_init = config_.policy.num_init;
-  bo.uncertainty_prob = config_.policy.uncertainty_prob;
-  bo.diversity_prob = config_.policy.diversity_prob;
-  bo.patience = config_.policy.patience;
-  bo.aleatoric_queries = config_.policy.aleatoric_queries;
-  bo.stop_on_convergence = config_.policy.stop_on_convergence;
-  bo.targets = config_.policy.targets;
-  bo.local_parents = config_.policy.local_parents;
-  bo.local_neighbours = config_.policy.local_neighbours;
-  bo.inputs = config_.policy.inputs;
-  nas::EvolutionOptions eo;
-  eo.population = config_.policy.population;
-  eo.sample_size = config_.policy.sample_size;
-  policy_ = nas::make_policy(config_.policy.name, c_.library, po, bo, eo, "policy.name");
-  if (config_.evaluator.type == "builtin" && config_.evaluator.builtin.warm_start)
+  policy_ = nas::make_policy(config_.policy.name, c_.library, po, config_.policy.boshnas, config_.policy.evolution);
+  if (config_.evaluator.type == EvaluatorType::kBuiltin && config_.evaluator.builtin.warm_start)
     warm_ = std::make_unique<WarmStartChooser>(config_.evaluator.builtin.warm_threshold,
                                                config_.evaluator.builtin.transfer_mode);
   busy_.assign(size_t(pool_.size()), -1);

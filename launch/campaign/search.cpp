@@ -27,8 +27,8 @@ int run_search(const std::string& config_path, const SearchOptions& options) {
   SchedulerOptions so;
   so.quiet = options.quiet;
   if (!options.quiet)
-    std::cout << "campaign " << config.name << " (" << config.directory << "): policy " << config.policy.name
-              << ", evaluator " << config.evaluator.type << ", " << config.workers << " local workers"
+    std::cout << "campaign " << config.name << " (" << config.directory << "): policy " << enum_name(nas::policy_kind_names(), config.policy.name)
+              << ", evaluator " << enum_name(evaluator_type_names(), config.evaluator.type) << ", " << config.workers << " local workers"
               << (campaign.resumed ? ", resumed" : "") << std::endl;
   return run_scheduler(campaign, *pool, so);
 }

@@ -12,6 +12,7 @@
 #include "design_space/error.h"
 #include "design_space/library.h"
 #include "launch/cli/command.h"
+#include "launch/cli/enum_option.h"
 #include "nas/replay.h"
 #include "nas/table.h"
 
@@ -22,7 +23,7 @@ struct ReplayCliOptions {
   std::string library;             // LIB.json (flexnas library import / generate)
   std::string table;               // BERT_benchmark.json
   std::string metric = "glue";
-  std::string policy = "boshnas";
+  nas::PolicyKind policy = nas::ReplayOptions{}.policy;
   int64_t budget = 100;
   int64_t seeds = 1;
   uint64_t seed = 0;
@@ -30,10 +31,10 @@ struct ReplayCliOptions {
   int64_t max_parameters = 0;
   double cost_weight = nas::PolicyOptions{}.cost_weight;
   int64_t best_starts = nas::BoshnasOptions{}.best_starts;
-  std::string targets = nas::BoshnasOptions{}.targets;
+  nas::SurrogateTargets targets = nas::BoshnasOptions{}.targets;
   int64_t local_parents = nas::BoshnasOptions{}.local_parents;
   int64_t local_neighbours = nas::BoshnasOptions{}.local_neighbours;
-  std::string inputs = nas::BoshnasOptions{}.inputs;
+  nas::SurrogateInputs inputs = nas::BoshnasOptions{}.inputs;
   std::string trials_csv;          // optional: every trial of every seed
   int64_t num_init = nas::BoshnasOptions{}.num_init;
   int64_t gobi_iterations = nas::GobiOptions{}.max_iterations;
@@ -76,13 +77,6 @@ void run_replay(const ReplayCliOptions& o) {
     if (std::filesystem::is_directory(o.trials_csv))
       throw ConfigError("error: --trials-csv: '" + o.trials_csv + "' is a folder; expected a file name");
   }
-  bool known = false;
-  for (const auto& n : nas::policy_names()) known |= n == o.policy;
-  if (!known) {
-    std::string allowed;
-    for (const auto& n : nas::policy_names()) allowed += (allowed.empty() ? "" : ", ") + n;
-    throw ConfigError("error: --policy: unknown policy '" + o.policy + "' (allowed: " + allowed + ")");
-  }
   at::set_num_threads(o.threads);  // PLATFORM.md: LibTorch picks 1 on these machines; say it explicitly
   const Library library = load_library(o.library);
   const nas::BenchmarkTable table = nas::load_benchmark_table(o.table, o.metric);
@@ -108,7 +102,7 @@ void run_replay(const ReplayCliOptions& o) {
   ro.boshnas.num_init = o.num_init;
   ro.boshnas.gobi.max_iterations = o.gobi_iterations;
   ro.boshnas.surrogate.max_epochs = o.max_epochs;
-  std::cout << "replay: policy " << o.policy << ", library " << o.library << " (" << library.size()
+  std::cout << "replay: policy " << enum_name(nas::policy_kind_names(), o.policy) << ", library " << o.library << " (" << library.size()
             << " architectures, " << matched << " with a " << o.metric << " score), budget " << o.budget << ", seeds "
             << o.seed << ".." << o.seed + uint64_t(o.seeds) - 1 << "\n"
             << "targets: best " << targets.best << ", top-1% >= " << targets.top1 << ", top-5% >= " << targets.top5 << "\n";
@@ -164,7 +158,7 @@ void add_replay_command(CLI::App& app) {
   cmd->add_option("--library", o->library, "library JSON (flexnas library import|generate)")->required();
   cmd->add_option("--table", o->table, "tabular benchmark (NAS-Bench-BERT BERT_benchmark.json)")->required();
   cmd->add_option("--metric", o->metric, "score key in the table (default glue)");
-  cmd->add_option("--policy", o->policy, "boshnas | random | evolution (default boshnas)");
+  add_enum_option(cmd, "--policy", o->policy, nas::policy_kind_names(), "search policy");
   cmd->add_option("--budget", o->budget, "trials per seed (default 100)");
   cmd->add_option("--seeds", o->seeds, "number of seeds: seed, seed+1, ... (default 1)");
   cmd->add_option("--seed", o->seed, "first seed (default 0)");
@@ -174,16 +168,14 @@ void add_replay_command(CLI::App& app) {
                   "second objective: maximise score - W*log2(parameters/1e6) (default 0 = score only)");
   cmd->add_option("--best-starts", o->best_starts,
                   "BOSHNAS: GOBI restarts started at the best completed architectures (default 0 = spec: all random)");
-  cmd->add_option("--targets", o->targets, "BOSHNAS surrogate targets: rank | minmax (default rank)")
-      ->check(CLI::IsMember({"rank", "minmax"}));
+  add_enum_option(cmd, "--targets", o->targets, nas::surrogate_targets_names(), "BOSHNAS surrogate targets");
   cmd->add_option("--local-parents", o->local_parents,
                   "BOSHNAS: rank the open library neighbours of this many best architectures too (default 3; 0 = GOBI only)");
   cmd->add_option("--local-neighbours", o->local_neighbours,
                   "BOSHNAS: open library neighbours taken per local parent, nearest first (default 10)");
-  cmd->add_option("--inputs", o->inputs,
-                  "BOSHNAS surrogate inputs: embedding | embedding+dict (default embedding+dict: the embedding plus "
-                  "depth, widths and operation shares from the model dict)")
-      ->check(CLI::IsMember({"embedding", "embedding+dict"}));
+  add_enum_option(cmd, "--inputs", o->inputs, nas::surrogate_inputs_names(),
+                  "BOSHNAS surrogate inputs (embedding+dict: the embedding plus depth, widths and operation "
+                  "shares from the model dict)");
   cmd->add_option("--trials-csv", o->trials_csv,
                   "write every trial of every seed to this CSV (seed,trial,index,hash,kind,score), e.g. to plot or "
                   "to see where a policy spends its trials");

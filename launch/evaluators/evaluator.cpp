@@ -152,12 +152,12 @@ std::vector<std::vector<std::string>> builtin_commands(const BuiltinConfig& c, c
   std::vector<std::vector<std::string>> commands;
   if (warm && c.warm_steps == 0) {
     commands.push_back({exe, "transfer", "--from", task.warm_start_checkpoint, "--to", arch_path, "--mode",
-                        c.transfer_mode, "--seed", seed, "--out", pretrained});
+                        transfer::mode_name(c.transfer_mode), "--seed", seed, "--out", pretrained});
   } else {
     std::vector<std::string> pre = {exe, "pretrain", "--arch", arch_path, "--tokenizer", c.tokenizer, "--corpus"};
     pre.insert(pre.end(), c.corpus.begin(), c.corpus.end());
     pre.insert(pre.end(), {"--steps", std::to_string(warm ? c.warm_steps : c.steps), "--seed", seed, "--out", pretrained});
-    if (warm) pre.insert(pre.end(), {"--init-from", task.warm_start_checkpoint, "--init-mode", c.transfer_mode});
+    if (warm) pre.insert(pre.end(), {"--init-from", task.warm_start_checkpoint, "--init-mode", transfer::mode_name(c.transfer_mode)});
     if (c.precision != "auto") pre.insert(pre.end(), {"--precision", c.precision});
     if (c.device != "auto") pre.insert(pre.end(), {"--device", c.device});
     pre.insert(pre.end(), c.pretrain_args.begin(), c.pretrain_args.end());
@@ -214,10 +214,10 @@ class TableEvaluator : public Evaluator {
 class ChildEvaluator : public Evaluator {
  public:
   explicit ChildEvaluator(const CampaignConfig& config) : config_(config) {
-    if (config.evaluator.type == "builtin")
+    if (config.evaluator.type == EvaluatorType::kBuiltin)
       exe_ = config.evaluator.builtin.executable.empty() ? self_executable() : config.evaluator.builtin.executable;
   }
-  std::string name() const override { return config_.evaluator.type; }
+  std::string name() const override { return enum_name(evaluator_type_names(), config_.evaluator.type); }
 
   TrialOutcome evaluate(const TrialTask& task, const std::atomic<bool>* cancel,
                         const std::function<void()>& tick) override {
@@ -234,7 +234,7 @@ class ChildEvaluator : public Evaluator {
     const std::string log = (fs::path(out) / "log.txt").string();
     std::vector<std::vector<std::string>> commands;
     std::string metrics_path = (fs::path(out) / "metrics.json").string();
-    if (config_.evaluator.type == "command") {
+    if (config_.evaluator.type == EvaluatorType::kCommand) {
       commands.push_back(substitute_argv(config_.evaluator.argv, arch_path, out, task.seed, task.trial_id, task.attempt));
     } else {
       const std::string models = model_dir(config_.directory, task.hash);
@@ -290,7 +290,7 @@ class ChildEvaluator : public Evaluator {
 }  // namespace
 
 std::unique_ptr<Evaluator> make_evaluator(const CampaignConfig& config) {
-  if (config.evaluator.type == "table") return std::make_unique<TableEvaluator>(config);
+  if (config.evaluator.type == EvaluatorType::kTable) return std::make_unique<TableEvaluator>(config);
   return std::make_unique<ChildEvaluator>(config);
 }
 

@@ -20,9 +20,9 @@ struct WarmStartChooser::Impl {
   }
 };
 
-WarmStartChooser::WarmStartChooser(double threshold, const std::string& mode) : impl_(std::make_unique<Impl>()) {
+WarmStartChooser::WarmStartChooser(double threshold, transfer::TransferMode mode) : impl_(std::make_unique<Impl>()) {
   impl_->threshold = threshold;
-  impl_->mode = transfer::parse_mode(mode, "evaluator.transfer_mode");
+  impl_->mode = mode;
 }
 
 WarmStartChooser::~WarmStartChooser() = default;

@@ -18,6 +18,7 @@
 
 #include "design_space/architecture.h"
 #include "design_space/library.h"
+#include "transfer/transfer.h"
 
 namespace flexnas::launch {
 
@@ -38,7 +39,7 @@ struct WarmStartChoice {
 class WarmStartChooser {
  public:
   /// `mode`: "od" | "rp" (the overlap depends on it only through which tensors can be filled).
-  WarmStartChooser(double threshold, const std::string& mode);
+  WarmStartChooser(double threshold, transfer::TransferMode mode);
   ~WarmStartChooser();
   WarmStartChooser(const WarmStartChooser&) = delete;
   WarmStartChooser& operator=(const WarmStartChooser&) = delete;

@@ -88,7 +88,7 @@ TEST(CampaignConfig, DefaultsAndResolvedPaths) {
   EXPECT_EQ(c.objective.metric, "glue");
   EXPECT_TRUE(c.objective.maximise);
   EXPECT_EQ(c.trial.retries, TrialConfig{}.retries);
-  EXPECT_EQ(c.scheduler.order, "ordered");
+  EXPECT_EQ(c.scheduler.order, SchedulerOrder::kOrdered);
   // The frozen copy loads back to the same configuration.
   const std::string frozen = (dir / "frozen.yaml").string();
   write_file_atomic(frozen, frozen_config_text(c));
@@ -383,20 +383,42 @@ TEST(Evaluators, BuiltinCommands) {
   EXPECT_EQ(cmds[0][10], "500");
 }
 
-// A campaign's policy settings default to the policy's own defaults (nas::BoshnasOptions).
-TEST(CampaignConfig, BoshnasDefaultsMatchThePolicy) {
-  const PolicyConfig c;
-  const nas::BoshnasOptions o;
-  EXPECT_EQ(c.num_init, o.num_init);
-  EXPECT_EQ(c.uncertainty_prob, o.uncertainty_prob);
-  EXPECT_EQ(c.diversity_prob, o.diversity_prob);
-  EXPECT_EQ(c.patience, o.patience);
-  EXPECT_EQ(c.aleatoric_queries, o.aleatoric_queries);
-  EXPECT_EQ(c.stop_on_convergence, o.stop_on_convergence);
-  EXPECT_EQ(c.targets, o.targets);
-  EXPECT_EQ(c.local_parents, o.local_parents);
-  EXPECT_EQ(c.local_neighbours, o.local_neighbours);
-  EXPECT_EQ(c.inputs, o.inputs);
+// The `policy:` keys land in the policy's own options structs (nas::BoshnasOptions,
+// nas::EvolutionOptions): no copy of their defaults in launch/. The frozen configuration writes
+// the enums with their one spelling.
+TEST(CampaignConfig, PolicyKeysFillThePolicysOwnOptions) {
+  const fs::path dir = temp_dir("policy_keys");
+  const std::string head = "library: " + sample_library() + "\nobjective: {metric: glue}\nevaluator: {type: table, table: " +
+                           kSample + "}\n";
+  std::ofstream(dir / "b.yaml") << head
+                                << "policy: {name: boshnas, num_init: 3, uncertainty_prob: 0.2, diversity_prob: 0.3, "
+                                   "patience: 7, aleatoric_queries: 2, stop_on_convergence: true, targets: minmax, "
+                                   "local_parents: 1, local_neighbours: 4, inputs: embedding}\n";
+  const CampaignConfig c = load_campaign_config((dir / "b.yaml").string());
+  EXPECT_EQ(c.policy.name, nas::PolicyKind::kBoshnas);
+  const nas::BoshnasOptions& b = c.policy.boshnas;
+  EXPECT_EQ(b.num_init, 3);
+  EXPECT_EQ(b.uncertainty_prob, 0.2);
+  EXPECT_EQ(b.diversity_prob, 0.3);
+  EXPECT_EQ(b.patience, 7);
+  EXPECT_EQ(b.aleatoric_queries, 2);
+  EXPECT_TRUE(b.stop_on_convergence);
+  EXPECT_EQ(b.targets, nas::SurrogateTargets::kMinmax);
+  EXPECT_EQ(b.local_parents, 1);
+  EXPECT_EQ(b.local_neighbours, 4);
+  EXPECT_EQ(b.inputs, nas::SurrogateInputs::kEmbedding);
+  const auto j = c.to_json();
+  EXPECT_EQ(j["policy"]["name"], "boshnas");
+  EXPECT_EQ(j["policy"]["targets"], "minmax");
+  EXPECT_EQ(j["policy"]["inputs"], "embedding");
+  EXPECT_EQ(load_campaign_config((dir / "b.yaml").string()).to_json(), j);
+  // Unset keys keep nas's defaults.
+  std::ofstream(dir / "d.yaml") << head << "policy: {name: evolution, sample_size: 2}\n";
+  const CampaignConfig d = load_campaign_config((dir / "d.yaml").string());
+  EXPECT_EQ(d.policy.name, nas::PolicyKind::kEvolution);
+  EXPECT_EQ(d.policy.evolution.sample_size, 2);
+  EXPECT_EQ(d.policy.evolution.population, nas::EvolutionOptions{}.population);
+  EXPECT_EQ(d.to_json()["policy"]["population"], nas::EvolutionOptions{}.population);
 }
 
 // ---- local campaigns ----

@@ -164,7 +164,7 @@ TEST(WarmStartChooser, LargestOverlapAmongTrainedNeighboursAndParentModels) {
   ASSERT_GT(own_overlap, 0.0);
   ASSERT_LT(own_overlap, 1.0);
 
-  WarmStartChooser chooser(0.0, "od");
+  WarmStartChooser chooser(0.0, transfer::TransferMode::kOrdered);
   auto choice = chooser.choose(lib, target, trained, {});
   ASSERT_TRUE(choice);
   EXPECT_EQ(choice->hash, lib.hashes[size_t(narrow)]);
@@ -183,15 +183,15 @@ TEST(WarmStartChooser, LargestOverlapAmongTrainedNeighboursAndParentModels) {
   EXPECT_DOUBLE_EQ(choice->overlap, parent_overlap);
 
   // The threshold: nothing below it is a source.
-  WarmStartChooser strict(parent_overlap + 1e-9, "od");
+  WarmStartChooser strict(parent_overlap + 1e-9, transfer::TransferMode::kOrdered);
   EXPECT_FALSE(strict.choose(lib, target, trained, parents));
-  WarmStartChooser middle(own_overlap + 1e-9, "od");
+  WarmStartChooser middle(own_overlap + 1e-9, transfer::TransferMode::kOrdered);
   choice = middle.choose(lib, target, trained, parents);
   ASSERT_TRUE(choice);
   EXPECT_EQ(choice->hash, "coarse-hash");
   // A checkpoint that disappeared is not a candidate.
   fs::remove_all(dir / "coarse");
-  WarmStartChooser fresh(0.0, "od");
+  WarmStartChooser fresh(0.0, transfer::TransferMode::kOrdered);
   choice = fresh.choose(lib, target, trained, parents);
   ASSERT_TRUE(choice);
   EXPECT_EQ(choice->hash, lib.hashes[size_t(narrow)]);
