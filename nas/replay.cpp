@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <random>
 
 #include "design_space/error.h"
 
@@ -104,6 +105,137 @@ ReplaySummary summarise(std::vector<SeedResult> seeds, const ReplayOptions& opti
   }
   s.seeds = std::move(seeds);
   return s;
+}
+
+namespace {
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double mean_of(const std::vector<double>& v) {
+  if (v.empty()) return std::nan("");
+  double sum = 0;
+  for (double x : v) sum += x;
+  return sum / double(v.size());
+}
+
+/// The 2.5 % and 97.5 % points of `stats` (NaN entries dropped; +inf sorts last).
+Interval percentile_interval(std::vector<double> stats) {
+  stats.erase(std::remove_if(stats.begin(), stats.end(), [](double x) { return std::isnan(x); }), stats.end());
+  if (stats.empty()) return {};
+  std::sort(stats.begin(), stats.end());
+  const auto at = [&](double q) { return stats[std::min(stats.size() - 1, size_t(q * double(stats.size())))]; };
+  return {at(0.025), at(0.975)};
+}
+
+/// Trials to reach a target, +inf when never reached.
+double trials_or_inf(int64_t t) { return t < 0 ? std::numeric_limits<double>::infinity() : double(t); }
+
+/// Best score after checkpoint c of each seed (NaN when the seed ran fewer trials).
+double best_at(const SeedResult& r, size_t c) { return c < r.best_at.size() ? r.best_at[c] : std::nan(""); }
+
+std::vector<double> finite_only(std::vector<double> v) {
+  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
+  return v;
+}
+
+/// `resamples` index sets of size n drawn with replacement from one seeded generator.
+template <typename Fn>
+void for_each_resample(size_t n, int64_t resamples, uint64_t rng_seed, Fn&& fn) {
+  std::mt19937_64 rng(rng_seed ^ 0x6a09e667f3bcc909ULL);
+  std::uniform_int_distribution<size_t> pick(0, n - 1);
+  std::vector<size_t> idx(n);
+  for (int64_t b = 0; b < resamples; ++b) {
+    for (size_t& i : idx) i = pick(rng);
+    fn(idx);
+  }
+}
+
+}  // namespace
+
+ReplayIntervals bootstrap_intervals(const ReplaySummary& summary, const ReplayOptions& options, int64_t resamples,
+                                    uint64_t rng_seed) {
+  ReplayIntervals out;
+  const std::vector<SeedResult>& seeds = summary.seeds;
+  const size_t checkpoints = options.checkpoints.size();
+  out.median_best_at.resize(checkpoints);
+  out.mean_best_at.resize(checkpoints);
+  if (seeds.empty() || resamples < 1) return out;
+  std::vector<double> to_best, to_top1, to_top5;
+  std::vector<std::vector<double>> med_at(checkpoints), mean_at(checkpoints);
+  for_each_resample(seeds.size(), resamples, rng_seed, [&](const std::vector<size_t>& idx) {
+    std::vector<double> b, t1, t5;
+    for (size_t i : idx) {
+      b.push_back(trials_or_inf(seeds[i].to_best));
+      t1.push_back(trials_or_inf(seeds[i].to_top1));
+      t5.push_back(trials_or_inf(seeds[i].to_top5));
+    }
+    to_best.push_back(median_of(b));
+    to_top1.push_back(median_of(t1));
+    to_top5.push_back(median_of(t5));
+    for (size_t c = 0; c < checkpoints; ++c) {
+      std::vector<double> v;
+      for (size_t i : idx) v.push_back(best_at(seeds[i], c));
+      v = finite_only(std::move(v));
+      med_at[c].push_back(median_of(v));
+      mean_at[c].push_back(mean_of(v));
+    }
+  });
+  out.median_to_best = percentile_interval(to_best);
+  out.median_to_top1 = percentile_interval(to_top1);
+  out.median_to_top5 = percentile_interval(to_top5);
+  for (size_t c = 0; c < checkpoints; ++c) {
+    out.median_best_at[c] = percentile_interval(med_at[c]);
+    out.mean_best_at[c] = percentile_interval(mean_at[c]);
+  }
+  return out;
+}
+
+ReplayComparison compare_replays(const ReplaySummary& a, const ReplaySummary& b, const ReplayOptions& options,
+                                 int64_t resamples, uint64_t rng_seed) {
+  FLEXNAS_CHECK(a.seeds.size() == b.seeds.size(), "paired replays need the same seeds");
+  for (size_t i = 0; i < a.seeds.size(); ++i)
+    FLEXNAS_CHECK(a.seeds[i].seed == b.seeds[i].seed, "paired replays need the same seeds");
+  const size_t n = a.seeds.size(), checkpoints = options.checkpoints.size();
+  ReplayComparison out;
+  out.mean_best_at.resize(checkpoints);
+  if (n == 0) return out;
+  // Not reached = budget + 1: censored, so that the difference stays a number.
+  const auto censored = [&](int64_t t) { return t < 0 ? double(options.budget + 1) : double(t); };
+  const auto median_diff = [&](const std::vector<size_t>& idx) {
+    std::vector<double> x, y;
+    for (size_t i : idx) {
+      x.push_back(censored(a.seeds[i].to_top1));
+      y.push_back(censored(b.seeds[i].to_top1));
+    }
+    return median_of(x) - median_of(y);
+  };
+  const auto mean_diff = [&](const std::vector<size_t>& idx, size_t c) {
+    std::vector<double> d;
+    for (size_t i : idx) d.push_back(best_at(a.seeds[i], c) - best_at(b.seeds[i], c));
+    return mean_of(finite_only(std::move(d)));
+  };
+  std::vector<size_t> all(n);
+  for (size_t i = 0; i < n; ++i) all[i] = i;
+  out.median_to_top1.estimate = median_diff(all);
+  for (size_t c = 0; c < checkpoints; ++c) out.mean_best_at[c].estimate = mean_diff(all, c);
+  for (size_t i = 0; i < n; ++i) {
+    const double x = censored(a.seeds[i].to_top1), y = censored(b.seeds[i].to_top1);
+    (x < y ? out.a_sooner : y < x ? out.b_sooner : out.same) += 1;
+  }
+  std::vector<double> med;
+  std::vector<std::vector<double>> means(checkpoints);
+  for_each_resample(n, resamples, rng_seed, [&](const std::vector<size_t>& idx) {
+    med.push_back(median_diff(idx));
+    for (size_t c = 0; c < checkpoints; ++c) means[c].push_back(mean_diff(idx, c));
+  });
+  out.median_to_top1.interval = percentile_interval(med);
+  for (size_t c = 0; c < checkpoints; ++c) out.mean_best_at[c].interval = percentile_interval(means[c]);
+  return out;
 }
 
 }  // namespace flexnas::nas

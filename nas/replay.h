@@ -1,6 +1,7 @@
 #pragma once
 // Replaying a search policy on a tabular benchmark: each proposal is "trained" by looking its
 // score up, so a whole search takes seconds. Used by `flexnas replay` and the acceptance runs.
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -68,5 +69,37 @@ ReplaySummary summarise(std::vector<SeedResult> seeds, const ReplayOptions& opti
 
 /// Median with +inf for values < 0 (not reached).
 double median_trials(std::vector<int64_t> values);
+
+/// A two-sided 95 % percentile-bootstrap interval (NaN when undefined, e.g. no values).
+struct Interval {
+  double lo = std::nan(""), hi = std::nan("");
+};
+
+/// How much the summary's figures move with the seeds: each is recomputed on `resamples` sets of
+/// seeds drawn with replacement (a fixed generator from `rng_seed`, so the same results give the
+/// same intervals). Medians of trials may be +inf ("not reached") at either end.
+struct ReplayIntervals {
+  Interval median_to_best, median_to_top1, median_to_top5;
+  std::vector<Interval> median_best_at, mean_best_at;  // per checkpoint
+};
+ReplayIntervals bootstrap_intervals(const ReplaySummary& summary, const ReplayOptions& options,
+                                    int64_t resamples = 2000, uint64_t rng_seed = 0);
+
+/// Policy a minus policy b, replayed on the same seeds (paired): the difference of their medians of
+/// trials to a top-1 % architecture (a seed that never reached it counts as budget + 1 trials, so
+/// the difference is finite) and of their mean best scores at each checkpoint, each with an
+/// interval from resampling seeds (the pair of one seed stays together).
+struct PairedDifference {
+  double estimate = std::nan("");
+  Interval interval;
+};
+struct ReplayComparison {
+  PairedDifference median_to_top1;           // trials, a - b (< 0: a is faster)
+  std::vector<PairedDifference> mean_best_at;  // score, a - b (> 0: a finds better)
+  int64_t a_sooner = 0, b_sooner = 0, same = 0;  // seeds by which reached a top-1 % architecture first
+};
+/// Throws when a and b were not replayed on the same seeds.
+ReplayComparison compare_replays(const ReplaySummary& a, const ReplaySummary& b, const ReplayOptions& options,
+                                 int64_t resamples = 2000, uint64_t rng_seed = 0);
 
 }  // namespace flexnas::nas

@@ -539,3 +539,83 @@ TEST(Table, NasBenchBertLoadsAndBadMetricIsLocated) {
   EXPECT_THROW(BoshnasPolicy(lib, PolicyOptions{}), ConfigError);  // no embeddings
 }
 
+
+namespace {
+/// A replay result of one seed with the given trials to top-1 % (-1 = never) and best at 10/25.
+SeedResult fake_seed(uint64_t seed, int64_t to_top1, double best10, double best25) {
+  SeedResult r;
+  r.seed = seed;
+  r.to_best = r.to_top5 = r.to_top1 = to_top1;
+  r.best_at = {best10, best25};
+  return r;
+}
+}  // namespace
+
+TEST(ReplayIntervals, BootstrapCoversTheEstimateIsSeededAndNarrowsWithSeeds) {
+  ReplayOptions o;
+  o.budget = 30;
+  o.checkpoints = {10, 25};
+  std::mt19937_64 rng(2201);
+  std::uniform_real_distribution<double> score(70, 75);
+  std::uniform_int_distribution<int64_t> trials(1, 40);  // > 30 = never reached
+  auto make = [&](size_t n) {
+    std::vector<SeedResult> seeds;
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t t = trials(rng);
+      const double s = score(rng);
+      seeds.push_back(fake_seed(i, t > 30 ? -1 : t, s, s + 0.5));
+    }
+    return summarise(std::move(seeds), o);
+  };
+  const ReplaySummary small = make(20), large = make(400);
+  const ReplayIntervals a = bootstrap_intervals(small, o, 1000, 7), again = bootstrap_intervals(small, o, 1000, 7);
+  EXPECT_EQ(a.mean_best_at[0].lo, again.mean_best_at[0].lo);  // same results, same intervals
+  EXPECT_EQ(a.median_to_top1.hi, again.median_to_top1.hi);
+  for (size_t c = 0; c < 2; ++c) {
+    EXPECT_LE(a.mean_best_at[c].lo, small.mean_best_at[c]);
+    EXPECT_GE(a.mean_best_at[c].hi, small.mean_best_at[c]);
+    EXPECT_LE(a.median_best_at[c].lo, small.median_best_at[c]);
+    EXPECT_GE(a.median_best_at[c].hi, small.median_best_at[c]);
+  }
+  EXPECT_LE(a.median_to_top1.lo, small.median_to_top1);
+  EXPECT_GE(a.median_to_top1.hi, small.median_to_top1);
+  // Twenty times the seeds: the interval of a mean shrinks by about sqrt(20) = 4.5.
+  const ReplayIntervals b = bootstrap_intervals(large, o, 1000, 7);
+  const double wide = a.mean_best_at[0].hi - a.mean_best_at[0].lo, narrow = b.mean_best_at[0].hi - b.mean_best_at[0].lo;
+  EXPECT_GT(wide / narrow, 3.0);
+  EXPECT_LT(wide / narrow, 7.0);
+  // The mean of uniform(70, 75) is 72.5: the 400-seed interval holds it.
+  EXPECT_LT(b.mean_best_at[0].lo, 72.5);
+  EXPECT_GT(b.mean_best_at[0].hi, 72.5);
+}
+
+TEST(ReplayIntervals, PairedComparisonKeepsSeedsTogether) {
+  ReplayOptions o;
+  o.budget = 50;
+  o.checkpoints = {10, 25};
+  std::vector<SeedResult> x, y;
+  std::mt19937_64 rng(2202);
+  std::uniform_real_distribution<double> score(70, 75);
+  for (uint64_t s = 0; s < 60; ++s) {
+    const double v = score(rng);
+    // b is a shifted by exactly -0.25 at best@10 and needs 5 more trials (or never reaches it).
+    const int64_t t = int64_t(5 + s % 30);
+    x.push_back(fake_seed(s, t, v, v + 1));
+    y.push_back(fake_seed(s, s % 7 == 0 ? -1 : t + 5, v - 0.25, v + 1));
+  }
+  const ReplaySummary a = summarise(x, o), b = summarise(y, o);
+  const ReplayComparison d = compare_replays(a, b, o, 1000, 3);
+  // The per-seed differences are constant, so resampling seed pairs cannot move the mean: an
+  // unpaired bootstrap would give an interval as wide as the scores' spread.
+  EXPECT_NEAR(d.mean_best_at[0].estimate, 0.25, 1e-9);
+  EXPECT_NEAR(d.mean_best_at[0].interval.lo, 0.25, 1e-9);
+  EXPECT_NEAR(d.mean_best_at[0].interval.hi, 0.25, 1e-9);
+  EXPECT_NEAR(d.mean_best_at[1].estimate, 0.0, 1e-9);
+  EXPECT_LT(d.median_to_top1.estimate, 0);  // a is faster
+  EXPECT_LE(d.median_to_top1.interval.hi, 0);
+  EXPECT_EQ(d.a_sooner, 60);
+  EXPECT_EQ(d.b_sooner + d.same, 0);
+  // Different seeds are not a pair.
+  y[3].seed = 99;
+  EXPECT_THROW(compare_replays(a, summarise(y, o), o), std::exception);
+}
