@@ -43,17 +43,22 @@ bool split_op_label(const std::string& label, std::string& type, int64_t& size, 
   return true;
 }
 
-int type_rank(const std::string& type) {
-  if (type == "l") return 0;  // the reference's group order: l, sa, c
+using ParamKey = std::tuple<int, int64_t, std::string>;
+
+/// The built-in order, for callers that pass no catalogue (library import, refinement and warm
+/// start's structural_distance do not yet): the reference's group order l, sa, c, then ak, then
+/// other types by name; sdp < wma, dft < dct, kernels ascending, ak parameters ("<components>[:<N>]")
+/// by window then name. It equals the registry's answers (the op contract test); remove it once
+/// every caller passes models::op_catalog().
+int builtin_rank(const std::string& type) {
+  if (type == "l") return 0;
   if (type == "sa") return 1;
   if (type == "c") return 2;
-  if (type == "ak") return 3;  // attention kernels (not in the reference) after its three groups
+  if (type == "ak") return 3;
   return 4;
 }
 
-/// Parameters in the reference's order: sdp < wma, dft < dct, kernels ascending; ak parameters
-/// ("<components>[:<N>]") by window, then by name ("qk" has none: first); others by name.
-std::tuple<int, int64_t, std::string> param_key(const std::string& param) {
+ParamKey builtin_param_key(const std::string& param) {
   if (param == "sdp" || param == "dft") return {0, 0, param};
   if (param == "wma" || param == "dct") return {0, 1, param};
   if (all_digits(param) && param.size() < 18) return {1, std::stoll(param), param};
@@ -63,6 +68,19 @@ std::tuple<int, int64_t, std::string> param_key(const std::string& param) {
     if (all_digits(window) && window.size() < 18) return {2, std::stoll(window), param};
   }
   return {2, 0, param};
+}
+
+/// An op group's rank: the catalogue's (its OpDefinition's order_rank); types it does not know
+/// after the known ones, by name.
+int type_rank(const std::string& type, const OpCatalog* ops) {
+  if (!ops) return builtin_rank(type);
+  return ops->has(type) ? ops->order_rank(type) : std::numeric_limits<int>::max();
+}
+
+/// A parameter's key inside its group: the catalogue's param_order, ties by name.
+ParamKey param_key(const std::string& type, const std::string& param, const OpCatalog* ops) {
+  if (!ops) return builtin_param_key(param);
+  return {0, ops->has(type) ? ops->param_order(type, param) : 0, param};
 }
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -145,10 +163,10 @@ std::vector<std::string> vertex_labels(const Architecture& arch) {
   return labels;
 }
 
-OpCostTable::OpCostTable(const std::vector<std::string>& labels) {
+OpCostTable::OpCostTable(const std::vector<std::string>& labels, const OpCatalog* catalog) {
   std::vector<int64_t> widths;
   // (type rank, type, size, param key) -> labels naming that op (standard and hetero spellings).
-  std::map<std::tuple<int, std::string, int64_t, std::tuple<int, int64_t, std::string>>, std::vector<std::string>> ops;
+  std::map<std::tuple<int, std::string, int64_t, ParamKey>, std::vector<std::string>> ops;
   std::set<std::string> pooling;  // Funnel pooling's vertices, a last group (absent: the reference's table)
   for (const std::string& label : labels) {
     if (label == "input" || label == "output" || label == "add_norm" || label.empty()) continue;
@@ -165,7 +183,7 @@ OpCostTable::OpCostTable(const std::vector<std::string>& labels) {
     if (!split_op_label(label, type, size, param))
       throw ConfigError("error: cannot price op label '" + label +
                         "' (expected input, output, add_norm, f<width>, <type>_h<size>_p-<param> or <type>_<param>_<dim>)");
-    auto& names = ops[{type_rank(type), type, size, param_key(param)}];
+    auto& names = ops[{type_rank(type, catalog), type, size, param_key(type, param, catalog)}];
     if (std::find(names.begin(), names.end(), label) == names.end()) names.push_back(label);
   }
   std::sort(widths.begin(), widths.end());
@@ -218,7 +236,7 @@ std::vector<std::string> labels_of(const std::vector<Architecture>& archs, const
 
 StructuralDistance::StructuralDistance(const std::vector<Architecture>& archs, const std::vector<std::string>& extra_labels,
                                        DistanceSettings settings)
-    : table_(labels_of(archs, extra_labels)), settings_(settings) {
+    : table_(labels_of(archs, extra_labels), settings.ops), settings_(settings) {
   const double e = settings_.edge_cost;
   // Intern the two parts of every layer: the sorted head cost indices, the FFN width sequence.
   std::map<std::vector<int>, uint32_t> head_ids, ffn_ids;

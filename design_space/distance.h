@@ -21,19 +21,24 @@
 #include <vector>
 
 #include "design_space/architecture.h"
+#include "design_space/op_catalog.h"
 
 namespace flexnas {
 
 struct DistanceSettings {
   double edge_cost = 0.1;  // cost of inserting or deleting one edge (the reference's 0.1)
+  /// Orders the op groups and parameters of the cost table (OpCatalog::order_rank, param_order;
+  /// it must outlive the distance). nullptr: the built-in order of distance.cpp, the same for the
+  /// registered types (tests/models/op_contract_test.cpp).
+  const OpCatalog* ops = nullptr;
 };
 
 /// The op cost index of spec §2.4 with ascending widths. Built from every label it must price.
 class OpCostTable {
  public:
   /// `labels`: op labels ("sa_h128_p-sdp", hetero "sa_sdp_64", "f512", "input", ...); unknown
-  /// forms are a ConfigError.
-  explicit OpCostTable(const std::vector<std::string>& labels);
+  /// forms are a ConfigError. `ops` orders the op groups (DistanceSettings::ops).
+  explicit OpCostTable(const std::vector<std::string>& labels, const OpCatalog* ops = nullptr);
   /// The cost index of a label; throws Error for a label the table was not built with.
   int index(const std::string& label) const;
   /// Slot order with "" spacers: entry k costs k.

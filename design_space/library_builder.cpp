@@ -160,7 +160,9 @@ Library build_library(const DesignSpace& space, const LibraryBuildOptions& optio
   lib.meta["source"] = source;
   // Only a constrained space writes the key: other libraries stay byte-identical. Refinement reads it.
   if (space.constraints.limits_cost()) lib.meta["constraints"] = constraints_to_json(space.constraints);
-  embed_and_link(lib, options, lib.ops_list, &r);
+  LibraryBuildOptions with_ops = options;  // the space's catalogue orders the distance's cost table
+  if (!with_ops.distance.ops) with_ops.distance.ops = space.ops;
+  embed_and_link(lib, with_ops, lib.ops_list, &r);
   return lib;
 }
 

@@ -30,6 +30,11 @@ class OpCatalog {
   virtual ArchitectureCost cost(const Architecture& arch) const = 0;
   /// One line naming what cost() counts (printed next to constraint counts).
   virtual std::string cost_description() const = 0;
+  /// The operation vocabulary's cost order (distance.cpp, spec §2.4), for the known type `op`: its
+  /// group's rank (groups by rank, equal ranks by name; the reference's l, sa, c are 0, 1, 2) ...
+  virtual int order_rank(const std::string& op) const = 0;
+  /// ... and the key of a parameter inside the group (ascending, equal keys by name).
+  virtual int64_t param_order(const std::string& op, const std::string& param) const = 0;
 };
 
 }  // namespace flexnas

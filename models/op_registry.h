@@ -66,6 +66,51 @@ struct HeadConfig {
   double attention_dropout = 0.1;
 };
 
+/// What one axis of an op's parameter tensor means, so weight transfer (transfer/transfer.h, which
+/// maps these to its Axis kinds) knows which entries of two models' tensors correspond.
+struct LayoutAxis {
+  enum class Kind {
+    kHiddenIn,    // the input side of a Linear reading the layer's hidden width h
+    kHiddenOut,   // a vector in the hidden space h
+    kHiddenDiag,  // per-unit scale or channel over h (depthwise convolutions over h)
+    kHeads,       // groups x heads x dim (attention widths): common heads, first dims
+    kOrdered,     // first min entries (head dims, features of one head, singleton axes)
+    kCentered,    // aligned at the centre: odd sizes (kernel taps, 2N+1 windows, 2P-1 distances)
+  };
+  Kind kind = Kind::kOrdered;
+  int64_t size = 0;
+  int64_t groups = 1, heads = 1, dim = 0;  // kHeads: size = groups * heads * dim
+  bool centered_dim = false;               // kHeads: the per-head entries are centred kernel taps
+
+  static LayoutAxis hidden_in(int64_t h) { return {Kind::kHiddenIn, h}; }
+  static LayoutAxis hidden_out(int64_t h) { return {Kind::kHiddenOut, h}; }
+  static LayoutAxis hidden_diag(int64_t h) { return {Kind::kHiddenDiag, h}; }
+  static LayoutAxis ordered(int64_t n) { return {Kind::kOrdered, n}; }
+  static LayoutAxis centered(int64_t n) { return {Kind::kCentered, n}; }
+  static LayoutAxis head_blocks(int64_t groups, int64_t heads, int64_t dim, bool centered_dim = false);
+};
+
+/// One parameter tensor, named relative to its module ("query.weight" under attention.self.,
+/// "wma" under attention.self.heads.<j>.).
+struct LayoutTensor {
+  std::string name;
+  std::vector<LayoutAxis> axes;
+};
+
+/// The parameters of a core or head, each once (the contract test holds names and shapes to the
+/// built module's named_parameters()); their order is the transfer plan's.
+struct ParamLayout {
+  std::vector<LayoutTensor> tensors;
+  void add(const std::string& name, std::vector<LayoutAxis> axes);
+  /// A Linear in -> out: weight [out, in], bias [out].
+  void linear(const std::string& prefix, const LayoutAxis& out, const LayoutAxis& in);
+};
+
+/// A standard-format core's parameters and the axis of its output width (the SelfOutput's input).
+struct CoreLayout : ParamLayout {
+  LayoutAxis output;
+};
+
 /// Everything the model needs to know about one operation type.
 struct OpDefinition {
   std::string name;                          // "sa"
@@ -83,6 +128,8 @@ struct OpDefinition {
   /// Forward FLOPs per token at sequence length `seq` (2 per multiply-add; matmuls only).
   std::function<double(const CoreConfig&, int64_t seq)> core_flops;
   std::function<std::shared_ptr<AttentionCore>(const CoreConfig&)> build_core;
+  /// What build_core(c)'s parameters are, axis by axis (weight transfer).
+  std::function<CoreLayout(const CoreConfig&)> core_layout;
 
   // Hetero format (the shared Q/K/V projections and distance table belong to the layer).
   /// "" when one head's dimensions work, else the problem; optional (no check when empty).
@@ -90,6 +137,15 @@ struct OpDefinition {
   std::function<int64_t(const HeadConfig&)> head_params;
   std::function<double(const HeadConfig&, int64_t seq)> head_flops;
   std::function<std::shared_ptr<HeadOp>(const HeadConfig&)> build_head;
+  /// What build_head(c)'s own parameters are (the layer's Q/K/V and distance table are not).
+  std::function<ParamLayout(const HeadConfig&)> head_layout;
+
+  // The operation vocabulary's cost order (design_space/distance.cpp, spec §2.4), through
+  // models::op_catalog(). Groups sort by rank, equal ranks by name; the reference's groups are
+  // l 0, sa 1, c 2, so a new type takes a rank after them (changing a rank changes every distance).
+  int order_rank = 100;
+  /// A valid parameter's place in its group: ascending, equal keys by name. Empty: by name.
+  std::function<int64_t(const std::string& param)> param_order;
 
   /// Whether the core and the head accept pooled queries (AttentionInputs::kv/q_pos). Layers of
   /// other ops that pool see a pooled stream throughout (Funnel's pool_q_only = false).

@@ -10,7 +10,7 @@
 #include <unordered_map>
 
 #include "design_space/error.h"
-#include "models/attention_common.h"
+#include "models/op_registry.h"
 
 namespace flexnas::transfer {
 
@@ -56,7 +56,8 @@ int64_t TensorSpec::numel() const {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Layout from the model dict (mirrors models/flex_model.cpp and models/ops/*.cpp).
+// Layout from the model dict: models/flex_model.cpp's blocks here, each op's core or head tensors
+// from its OpDefinition (core_layout, head_layout).
 
 namespace {
 
@@ -75,12 +76,43 @@ Axis heads_axis(int64_t groups, int64_t heads, int64_t dim, bool centered_dim = 
   return a;
 }
 
-/// Op ak's components and window (validate_architecture has checked the parameter).
-models::AttentionKernelSpec ak_spec(const std::string& param) {
-  models::AttentionKernelSpec spec;
-  const std::string problem = models::parse_attention_kernel(param, spec);
-  FLEXNAS_CHECK(problem.empty(), "ak parameter '", param, "': ", problem);
-  return spec;
+Axis to_axis(const models::LayoutAxis& a) {
+  using K = models::LayoutAxis::Kind;
+  if (a.kind == K::kHeads) return heads_axis(a.groups, a.heads, a.dim, a.centered_dim);
+  switch (a.kind) {
+    case K::kHiddenIn: return hidden_in(a.size);
+    case K::kHiddenOut: return hidden_out(a.size);
+    case K::kHiddenDiag: return hidden_diag(a.size);
+    case K::kCentered: return centered(a.size);
+    default: return ordered(a.size);
+  }
+}
+
+/// The operation type of a layer or head (validate_architecture has checked it is registered).
+const models::OpDefinition& op_of(const std::string& type) {
+  const models::OpDefinition* def = models::op_registry().find(type);
+  FLEXNAS_CHECK(def, "unknown operation type '", type, "'");
+  return *def;
+}
+
+// The configurations models/flex_model.cpp builds the cores and heads with.
+models::CoreConfig core_config(const LayerSpec& L, const ModelOptions& o) {
+  models::CoreConfig c;
+  c.hidden = L.hidden;
+  c.heads = L.heads;
+  c.param = L.param;
+  c.max_positions = o.max_positions;
+  c.attention_dropout = o.attention_dropout;
+  return c;
+}
+
+models::HeadConfig head_config(const HeadSpec& head, const ModelOptions& o) {
+  models::HeadConfig c;
+  c.param = head.param;
+  c.dim = head.dim;
+  c.max_positions = o.max_positions;
+  c.attention_dropout = o.attention_dropout;
+  return c;
 }
 
 struct LayoutBuilder {
@@ -91,6 +123,14 @@ struct LayoutBuilder {
   void linear(const std::string& prefix, const Axis& out, const Axis& in, bool bias = true) {
     add(prefix + ".weight", {out, in});
     if (bias) add(prefix + ".bias", {out});
+  }
+  /// An op's tensors (OpDefinition::core_layout / head_layout) under `prefix`.
+  void add_all(const std::string& prefix, const models::ParamLayout& layout) {
+    for (const models::LayoutTensor& t : layout.tensors) {
+      std::vector<Axis> axes;
+      for (const models::LayoutAxis& a : t.axes) axes.push_back(to_axis(a));
+      add(prefix + t.name, std::move(axes));
+    }
   }
   void layer_norm(const std::string& prefix, int64_t h) {
     add(prefix + ".weight", {hidden_diag(h)});
@@ -112,52 +152,11 @@ std::vector<TensorSpec> tensor_layout(const Architecture& arch, const ModelOptio
   // (0 = none): encoder layers and the Funnel decoder's layers alike.
   auto add_layer = [&](const LayerSpec& L, const std::string& p, int64_t next_hidden) {
     const int64_t h = L.hidden;
-    Axis attn_width;  // the SelfOutput's input
     if (L.head_list.empty()) {
       b.compat = L.op;  // attention cores transfer between equal operation types only
-      const std::string s = p + "attention.self.";
-      const int64_t n = L.heads, d = h / n;
-      if (L.op == "c") {
-        const int64_t a = std::max<int64_t>(n / 2, 1), k = models::kernel_size_of(L.param);
-        const Axis A = heads_axis(1, a, d);
-        b.linear(s + "query", A, hidden_in(h));
-        b.linear(s + "key", A, hidden_in(h));
-        b.linear(s + "value", A, hidden_in(h));
-        b.add(s + "key_conv_attn_layer.depthwise.weight", {hidden_diag(h), ordered(1), centered(k)});
-        b.add(s + "key_conv_attn_layer.pointwise.weight", {A, hidden_in(h), ordered(1)});
-        b.add(s + "key_conv_attn_layer.bias", {A, ordered(1)});
-        b.linear(s + "conv_kernel_layer", heads_axis(1, a, k, /*centered_dim=*/true), A);
-        b.linear(s + "conv_out_layer", A, hidden_in(h));
-        b.add(s + "distance_embedding.weight", {centered(P2), ordered(d)});
-        attn_width = heads_axis(2, a, d);  // [attention heads | convolution heads]
-      } else if (L.op == "ak") {
-        // Attention kernels (models/ops/attention_kernel.cpp): projections only when read; per-head
-        // beta [n, 2N+1] and the [d, 2N+1] tables have centred distance axes, so layers with other
-        // windows exchange the columns around distance 0; the depthwise convolutions cover the first
-        // max(n/2, 1) heads. Kernels absent on one side are fresh (the tensor is missing there).
-        const auto k = ak_spec(L.param);
-        const int64_t R = k.taps();
-        const Axis W = heads_axis(1, n, d), C = heads_axis(1, std::max<int64_t>(n / 2, 1), d);
-        if (k.uses_q()) b.linear(s + "query", W, hidden_in(h));
-        if (k.uses_k()) b.linear(s + "key", W, hidden_in(h));
-        b.linear(s + "value", W, hidden_in(h));
-        if (k.convfixed()) b.add(s + "convfixed", {ordered(n), centered(R)});
-        if (k.convq()) b.add(s + "convq", {ordered(d), centered(R)});
-        if (k.convk()) b.add(s + "convk", {ordered(d), centered(R)});
-        if (k.vconv()) b.add(s + "value_conv.weight", {C, ordered(1), centered(R)});
-        if (k.qkconv() && k.uses_q()) b.add(s + "query_conv.weight", {C, ordered(1), centered(R)});
-        if (k.qkconv() && k.uses_k()) b.add(s + "key_conv.weight", {C, ordered(1), centered(R)});
-        attn_width = W;
-      } else {
-        const Axis W = heads_axis(1, n, d);
-        b.linear(s + "query", W, hidden_in(h));
-        if (L.op != "l") b.linear(s + "key", W, hidden_in(h));
-        b.linear(s + "value", W, hidden_in(h));
-        b.add(s + "distance_embedding.weight", {centered(P2), ordered(d)});
-        if (L.op == "sa" && L.param == "wma") b.add(s + "wma", {ordered(d), ordered(d)});
-        attn_width = W;
-      }
-      b.add(p + "attention.output.dense.weight", {hidden_out(h), attn_width});
+      const models::CoreLayout core = op_of(L.op).core_layout(core_config(L, o));
+      b.add_all(p + "attention.self.", core);
+      b.add(p + "attention.output.dense.weight", {hidden_out(h), to_axis(core.output)});
     } else {
       b.compat = "";
       const std::string s = p + "attention.self.";
@@ -169,26 +168,7 @@ std::vector<TensorSpec> tensor_layout(const Architecture& arch, const ModelOptio
       b.add(s + "distance_embedding.weight", {centered(P2), ordered(D)});
       for (size_t j = 0; j < L.head_list.size(); ++j) {
         const HeadSpec& head = L.head_list[j];
-        const std::string hp = s + "heads." + std::to_string(j) + ".";
-        if (head.type == "sa" && head.param == "wma") b.add(hp + "wma", {ordered(D), ordered(D)});
-        if (head.type == "c") {
-          const int64_t k = models::kernel_size_of(head.param);
-          b.add(hp + "key_conv_attn_layer.depthwise.weight", {ordered(D), ordered(1), centered(k)});
-          b.add(hp + "key_conv_attn_layer.pointwise.weight", {ordered(D), ordered(D), ordered(1)});
-          b.add(hp + "key_conv_attn_layer.bias", {ordered(D), ordered(1)});
-          b.linear(hp + "conv_kernel_layer", centered(k), ordered(D));
-          b.linear(hp + "conv_out_layer", ordered(D), ordered(D));
-        }
-        if (head.type == "ak") {
-          const auto k = ak_spec(head.param);
-          const int64_t R = k.taps();
-          if (k.convfixed()) b.add(hp + "convfixed", {ordered(1), centered(R)});
-          if (k.convq()) b.add(hp + "convq", {ordered(D), centered(R)});
-          if (k.convk()) b.add(hp + "convk", {ordered(D), centered(R)});
-          if (k.vconv()) b.add(hp + "value_conv.weight", {ordered(D), ordered(1), centered(R)});
-          if (k.qkconv() && k.uses_q()) b.add(hp + "query_conv.weight", {ordered(D), ordered(1), centered(R)});
-          if (k.qkconv() && k.uses_k()) b.add(hp + "key_conv.weight", {ordered(D), ordered(1), centered(R)});
-        }
+        b.add_all(s + "heads." + std::to_string(j) + ".", op_of(head.type).head_layout(head_config(head, o)));
       }
       // Column block j belongs to head j whatever its type (spec §6.3).
       b.add(p + "attention.output.dense.weight", {hidden_out(h), W});

@@ -225,6 +225,28 @@ OpDefinition make_attention_kernel() {
   def.build_core = [](const CoreConfig& c) -> std::shared_ptr<AttentionCore> {
     return std::make_shared<AttentionKernelCore>(c);
   };
+  def.core_layout = [](const CoreConfig& c) {
+    // Projections only when read; beta [n, 2N+1] and the [d, 2N+1] tables have centred distance
+    // axes, so layers with other windows exchange the columns around distance 0; the depthwise
+    // convolutions [C, 1, 2N+1] cover the first max(n/2, 1) heads. Kernels absent on one side are
+    // fresh (the tensor is missing there).
+    using A = LayoutAxis;
+    const KernelSpec s = kernel_of(c.param);
+    const int64_t h = c.hidden, n = c.heads, d = h / n, R = s.taps();
+    const LayoutAxis C = A::head_blocks(1, conv_heads(n), d);
+    CoreLayout l;
+    l.output = A::head_blocks(1, n, d);
+    if (s.uses_q()) l.linear("query", l.output, A::hidden_in(h));
+    if (s.uses_k()) l.linear("key", l.output, A::hidden_in(h));
+    l.linear("value", l.output, A::hidden_in(h));
+    if (s.convfixed()) l.add("convfixed", {A::ordered(n), A::centered(R)});
+    if (s.convq()) l.add("convq", {A::ordered(d), A::centered(R)});
+    if (s.convk()) l.add("convk", {A::ordered(d), A::centered(R)});
+    if (s.vconv()) l.add("value_conv.weight", {C, A::ordered(1), A::centered(R)});
+    if (s.qkconv() && s.uses_q()) l.add("query_conv.weight", {C, A::ordered(1), A::centered(R)});
+    if (s.qkconv() && s.uses_k()) l.add("key_conv.weight", {C, A::ordered(1), A::centered(R)});
+    return l;
+  };
   def.head_params = [](const HeadConfig& c) {
     const KernelSpec s = kernel_of(c.param);
     const int64_t D = c.dim, R = s.taps();
@@ -238,6 +260,25 @@ OpDefinition make_attention_kernel() {
            (s.vconv() ? 2 * D * R : 0.0) + 2 * D * R * double(s.conv_projections());
   };
   def.build_head = [](const HeadConfig& c) -> std::shared_ptr<HeadOp> { return std::make_shared<AttentionKernelHead>(c); };
+  def.head_layout = [](const HeadConfig& c) {
+    // As the core's, for one head of D: beta [1, 2N+1], tables [D, 2N+1], convolutions [D, 1, 2N+1].
+    using A = LayoutAxis;
+    const KernelSpec s = kernel_of(c.param);
+    const int64_t D = c.dim, R = s.taps();
+    ParamLayout l;
+    if (s.convfixed()) l.add("convfixed", {A::ordered(1), A::centered(R)});
+    if (s.convq()) l.add("convq", {A::ordered(D), A::centered(R)});
+    if (s.convk()) l.add("convk", {A::ordered(D), A::centered(R)});
+    if (s.vconv()) l.add("value_conv.weight", {A::ordered(D), A::ordered(1), A::centered(R)});
+    if (s.qkconv() && s.uses_q()) l.add("query_conv.weight", {A::ordered(D), A::ordered(1), A::centered(R)});
+    if (s.qkconv() && s.uses_k()) l.add("key_conv.weight", {A::ordered(D), A::ordered(1), A::centered(R)});
+    return l;
+  };
+  def.order_rank = 3;  // not in the reference: after its l, sa, c
+  def.param_order = [](const std::string& p) {  // by window ("qk" has none: 0), then by name
+    KernelSpec spec;
+    return parse_attention_kernel(p, spec).empty() ? int64_t(spec.window) : int64_t(0);
+  };
   return def;
 }
 

@@ -137,6 +137,23 @@ OpDefinition make_dynamic_conv() {
   def.build_core = [](const CoreConfig& c) -> std::shared_ptr<AttentionCore> {
     return std::make_shared<DynamicConvCore>(c);
   };
+  def.core_layout = [](const CoreConfig& c) {
+    // a heads of d in every branch; depthwise [h, 1, k] per input channel, its k taps centred; the
+    // dynamic kernel [a*k, A] writes a heads of k centred taps; the [2P-1, d] table as sa's.
+    using A = LayoutAxis;
+    const int64_t h = c.hidden, a = attn_heads(c), d = h / c.heads, k = kernel_size_of(c.param);
+    const LayoutAxis heads = A::head_blocks(1, a, d);
+    CoreLayout l;
+    for (const char* p : {"query", "key", "value"}) l.linear(p, heads, A::hidden_in(h));
+    l.add("key_conv_attn_layer.depthwise.weight", {A::hidden_diag(h), A::ordered(1), A::centered(k)});
+    l.add("key_conv_attn_layer.pointwise.weight", {heads, A::hidden_in(h), A::ordered(1)});
+    l.add("key_conv_attn_layer.bias", {heads, A::ordered(1)});
+    l.linear("conv_kernel_layer", A::head_blocks(1, a, k, /*centered_dim=*/true), heads);
+    l.linear("conv_out_layer", heads, A::hidden_in(h));
+    l.add("distance_embedding.weight", {A::centered(2 * c.max_positions - 1), A::ordered(d)});
+    l.output = A::head_blocks(2, a, d);  // [attention heads | convolution heads]
+    return l;
+  };
   def.head_params = [](const HeadConfig& c) {
     const int64_t D = c.dim, k = kernel_size_of(c.param);
     return (D * k + D * D + D) + (D * k + k) + (D * D + D);
@@ -146,6 +163,21 @@ OpDefinition make_dynamic_conv() {
     return 2 * D * k + 2 * D * D + 2 * D * k + 2 * D * D + 2 * D * k + 2 * T * D;
   };
   def.build_head = [](const HeadConfig& c) -> std::shared_ptr<HeadOp> { return std::make_shared<DynamicConvHead>(c); };
+  def.head_layout = [](const HeadConfig& c) {
+    // The head's own D features throughout; the kernel's k taps centred.
+    using A = LayoutAxis;
+    const int64_t D = c.dim, k = kernel_size_of(c.param);
+    ParamLayout l;
+    l.add("key_conv_attn_layer.depthwise.weight", {A::ordered(D), A::ordered(1), A::centered(k)});
+    l.add("key_conv_attn_layer.pointwise.weight", {A::ordered(D), A::ordered(D), A::ordered(1)});
+    l.add("key_conv_attn_layer.bias", {A::ordered(D), A::ordered(1)});
+    l.linear("conv_kernel_layer", A::centered(k), A::ordered(D));
+    l.linear("conv_out_layer", A::ordered(D), A::ordered(D));
+    return l;
+  };
+  def.order_rank = 2;  // the reference's groups: l, sa, c
+  // Kernel sizes ascending (check_kernel: at most 3 digits).
+  def.param_order = [](const std::string& p) { return check_kernel(p).empty() ? int64_t(std::stoi(p)) : int64_t(0); };
   return def;
 }
 

@@ -87,9 +87,23 @@ OpDefinition make_linear_mixing() {
   def.build_core = [](const CoreConfig& c) -> std::shared_ptr<AttentionCore> {
     return std::make_shared<LinearMixingCore>(c);
   };
+  def.core_layout = [](const CoreConfig& c) {
+    // Q/V [h, h] as sa's (no key); the [2P-1, d] relative-key table is centred on distance 0.
+    using A = LayoutAxis;
+    const int64_t d = c.hidden / c.heads;
+    CoreLayout l;
+    l.output = A::head_blocks(1, c.heads, d);
+    l.linear("query", l.output, A::hidden_in(c.hidden));
+    l.linear("value", l.output, A::hidden_in(c.hidden));
+    l.add("distance_embedding.weight", {A::centered(2 * c.max_positions - 1), A::ordered(d)});
+    return l;
+  };
   def.head_params = [](const HeadConfig&) { return int64_t(0); };
   def.head_flops = [](const HeadConfig& c, int64_t T) { return 2.0 * T * c.dim + mix_flops(double(c.dim), T, c.param); };
   def.build_head = [](const HeadConfig& c) -> std::shared_ptr<HeadOp> { return std::make_shared<LinearMixingHead>(c); };
+  def.head_layout = [](const HeadConfig&) { return ParamLayout{}; };
+  def.order_rank = 0;  // the reference's groups: l, sa, c
+  def.param_order = [](const std::string& p) { return p == "dct" ? int64_t(1) : int64_t(0); };  // dft < dct
   return def;
 }
 

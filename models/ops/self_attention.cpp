@@ -89,12 +89,31 @@ OpDefinition make_self_attention() {
   def.build_core = [](const CoreConfig& c) -> std::shared_ptr<AttentionCore> {
     return std::make_shared<SelfAttentionCore>(c);
   };
+  def.core_layout = [](const CoreConfig& c) {
+    // Q/K/V [h, h] read h and write n heads of d; the [2P-1, d] relative-key table is centred on
+    // distance 0; wma [d, d] acts on one head's dims.
+    using A = LayoutAxis;
+    const int64_t d = c.hidden / c.heads;
+    CoreLayout l;
+    l.output = A::head_blocks(1, c.heads, d);
+    for (const char* p : {"query", "key", "value"}) l.linear(p, l.output, A::hidden_in(c.hidden));
+    l.add("distance_embedding.weight", {A::centered(2 * c.max_positions - 1), A::ordered(d)});
+    if (c.param == "wma") l.add("wma", {A::ordered(d), A::ordered(d)});
+    return l;
+  };
   def.head_params = [](const HeadConfig& c) { return c.param == "wma" ? c.dim * c.dim : int64_t(0); };
   def.head_flops = [](const HeadConfig& c, int64_t T) {
     const double D = double(c.dim);
     return 4 * T * D + (c.param == "wma" ? 2 * D * D : 0.0);
   };
   def.build_head = [](const HeadConfig& c) -> std::shared_ptr<HeadOp> { return std::make_shared<SelfAttentionHead>(c); };
+  def.head_layout = [](const HeadConfig& c) {
+    ParamLayout l;
+    if (c.param == "wma") l.add("wma", {LayoutAxis::ordered(c.dim), LayoutAxis::ordered(c.dim)});  // [D, D]
+    return l;
+  };
+  def.order_rank = 1;  // the reference's groups: l, sa, c
+  def.param_order = [](const std::string& p) { return p == "wma" ? int64_t(1) : int64_t(0); };  // sdp < wma
   def.pools_queries = true;
   def.core_flops_pooled = [](const CoreConfig& c, int64_t tq, int64_t tk) {
     const double h = double(c.hidden), d = h / double(c.heads), Tk = double(tk);

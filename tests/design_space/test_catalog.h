@@ -40,6 +40,13 @@ class TestCatalog : public OpCatalog {
     return c;
   }
   std::string cost_description() const override { return "test catalogue's toy count"; }
+  /// The registry's vocabulary order for its three types (the op contract test compares).
+  int order_rank(const std::string& op) const override { return op == "l" ? 0 : op == "sa" ? 1 : 2; }
+  int64_t param_order(const std::string& op, const std::string& p) const override {
+    if (op == "sa") return p == "wma" ? 1 : 0;
+    if (op == "l") return p == "dct" ? 1 : 0;
+    return check_param(op, p).empty() ? std::stoi(p) : 0;
+  }
 };
 
 inline const OpCatalog& test_catalog() {

@@ -7,10 +7,13 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <functional>
+#include <map>
 
 #include "design_space/config_node.h"
 #include "design_space/design_space.h"
+#include "design_space/distance.h"
 #include "models/op_catalog.h"
 #include "models/op_registry.h"
 #include "tests/design_space/test_catalog.h"
@@ -326,6 +329,96 @@ TEST(OpRegistry, DesignSpaceChecksAgreeWithTheRegistry) {
     }
   }
   EXPECT_NE(real.check_param("c", "1"), "");  // the old built-in list accepted a kernel of 1
+}
+
+}  // namespace
+}  // namespace flexnas::models
+
+namespace flexnas::models {
+namespace {
+
+std::map<std::string, std::vector<int64_t>> shapes_of(const ParamLayout& layout) {
+  std::map<std::string, std::vector<int64_t>> out;
+  for (const LayoutTensor& t : layout.tensors) {
+    std::vector<int64_t> shape;
+    for (const LayoutAxis& a : t.axes) shape.push_back(a.size);
+    out[t.name] = shape;
+  }
+  return out;
+}
+
+std::vector<std::string> names_of(const ParamLayout& layout) {
+  std::vector<std::string> out;
+  for (const LayoutTensor& t : layout.tensors) out.push_back(t.name);
+  return out;
+}
+
+// core_layout / head_layout (what weight transfer reads) name every parameter of the built core or
+// head once, with its shape; the core's output axis is its output width.
+TEST(OpRegistry, LayoutsDescribeTheBuiltModules) {
+  for (const std::string& name : op_registry().names()) {
+    const OpDefinition& def = *op_registry().find(name);
+    for (const std::string& p : def.example_params) {
+      for (const auto& [hidden, heads] : std::vector<std::pair<int64_t, int64_t>>{{16, 2}, {24, 3}, {16, 1}, {32, 4}}) {
+        CoreConfig c;
+        c.hidden = hidden;
+        c.heads = heads;
+        c.param = p;
+        c.max_positions = 16;
+        if (!def.check_core(c).empty()) continue;
+        const CoreLayout layout = def.core_layout(c);
+        std::map<std::string, std::vector<int64_t>> built;
+        for (const auto& t : def.build_core(c)->named_parameters()) built[t.key()] = t.value().sizes().vec();
+        EXPECT_EQ(names_of(layout).size(), built.size()) << name << " " << p << " n=" << heads;  // no duplicates
+        EXPECT_EQ(shapes_of(layout), built) << name << " " << p << " n=" << heads;
+        EXPECT_EQ(layout.output.size, def.core_output_width(c)) << name << " " << p << " n=" << heads;
+      }
+      HeadConfig h;
+      h.param = p;
+      h.dim = 8;
+      h.max_positions = 16;
+      const ParamLayout layout = def.head_layout(h);
+      std::map<std::string, std::vector<int64_t>> built;
+      for (const auto& t : def.build_head(h)->named_parameters()) built[t.key()] = t.value().sizes().vec();
+      EXPECT_EQ(names_of(layout).size(), built.size()) << name << " " << p;
+      EXPECT_EQ(shapes_of(layout), built) << name << " " << p;
+    }
+  }
+}
+
+// The operation vocabulary's order (design_space/distance.cpp) from the registry: the stand-in
+// catalogue of the design_space tests gives the same answers for l, sa, c; other types rank after
+// the reference's three; and the cost table ordered by the registry equals the built-in order that
+// callers without a catalogue get, so distances and embeddings do not depend on which they use.
+TEST(OpRegistry, VocabularyOrderAgreesWithTheStandInAndTheBuiltInOrder) {
+  const OpCatalog& real = models::op_catalog();
+  const OpCatalog& stand_in = flexnas::testing::test_catalog();
+  std::vector<std::string> labels;
+  for (const std::string& name : op_registry().names()) {
+    const OpDefinition& def = *op_registry().find(name);
+    if (stand_in.has(name)) {
+      EXPECT_EQ(real.order_rank(name), stand_in.order_rank(name)) << name;
+      for (const auto* list : {&def.example_params, &def.invalid_params})
+        for (const std::string& p : *list) EXPECT_EQ(real.param_order(name, p), stand_in.param_order(name, p)) << name << " " << p;
+    } else {
+      EXPECT_GT(real.order_rank(name), 2) << name << ": new types sort after the reference's l, sa, c";
+    }
+    for (const std::string& p : def.example_params)
+      for (int64_t h : {128, 64}) {
+        labels.push_back(name + "_h" + std::to_string(h) + "_p-" + p);
+        labels.push_back(name + "_" + p + "_" + std::to_string(h / 2));
+      }
+  }
+  for (const char* extra : {"sa_h128_p-wma", "sa_h128_p-sdp", "l_h64_p-dct", "l_h64_p-dft", "c_h64_p-13", "c_h64_p-9",
+                            "c_h64_p-05", "ak_h64_p-qk+convq:10", "ak_h64_p-convk:10", "f512", "f64"})
+    labels.push_back(extra);
+  EXPECT_EQ(OpCostTable(labels, &real).order(), OpCostTable(labels).order());
+  std::reverse(labels.begin(), labels.end());
+  EXPECT_EQ(OpCostTable(labels, &real).order(), OpCostTable(labels).order());
+  std::vector<std::string> reference_labels;  // the stand-in's types only (it does not know the others)
+  for (const std::string& label : labels)
+    if (stand_in.has(label.substr(0, label.find('_'))) || label[0] == 'f') reference_labels.push_back(label);
+  EXPECT_EQ(OpCostTable(reference_labels, &stand_in).order(), OpCostTable(reference_labels).order());
 }
 
 }  // namespace
