@@ -10,7 +10,12 @@
 
 namespace flexnas::datasets {
 
-const char* truncation_name(Truncation t) { return t == Truncation::kHead ? "head" : "head+tail"; }
+const EnumNames<Truncation>& truncation_names() {
+  static const EnumNames<Truncation> names{{"head", Truncation::kHead}, {"head+tail", Truncation::kHeadTail}};
+  return names;
+}
+
+const char* truncation_name(Truncation t) { return enum_name(truncation_names(), t).c_str(); }
 
 TaskDataset::TaskDataset(const TaskInfo& task, const std::vector<Example>& examples, const Tokenizer& tokenizer,
                          const std::string& cache_name, FinetuneOptions o)

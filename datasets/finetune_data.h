@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "datasets/tasks.h"
+#include "design_space/enum_names.h"
 #include "datasets/tokenizer.h"
 
 namespace flexnas::datasets {
@@ -21,6 +22,7 @@ namespace flexnas::datasets {
 /// end (an e-mail's subject and opening plus its closing lines; Sun et al. 2019 found head+tail best
 /// for long documents). Sentence pairs are always cut longest-first.
 enum class Truncation { kHead, kHeadTail };
+const EnumNames<Truncation>& truncation_names();  // head, head+tail (`flexnas finetune --truncation`)
 const char* truncation_name(Truncation t);  // "head" | "head+tail"
 
 struct FinetuneOptions {

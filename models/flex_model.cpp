@@ -10,20 +10,19 @@
 
 namespace flexnas::models {
 
-std::string head_type_name(HeadType head) {
-  switch (head) {
-    case HeadType::kMlm: return "mlm";
-    case HeadType::kSequence: return "cls";
-    case HeadType::kToken: return "token";
-  }
-  return "mlm";
+const EnumNames<HeadType>& head_type_names() {
+  static const EnumNames<HeadType> names{{"mlm", HeadType::kMlm}, {"cls", HeadType::kSequence}, {"token", HeadType::kToken}};
+  return names;
 }
 
+std::string head_type_name(HeadType head) { return enum_name(head_type_names(), head); }
+
 HeadType parse_head_type(const std::string& text, const std::string& what) {
-  if (text == "mlm") return HeadType::kMlm;
-  if (text == "cls") return HeadType::kSequence;
-  if (text == "token") return HeadType::kToken;
-  throw ConfigError("error: " + what + ": unknown head type '" + text + "' (allowed: mlm, cls, token)");
+  for (const auto& [name, head] : head_type_names())
+    if (text == name) return head;
+  std::string allowed;
+  for (const auto& entry : head_type_names()) allowed += (allowed.empty() ? "" : ", ") + entry.first;
+  throw ConfigError("error: " + what + ": unknown head type '" + text + "' (allowed: " + allowed + ")");
 }
 
 nlohmann::ordered_json ModelOptions::to_json() const {

@@ -12,10 +12,13 @@
 #include <vector>
 
 #include "design_space/architecture.h"
+#include "design_space/enum_names.h"
 
 namespace flexnas::models {
 
 enum class HeadType { kMlm, kSequence, kToken };
+/// The spellings: mlm, cls, token (config.json's head, `flexnas model info --head`).
+const EnumNames<HeadType>& head_type_names();
 /// "mlm" | "cls" | "token".
 std::string head_type_name(HeadType head);
 /// Parses "mlm" | "cls" | "token"; throws ConfigError naming `what` (a flag or a key) otherwise.

@@ -13,25 +13,25 @@
 
 namespace flexnas::models {
 
-const std::vector<std::string>& precision_names() {
-  static const std::vector<std::string> names = {"auto", "fp32", "bf16", "fp16"};
+const EnumNames<Precision>& precision_enum_names() {
+  static const EnumNames<Precision> names{
+      {"auto", Precision::kAuto}, {"fp32", Precision::kFp32}, {"bf16", Precision::kBf16}, {"fp16", Precision::kFp16}};
   return names;
 }
 
-const char* precision_name(Precision p) {
-  switch (p) {
-    case Precision::kAuto: return "auto";
-    case Precision::kFp32: return "fp32";
-    case Precision::kBf16: return "bf16";
-    case Precision::kFp16: return "fp16";
-  }
-  return "auto";
+const std::vector<std::string>& precision_names() {
+  static const std::vector<std::string> names = enum_spellings(precision_enum_names());
+  return names;
 }
 
+const char* precision_name(Precision p) { return enum_name(precision_enum_names(), p).c_str(); }
+
 Precision parse_precision(const std::string& text, const std::string& what) {
-  for (Precision p : {Precision::kAuto, Precision::kFp32, Precision::kBf16, Precision::kFp16})
-    if (text == precision_name(p)) return p;
-  throw ConfigError("error: " + what + ": unknown precision '" + text + "' (allowed: auto, fp32, bf16, fp16)");
+  for (const auto& [name, p] : precision_enum_names())
+    if (text == name) return p;
+  std::string allowed;
+  for (const std::string& name : precision_names()) allowed += (allowed.empty() ? "" : ", ") + name;
+  throw ConfigError("error: " + what + ": unknown precision '" + text + "' (allowed: " + allowed + ")");
 }
 
 torch::Device resolve_device(const std::string& text, const std::string& what) {

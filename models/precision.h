@@ -14,14 +14,18 @@
 
 #include <string>
 
+#include "design_space/enum_names.h"
+
 namespace flexnas::models {
 
 enum class Precision { kAuto, kFp32, kBf16, kFp16 };
+/// The spellings: auto, fp32, bf16, fp16 (--precision, a campaign's precision key, metrics files).
+const EnumNames<Precision>& precision_enum_names();
 /// "auto" | "fp32" | "bf16" | "fp16".
 const char* precision_name(Precision p);
 /// Parses a precision name; ConfigError naming `what` and the allowed names otherwise.
 Precision parse_precision(const std::string& text, const std::string& what);
-/// The names in order, for CLI11 transformers and messages.
+/// The spellings in order, for messages and readers of plain text.
 const std::vector<std::string>& precision_names();
 
 /// Parses "auto" | "cpu" | "cuda" | "cuda:N" and resolves it: auto = the first visible GPU when

@@ -14,12 +14,19 @@
 
 namespace flexnas::models {
 
-std::string probe_pooling_name(ProbePooling pooling) { return pooling == ProbePooling::kCls ? "cls" : "mean"; }
+const EnumNames<ProbePooling>& probe_pooling_names() {
+  static const EnumNames<ProbePooling> names{{"mean", ProbePooling::kMean}, {"cls", ProbePooling::kCls}};
+  return names;
+}
+
+std::string probe_pooling_name(ProbePooling pooling) { return enum_name(probe_pooling_names(), pooling); }
 
 ProbePooling parse_probe_pooling(const std::string& text, const std::string& flag) {
-  if (text == "mean") return ProbePooling::kMean;
-  if (text == "cls") return ProbePooling::kCls;
-  throw ConfigError("error: " + flag + ": '" + text + "' is not a pooling; allowed: mean, cls");
+  for (const auto& [name, pooling] : probe_pooling_names())
+    if (text == name) return pooling;
+  std::string allowed;
+  for (const auto& entry : probe_pooling_names()) allowed += (allowed.empty() ? "" : ", ") + entry.first;
+  throw ConfigError("error: " + flag + ": '" + text + "' is not a pooling; allowed: " + allowed);
 }
 
 LayerFeatures extract_features(FlexModelImpl& model, const EvalSplit& split, datasets::TaskKind kind,

@@ -28,6 +28,8 @@ namespace flexnas::models {
 
 /// How a sequence task's example becomes one vector (token tasks use every labelled token).
 enum class ProbePooling { kMean, kCls };
+/// The spellings: mean, cls (`flexnas probe --pool`).
+const EnumNames<ProbePooling>& probe_pooling_names();
 /// "mean" | "cls".
 std::string probe_pooling_name(ProbePooling pooling);
 /// Parses "mean" | "cls"; ConfigError naming `flag` otherwise.
