@@ -4,6 +4,7 @@
 
 #include "design_space/distance.h"
 #include "models/checkpoint.h"
+#include "models/op_catalog.h"
 #include "transfer/transfer.h"
 
 namespace flexnas::launch {
@@ -47,8 +48,10 @@ std::optional<WarmStartChoice> WarmStartChooser::choose(const Library& library, 
     }
   }
   std::vector<std::pair<double, const ParentModel*>> parents;
+  DistanceSettings distance;
+  distance.ops = &models::op_catalog();  // the op groups' order comes from the registry
   for (const ParentModel& p : parent_models)
-    if (p.arch.format == arch.format) parents.emplace_back(structural_distance(p.arch, arch), &p);
+    if (p.arch.format == arch.format) parents.emplace_back(structural_distance(p.arch, arch, distance), &p);
   std::stable_sort(parents.begin(), parents.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   const size_t own = candidates.size();
