@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
   Progress::set_enabled(false);
   launch::set_torch_threads(threads);
   launch::ComputeFlags flags;
-  flags.precision = precision_flag;
+  flags.precision = models::parse_precision(precision_flag, "--precision");
   const launch::Compute compute = launch::resolve_compute(flags);  // prints "compute: cpu, bf16 (...)"
 
   const datasets::TaskInfo& info = datasets::task_info(task, "--task");

@@ -62,7 +62,7 @@ void add_device_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("device", "the CPU/GPU, BLAS kernel and precision models run with here");
   auto o = std::make_shared<DeviceCliOptions>();
   add_compute_flags(*cmd, o->compute);
-  cmd->add_option("--threads", o->threads, "torch threads for --peak (0: every core)")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "torch threads for --peak; 0 = every core");
   cmd->add_flag("--peak", o->peak, "measure the matrix-multiply rate (1024 x 1024, fp32 and the chosen precision)");
   cmd->add_flag("--json", o->json, "print JSON");
   cmd->callback([o] { run_device(*o); });

@@ -23,7 +23,7 @@ struct EvaluateOptions {
   std::string checkpoint;         // fine-tuned checkpoint directory
   std::string task;               // registered task
   std::string split;              // dev | test | ... (default: the task's first evaluation split)
-  std::string data_dir = "data";  // task data
+  std::string data_dir = datasets::TaskLoadOptions{}.data_dir;  // task data
   std::string cache_dir;          // token caches (default <data-dir>/cache)
   std::string tokenizer;          // must be the checkpoint's (default: the recorded file)
   std::string out;                // metrics file (default <checkpoint>/eval-<task>-<split>.json)
@@ -35,18 +35,18 @@ struct EvaluateOptions {
 
 void run_evaluate(EvaluateOptions o) {
   if (o.data.batch_size <= 0)
-    throw ConfigError("error: --batch-size: expected a positive integer, got " + std::to_string(o.data.batch_size));
+    flag_error("--batch-size", "expected a positive integer, got " + std::to_string(o.data.batch_size));
   if (o.max_len != 0 && o.max_len < 3)
-    throw ConfigError("error: --max-len: expected at least 3 (or 0: the fine-tuning run's), got " + std::to_string(o.max_len));
+    flag_error("--max-len", "expected at least 3 (or 0: the fine-tuning run's), got " + std::to_string(o.max_len));
   set_torch_threads(o.threads);
   const Compute compute = resolve_compute(o.compute);
-  if (!fs::is_directory(o.checkpoint)) throw ConfigError("error: --checkpoint: '" + o.checkpoint + "': no such directory");
+  if (!fs::is_directory(o.checkpoint)) flag_error("--checkpoint", "'" + o.checkpoint + "': no such directory");
   const datasets::TaskInfo& info = datasets::task_info(o.task, "--task");
   if (o.split.empty()) o.split = info.eval_splits.front();
   if (std::find(info.splits.begin(), info.splits.end(), o.split) == info.splits.end()) {
     std::string allowed;
     for (const auto& s : info.splits) allowed += (allowed.empty() ? "" : ", ") + s;
-    throw ConfigError("error: --split: '" + o.split + "' is not a split of " + info.name + "; allowed: " + allowed);
+    flag_error("--split", "'" + o.split + "' is not a split of " + info.name + "; allowed: " + allowed);
   }
 
   const models::CheckpointConfig config = models::read_checkpoint_config(o.checkpoint);
@@ -60,10 +60,10 @@ void run_evaluate(EvaluateOptions o) {
   }
   const models::ModelOptions wanted = models::task_model_options(config.options, info);
   if (config.options.head != wanted.head || config.options.num_labels != wanted.num_labels)
-    throw ConfigError("error: --checkpoint: '" + o.checkpoint + "' has a " + models::head_type_name(config.options.head) +
-                      " head with " + std::to_string(config.options.num_labels) + " labels; task " + info.name +
-                      " needs a " + models::head_type_name(wanted.head) + " head with " +
-                      std::to_string(wanted.num_labels) + " (fine-tune it first: flexnas finetune)");
+    flag_error("--checkpoint", "'" + o.checkpoint + "' has a " + models::head_type_name(config.options.head) +
+               " head with " + std::to_string(config.options.num_labels) + " labels; task " + info.name +
+               " needs a " + models::head_type_name(wanted.head) + " head with " +
+               std::to_string(wanted.num_labels) + " (fine-tune it first: flexnas finetune)");
   const datasets::Tokenizer tokenizer =
       checkpoint_task_tokenizer(o.checkpoint, config, o.tokenizer, o.cache_dir, o.data_dir, o.data.max_length);
 
@@ -98,14 +98,13 @@ void add_evaluate_command(CLI::App& app) {
   cmd->add_option("--checkpoint", o->checkpoint, "fine-tuned checkpoint directory")->required();
   cmd->add_option("--task", o->task, "spam | brown-genre | brown-pos | glue:<task>")->required();
   cmd->add_option("--split", o->split, "dev | test | ... (default: the task's evaluation split)");
-  cmd->add_option("--data-dir", o->data_dir, "task data directory (default data)");
-  cmd->add_option("--cache-dir", o->cache_dir, "token caches (default <data-dir>/cache)");
+  cmd->add_option("--data-dir", o->data_dir, "task data directory");
+  cmd->add_option("--cache-dir", o->cache_dir, "token caches")->default_str("<data-dir>/cache");
   cmd->add_option("--tokenizer", o->tokenizer, "the checkpoint's tokenizer, when its recorded path moved");
-  cmd->add_option("--out", o->out, "metrics JSON (default <checkpoint>/eval-<task>-<split>.json)");
-  cmd->add_option("--batch-size", o->data.batch_size, "examples per batch (default 32)");
-  cmd->add_option("--max-len", o->max_len, "tokens per example; 0 = what fine-tuning used, else the task's default")
-      ->capture_default_str();
-  cmd->add_option("--threads", o->threads, "torch threads (default 0: every core)");
+  cmd->add_option("--out", o->out, "metrics JSON")->default_str("<checkpoint>/eval-<task>-<split>.json");
+  cmd->add_option("--batch-size", o->data.batch_size, "examples per batch");
+  cmd->add_option("--max-len", o->max_len, "tokens per example; 0 = what fine-tuning used, else the task's default");
+  cmd->add_option("--threads", o->threads, "torch threads; 0 = every core");
   add_compute_flags(*cmd, o->compute);
   cmd->callback([o] { run_evaluate(*o); });
 }

@@ -17,6 +17,7 @@
 #include "design_space/error.h"
 #include "datasets/splits.h"
 #include "launch/cli/command.h"
+#include "launch/cli/enum_option.h"
 #include "launch/evaluators/task_checkpoint.h"
 #include "models/checkpoint.h"
 #include "models/trainer.h"
@@ -29,7 +30,7 @@ struct FinetuneCliOptions {
   std::string checkpoint;              // pretrained checkpoint directory
   std::vector<std::string> tasks;      // registered tasks and suites (datasets/tasks.h), comma-separated
   std::string out;                     // fine-tuned checkpoint directory
-  std::string data_dir = "data";       // task data (scripts/fetch-data.sh)
+  std::string data_dir = datasets::TaskLoadOptions{}.data_dir;  // task data (scripts/fetch-data.sh)
   std::string cache_dir;               // token caches (default <data-dir>/cache)
   std::string tokenizer;               // must be the checkpoint's (default: the recorded file)
   int64_t threads = 0;                 // torch threads (0 = every core)
@@ -37,7 +38,6 @@ struct FinetuneCliOptions {
   int64_t max_train_examples = 0;      // 0 = the whole training split
   datasets::FinetuneOptions data;      // max length, batch size (shuffle seed = --seed)
   ComputeFlags compute;                // --device, --precision
-  std::string truncation = "head+tail";  // head | head+tail
   std::vector<double> lr_search;       // learning rates tried, the best on dev kept (empty = --lr only)
   int64_t max_len = 0;                 // tokens per example (0 = the task's default, TaskInfo::max_length)
   bool save_epochs = false;            // also keep every epoch's model in <out>/epochs/epoch-<n>
@@ -54,28 +54,25 @@ std::string lr_text(double lr) {
 }
 
 void run_finetune(FinetuneCliOptions o) {
-  if (o.train.epochs <= 0) throw ConfigError("error: --epochs: expected a positive integer, got " + std::to_string(o.train.epochs));
+  if (o.train.epochs <= 0) flag_error("--epochs", "expected a positive integer, got " + std::to_string(o.train.epochs));
   if (o.data.batch_size <= 0)
-    throw ConfigError("error: --batch-size: expected a positive integer, got " + std::to_string(o.data.batch_size));
+    flag_error("--batch-size", "expected a positive integer, got " + std::to_string(o.data.batch_size));
   if (!(o.train.lr >= 0) || !std::isfinite(o.train.lr))
-    throw ConfigError("error: --lr: expected a positive number (or 0: auto), got " + std::to_string(o.train.lr));
+    flag_error("--lr", "expected a positive number (or 0: auto), got " + std::to_string(o.train.lr));
   if (!(o.train.warmup_fraction >= 0 && o.train.warmup_fraction <= 1))
-    throw ConfigError("error: --warmup-fraction: expected a number in [0, 1], got " + std::to_string(o.train.warmup_fraction));
-  if (o.truncation != "head" && o.truncation != "head+tail")
-    throw ConfigError("error: --truncation: '" + o.truncation + "' (allowed: head, head+tail)");
-  o.data.truncation = o.truncation == "head" ? datasets::Truncation::kHead : datasets::Truncation::kHeadTail;
+    flag_error("--warmup-fraction", "expected a number in [0, 1], got " + std::to_string(o.train.warmup_fraction));
   for (double lr : o.lr_search)
     if (!(lr > 0) || !std::isfinite(lr))
-      throw ConfigError("error: --lr-search: expected positive learning rates, got " + std::to_string(lr));
+      flag_error("--lr-search", "expected positive learning rates, got " + std::to_string(lr));
   if (o.train.patience < 0)
-    throw ConfigError("error: --patience: expected 0 (never stop early) or a positive count, got " +
-                      std::to_string(o.train.patience));
+    flag_error("--patience", "expected 0 (never stop early) or a positive count, got " +
+               std::to_string(o.train.patience));
   if (o.train.accumulate <= 0 || o.train.accumulate > o.data.batch_size)
-    throw ConfigError("error: --accumulate: expected 1..--batch-size (" + std::to_string(o.data.batch_size) + "), got " +
-                      std::to_string(o.train.accumulate));
+    flag_error("--accumulate", "expected 1..--batch-size (" + std::to_string(o.data.batch_size) + "), got " +
+               std::to_string(o.train.accumulate));
   if (o.max_len != 0 && o.max_len < 3)
-    throw ConfigError("error: --max-len: expected at least 3 (or 0: the task's default), got " + std::to_string(o.max_len));
-  if (!fs::is_directory(o.checkpoint)) throw ConfigError("error: --checkpoint: '" + o.checkpoint + "': no such directory");
+    flag_error("--max-len", "expected at least 3 (or 0: the task's default), got " + std::to_string(o.max_len));
+  if (!fs::is_directory(o.checkpoint)) flag_error("--checkpoint", "'" + o.checkpoint + "': no such directory");
   const std::vector<std::string> tasks = datasets::expand_tasks(o.tasks, o.data_dir, "--task");
   set_torch_threads(o.threads);
   const Compute compute = resolve_compute(o.compute);
@@ -243,36 +240,30 @@ void add_finetune_command(CLI::App& app) {
       ->required()
       ->delimiter(',');
   cmd->add_option("--out", o->out, "output checkpoint directory")->required();
-  cmd->add_option("--data-dir", o->data_dir, "task data directory (default data)");
-  cmd->add_option("--cache-dir", o->cache_dir, "token caches (default <data-dir>/cache)");
+  cmd->add_option("--data-dir", o->data_dir, "task data directory");
+  cmd->add_option("--cache-dir", o->cache_dir, "token caches")->default_str("<data-dir>/cache");
   cmd->add_option("--tokenizer", o->tokenizer, "the checkpoint's tokenizer, when its recorded path moved");
-  cmd->add_option("--epochs", o->train.epochs, "passes over the training split (default 3)");
+  cmd->add_option("--epochs", o->train.epochs, "passes over the training split");
   cmd->add_option("--max-train-examples", o->max_train_examples,
-                  "train on a seeded subsample of at most N examples (default 0: all)")
+                  "train on a seeded subsample of at most N examples; 0 = all")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--lr", o->train.lr, "peak learning rate; 0 = auto: 1e-3 x min(1, 128 / the widest hidden size)")
-      ->capture_default_str();
-  cmd->add_option("--warmup-fraction", o->train.warmup_fraction, "warm-up share of the updates (default 0.1)");
-  cmd->add_option("--weight-decay", o->train.weight_decay, "AdamW weight decay (default 0.01)");
-  cmd->add_option("--batch-size", o->data.batch_size, "examples per update (default 32)");
+  cmd->add_option("--lr", o->train.lr, "peak learning rate; 0 = auto: 1e-3 x min(1, 128 / the widest hidden size)");
+  cmd->add_option("--warmup-fraction", o->train.warmup_fraction, "warm-up share of the updates");
+  cmd->add_option("--weight-decay", o->train.weight_decay, "AdamW weight decay");
+  cmd->add_option("--batch-size", o->data.batch_size, "examples per update");
   cmd->add_option("--max-len", o->max_len,
-                  "tokens per example incl. [CLS]/[SEP]; 0 = the task's default (spam 256, others 128)")
-      ->capture_default_str();
-  cmd->add_option("--seed", o->train.seed, "head initialisation, dropout and shuffling (default 42)");
-  cmd->add_option("--threads", o->threads, "torch threads (default 0: every core)");
+                  "tokens per example incl. [CLS]/[SEP]; 0 = the task's default (spam 256, others 128)");
+  cmd->add_option("--seed", o->train.seed, "head initialisation, dropout and shuffling");
+  cmd->add_option("--threads", o->threads, "torch threads; 0 = every core");
   cmd->add_option("--accumulate", o->train.accumulate,
-                  "split each batch into N micro-batches (gradient accumulation: same update, less memory)")
-      ->capture_default_str();
-  cmd->add_option("--truncation", o->truncation, "long single texts keep their head, or head and tail")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"head", "head+tail"}));
-  cmd->add_option("--head-fraction", o->data.head_fraction, "head+tail: share of --max-len taken from the beginning")
-      ->capture_default_str();
+                  "split each batch into N micro-batches (gradient accumulation: same update, less memory)");
+  add_enum_option(cmd, "--truncation", o->data.truncation, datasets::truncation_names(),
+                  "long single texts keep their head, or head and tail");
+  cmd->add_option("--head-fraction", o->data.head_fraction, "head+tail: share of --max-len taken from the beginning");
   cmd->add_option("--balance-classes", o->train.balance_classes,
                   "weight the loss by inverse class frequency (true | false)")
-      ->capture_default_str();
-  cmd->add_option("--patience", o->train.patience, "stop after N epochs without a better dev score (0 = never)")
-      ->capture_default_str();
+      ->default_str(o->train.balance_classes ? "true" : "false");
+  cmd->add_option("--patience", o->train.patience, "stop after N epochs without a better dev score; 0 = never");
   cmd->add_flag("--save-epochs", o->save_epochs,
                  "also keep every epoch's model in <out>/epochs/epoch-<n> (lr-<rate>/ with --lr-search), for flexnas probe --experiment");
   cmd->add_option("--lr-search", o->lr_search, "learning rates to try (comma-separated); the best on dev is kept")

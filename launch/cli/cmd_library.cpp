@@ -12,10 +12,17 @@
 #include "design_space/library_builder.h"
 #include "design_space/progress.h"
 #include "launch/cli/command.h"
+#include "launch/cli/enum_option.h"
 #include "models/op_catalog.h"
 
 namespace flexnas::launch {
 namespace {
+
+/// --duplicates: what import does with entries of one architecture.
+const EnumNames<DuplicatePolicy>& duplicate_policy_names() {
+  static const EnumNames<DuplicatePolicy> names{{"merge", DuplicatePolicy::kMerge}, {"error", DuplicatePolicy::kError}};
+  return names;
+}
 
 struct LibraryCliOptions {
   // generate
@@ -26,12 +33,12 @@ struct LibraryCliOptions {
   // import
   std::string archs;                 // JSON list of model dicts or NAS-Bench-BERT records
   std::string performance_key;       // dotted key of each record to store as its performance
-  std::string duplicates = "merge";  // merge | error: entries with one hash
+  DuplicatePolicy duplicates = LibraryBuildOptions{}.duplicates;  // entries with one hash
   // both
   std::string out;                   // library file to write
   int64_t embedding_dim = EmbeddingOptions{}.dim;
   int64_t neighbors = LibraryBuildOptions{}.neighbors;
-  int64_t seed = 0;
+  int64_t seed = int64_t(LibraryBuildOptions{}.seed);
   int64_t threads = 0;               // 0 = every core
   std::string dataset;               // the library's "dataset" key ("" = null)
   bool quiet = false;                // no progress bars
@@ -45,19 +52,17 @@ struct LibraryCliOptions {
 void check_flags(const LibraryCliOptions& o, bool generate) {
   auto positive = [](const char* flag, int64_t value) {
     if (value < 1)
-      throw ConfigError(std::string("error: ") + flag + ": expected a positive integer, got " + std::to_string(value));
+      flag_error(flag, "expected a positive integer, got " + std::to_string(value));
   };
   positive("--embedding-dim", o.embedding_dim);
   positive("--neighbors", o.neighbors);
-  if (o.threads < 0) throw ConfigError("error: --threads: expected a positive integer (or 0 = every core), got " + std::to_string(o.threads));
-  if (o.seed < 0) throw ConfigError("error: --seed: expected a non-negative integer, got " + std::to_string(o.seed));
+  if (o.threads < 0) flag_error("--threads", "expected a positive integer (or 0 = every core), got " + std::to_string(o.threads));
+  if (o.seed < 0) flag_error("--seed", "expected a non-negative integer, got " + std::to_string(o.seed));
   if (generate) {
-    if (o.sample < 0) throw ConfigError("error: --sample: expected a positive integer, got " + std::to_string(o.sample));
+    if (o.sample < 0) flag_error("--sample", "expected a positive integer, got " + std::to_string(o.sample));
     if (o.lps_given) positive("--layers-per-stack", o.enumeration.layers_per_stack);
   }
-  if (o.out.empty()) throw ConfigError("error: --out: give the library file to write");
-  if (o.duplicates != "merge" && o.duplicates != "error")
-    throw ConfigError("error: --duplicates: expected merge or error, got '" + o.duplicates + "'");
+  if (o.out.empty()) flag_error("--out", "give the library file to write");
 }
 
 void set_threads(int64_t threads) { omp_set_num_threads(threads > 0 ? int(threads) : omp_get_num_procs()); }
@@ -103,8 +108,8 @@ void run_generate(const LibraryCliOptions& o) {
   if (o.inc_given) b.enumeration.increasing = true;
   if (b.dataset && !space.datasets.empty() &&
       std::find(space.datasets.begin(), space.datasets.end(), *b.dataset) == space.datasets.end())
-    throw ConfigError("error: --dataset: '" + *b.dataset + "' is not one of the design space's datasets (" +
-                      join(space.datasets) + ")");
+    flag_error("--dataset", "'" + *b.dataset + "' is not one of the design space's datasets (" +
+               join(space.datasets) + ")");
   LibraryBuildReport report;
   const Library lib = build_library(space, b, &report);
   std::cout << "design space: " << o.design_space << " (" << to_string_big(report.space_size)
@@ -150,7 +155,7 @@ void run_import(const LibraryCliOptions& o) {
     if (!o.performance_key.empty()) performances.push_back(performance_of(item, o.performance_key));
   }
   LibraryBuildOptions b = build_options(o);
-  b.duplicates = o.duplicates == "error" ? DuplicatePolicy::kError : DuplicatePolicy::kMerge;
+  b.duplicates = o.duplicates;
   LibraryBuildReport report;
   const size_t entries = archs.size();
   const Library lib = build_library_from_archs(std::move(archs), o.archs, b, &report, performances);
@@ -212,11 +217,11 @@ void run_info(const LibraryCliOptions& o) {
 
 void add_common_flags(CLI::App* cmd, LibraryCliOptions& o) {
   cmd->add_option("--out,-o", o.out, "library JSON file to write (atomically)")->required();
-  cmd->add_option("--embedding-dim", o.embedding_dim, "embedding dimension (default 16)");
-  cmd->add_option("--neighbors", o.neighbors, "neighbours per graph (default 100)");
-  cmd->add_option("--seed", o.seed, "seed for sampling and embeddings (default 0)");
-  cmd->add_option("--threads", o.threads, "OpenMP threads (default: every core)");
-  cmd->add_option("--dataset", o.dataset, "the library's dataset name (default null)");
+  cmd->add_option("--embedding-dim", o.embedding_dim, "embedding dimension");
+  cmd->add_option("--neighbors", o.neighbors, "neighbours per graph");
+  cmd->add_option("--seed", o.seed, "seed for sampling and embeddings");
+  cmd->add_option("--threads", o.threads, "OpenMP threads; 0 = every core");
+  cmd->add_option("--dataset", o.dataset, "the library's dataset name (null when not given)");
   cmd->add_flag("--quiet,-q", o.quiet, "no progress bars");
 }
 
@@ -230,13 +235,15 @@ void add_library_command(CLI::App& app) {
   generate->add_option("--design-space,-d", o.design_space, "design-space YAML file")->required();
   generate->add_option_function<int64_t>(
       "--layers-per-stack", [&o](const int64_t& v) { o.enumeration.layers_per_stack = v; o.lps_given = true; },
-      "identical consecutive layers per stack (default: the YAML's enumeration block, else 2)");
+      "identical consecutive layers per stack (default: the YAML's enumeration block, else " +
+          std::to_string(EnumerationSettings{}.layers_per_stack) + ")");
   generate->add_flag_function("--heterogeneous-ff", [&o](int64_t) { o.het_given = true; },
                               "feed-forward widths may differ inside one stack");
   generate->add_flag_function("--increasing", [&o](int64_t) { o.inc_given = true; },
                               "heads, hidden sizes and FFN depths never decrease with depth");
   generate->add_option("--sample", o.sample,
-                       "build the library around N random architectures (for spaces too large to materialise)");
+                       "build the library around N random architectures (for spaces too large to materialise); "
+                       "0 = every architecture");
   add_common_flags(generate, o);
   generate->callback([options] { run_generate(*options); });
 
@@ -244,16 +251,16 @@ void add_library_command(CLI::App& app) {
   import->add_option("--archs,-a", o.archs, "JSON list of model dicts, or the NAS-Bench-BERT benchmark file")->required();
   import->add_option("--performance-key", o.performance_key,
                      "dotted key of each record stored as its performance (e.g. scores.glue)");
-  import->add_option("--duplicates", o.duplicates,
-                     "entries of one architecture: merge (keep the first, mean performance; default) or error");
+  add_enum_option(import, "--duplicates", o.duplicates, duplicate_policy_names(),
+                  "entries of one architecture: merge keeps the first with the mean performance; error stops");
   add_common_flags(import, o);
   import->callback([options] { run_import(*options); });
 
   auto* info = library->add_subcommand("info", "print counts, settings, methods and a few rows of a library");
   info->add_option("library", o.library, "library JSON file")->required();
-  info->add_option("--rows", o.rows, "rows to show from the start (default 3; the last row is shown too)");
+  info->add_option("--rows", o.rows, "rows to show from the start (the last row is shown too)");
   info->add_flag("--verify-hashes", o.verify_hashes, "recompute every hash from its model dict and compare");
-  info->add_option("--threads", o.threads, "OpenMP threads for --verify-hashes (default: every core)");
+  info->add_option("--threads", o.threads, "OpenMP threads for --verify-hashes; 0 = every core");
   info->callback([options] { run_info(*options); });
 }
 

@@ -13,6 +13,7 @@
 #include "design_space/error.h"
 #include "design_space/atomic_file.h"
 #include "launch/cli/command.h"
+#include "launch/cli/enum_option.h"
 #include "launch/evaluators/task_checkpoint.h"
 #include "models/flex_model.h"
 #include "models/profile.h"
@@ -22,10 +23,10 @@ namespace {
 
 struct ModelInfoOptions {
   std::string arch;                 // model-dict JSON file
-  int64_t vocab_size = 30522;       // tokenizer vocabulary
-  std::string head = "mlm";         // mlm | cls | token
-  int64_t num_labels = 2;           // cls/token heads
-  int64_t max_positions = 514;      // relative distance tables: 2P-1 rows
+  int64_t vocab_size = models::ModelOptions{}.vocab_size;        // tokenizer vocabulary
+  models::HeadType head = models::ModelOptions{}.head;            // mlm | cls | token
+  int64_t num_labels = models::ModelOptions{}.num_labels;        // cls/token heads
+  int64_t max_positions = models::ModelOptions{}.max_positions;  // relative distance tables: 2P-1 rows
   int64_t seq_len = 128;            // sequence length the FLOPs assume
   bool json = false;                // machine-readable output
 };
@@ -46,7 +47,7 @@ std::string layer_label(const LayerSpec& layer) {
 }
 
 void check_positive(const char* flag, int64_t v) {
-  if (v <= 0) throw ConfigError(std::string("error: ") + flag + ": expected a positive integer, got " + std::to_string(v));
+  if (v <= 0) flag_error(flag, "expected a positive integer, got " + std::to_string(v));
 }
 
 void run_model_info(const ModelInfoOptions& o) {
@@ -55,11 +56,11 @@ void run_model_info(const ModelInfoOptions& o) {
   check_positive("--max-positions", o.max_positions);
   check_positive("--seq-len", o.seq_len);
   if (o.seq_len > o.max_positions)
-    throw ConfigError("error: --seq-len: " + std::to_string(o.seq_len) + " exceeds --max-positions " +
-                      std::to_string(o.max_positions));
+    flag_error("--seq-len", std::to_string(o.seq_len) + " exceeds --max-positions " +
+               std::to_string(o.max_positions));
   models::ModelOptions options;
   options.vocab_size = o.vocab_size;
-  options.head = models::parse_head_type(o.head, "--head");
+  options.head = o.head;
   options.num_labels = o.num_labels;
   options.max_positions = o.max_positions;
   if (options.pad_id >= options.vocab_size) options.pad_id = 0;
@@ -82,7 +83,7 @@ void run_model_info(const ModelInfoOptions& o) {
   }
   std::cout << "architecture: " << o.arch << " (" << (arch.is_hetero() ? "hetero" : "standard") << " format, "
             << arch.num_layers() << " layers)\n"
-            << "model: head " << o.head << ", vocabulary " << o.vocab_size << ", max positions " << o.max_positions
+            << "model: head " << models::head_type_name(o.head) << ", vocabulary " << o.vocab_size << ", max positions " << o.max_positions
             << (options.head == models::HeadType::kMlm ? "" : ", labels " + std::to_string(o.num_labels)) << "\n";
   char line[256];
   std::snprintf(line, sizeof line, "%-34s %14s %16s\n", "block", "parameters", "MFLOPs/token");
@@ -102,15 +103,20 @@ void run_model_info(const ModelInfoOptions& o) {
 struct ModelProfileOptions {
   std::string arch;                        // model-dict JSON file
   int64_t vocab_size = 8000;               // tokenizer vocabulary (the MLM head's size)
-  int64_t max_positions = 514;             // longest sequence the model supports
+  int64_t max_positions = models::ModelOptions{}.max_positions;  // longest sequence the model supports
   models::ProfileOptions profile;          // lengths, batch, repeats, budget, seed
-  std::string memory_budget = "16G";       // parsed into profile.memory_budget_mb
+  std::string memory_budget;               // parsed into profile.memory_budget_mb ("" = its default)
   ComputeFlags compute;                    // --device, --precision
   int64_t threads = 0;                     // torch threads (0 = every core)
   std::string json;                        // also write the table as JSON here
 };
 
 /// "16G", "512M", "1.5G" or a number of MiB.
+/// A size in MiB as --memory-budget reads it: "16G", "1536M".
+std::string memory_text(int64_t mb) {
+  return mb % 1024 == 0 ? std::to_string(mb / 1024) + "G" : std::to_string(mb) + "M";
+}
+
 int64_t parse_memory_mb(const std::string& text) {
   size_t used = 0;
   double value = 0;
@@ -125,7 +131,7 @@ int64_t parse_memory_mb(const std::string& text) {
   else if (unit == "T" || unit == "TB" || unit == "TiB") mb = value * 1024 * 1024;
   else if (!(unit.empty() || unit == "M" || unit == "MB" || unit == "MiB")) used = 0;
   if (used == 0 || !(mb >= 1) || !std::isfinite(mb))
-    throw ConfigError("error: --memory-budget: '" + text + "' is not a memory size (e.g. 16G, 512M, or MiB)");
+    flag_error("--memory-budget", "'" + text + "' is not a memory size (e.g. 16G, 512M, or MiB)");
   return int64_t(mb);
 }
 
@@ -134,11 +140,11 @@ void run_model_profile(ModelProfileOptions o) {
   check_positive("--batch-size", o.profile.batch_size);
   check_positive("--repeats", o.profile.repeats);
   check_positive("--max-positions", o.max_positions);
-  o.profile.memory_budget_mb = parse_memory_mb(o.memory_budget);
+  if (!o.memory_budget.empty()) o.profile.memory_budget_mb = parse_memory_mb(o.memory_budget);
   for (int64_t T : o.profile.seq_lens)
     if (T < 3 || T > o.max_positions)
-      throw ConfigError("error: --seq-lens: " + std::to_string(T) + " is outside 3..--max-positions (" +
-                        std::to_string(o.max_positions) + ")");
+      flag_error("--seq-lens", std::to_string(T) + " is outside 3..--max-positions (" +
+                 std::to_string(o.max_positions) + ")");
   const Architecture arch = load_architecture(o.arch);
   models::ModelOptions options;
   options.vocab_size = o.vocab_size;
@@ -171,27 +177,25 @@ void add_model_command(CLI::App& app) {
   auto options = std::make_shared<ModelInfoOptions>();
   auto* info = model->add_subcommand("info", "parameters per block and in total, forward FLOPs per token");
   info->add_option("--arch", options->arch, "model-dict JSON file (standard or hetero format)")->required();
-  info->add_option("--vocab-size", options->vocab_size, "vocabulary size (default 30522)");
-  info->add_option("--head", options->head, "head on top: mlm | cls | token (default mlm)");
-  info->add_option("--num-labels", options->num_labels, "labels of a cls/token head (default 2; 1 = regression)");
-  info->add_option("--max-positions", options->max_positions, "longest sequence (default 514)");
-  info->add_option("--seq-len", options->seq_len, "sequence length for the FLOPs (default 128)");
+  info->add_option("--vocab-size", options->vocab_size, "vocabulary size");
+  add_enum_option(info, "--head", options->head, models::head_type_names(), "head on top");
+  info->add_option("--num-labels", options->num_labels, "labels of a cls/token head; 1 = regression");
+  info->add_option("--max-positions", options->max_positions, "longest sequence");
+  info->add_option("--seq-len", options->seq_len, "sequence length for the FLOPs");
   info->add_flag("--json", options->json, "print JSON");
   info->callback([options] { run_model_info(*options); });
 
   auto p = std::make_shared<ModelProfileOptions>();
   auto* profile = model->add_subcommand("profile", "measure latency, training speed, peak memory and the largest batch");
   profile->add_option("--arch", p->arch, "model-dict JSON file (standard or hetero format)")->required();
-  profile->add_option("--seq-lens", p->profile.seq_lens, "sequence lengths (comma-separated)")
-      ->delimiter(',')
-      ->capture_default_str();
-  profile->add_option("--batch-size", p->profile.batch_size, "batch of the timed passes")->capture_default_str();
+  profile->add_option("--seq-lens", p->profile.seq_lens, "sequence lengths (comma-separated)")->delimiter(',');
+  profile->add_option("--batch-size", p->profile.batch_size, "batch of the timed passes");
   profile->add_option("--memory-budget", p->memory_budget, "memory for the largest-batch column (16G, 512M, MiB)")
-      ->capture_default_str();
-  profile->add_option("--vocab-size", p->vocab_size, "vocabulary size of the MLM head")->capture_default_str();
-  profile->add_option("--max-positions", p->max_positions, "longest sequence the model supports")->capture_default_str();
-  profile->add_option("--repeats", p->profile.repeats, "timed repetitions per measurement (median)")->capture_default_str();
-  profile->add_option("--threads", p->threads, "torch threads (0 = every core)")->capture_default_str();
+      ->default_str(memory_text(p->profile.memory_budget_mb));
+  profile->add_option("--vocab-size", p->vocab_size, "vocabulary size of the MLM head");
+  profile->add_option("--max-positions", p->max_positions, "longest sequence the model supports");
+  profile->add_option("--repeats", p->profile.repeats, "timed repetitions per measurement (median)");
+  profile->add_option("--threads", p->threads, "torch threads; 0 = every core");
   profile->add_option("--json", p->json, "also write the table as JSON to this file");
   add_compute_flags(*profile, p->compute);
   profile->callback([p] { run_model_profile(*p); });

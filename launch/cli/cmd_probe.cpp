@@ -19,6 +19,7 @@
 #include "design_space/atomic_file.h"
 #include "design_space/error.h"
 #include "launch/cli/command.h"
+#include "launch/cli/enum_option.h"
 #include "launch/evaluators/task_checkpoint.h"
 #include "launch/report/probe_report.h"
 #include "models/checkpoint.h"
@@ -35,8 +36,8 @@ struct ProbeCommandOptions {
   std::string experiment;         // or: every checkpoint under this folder
   std::string task;               // registered task
   std::string layers = "all";     // "all" or a list of indices: 0 = embeddings, 1..L = layers
-  std::string pool = "mean";      // sequence tasks: mean | cls
-  std::string data_dir = "data";  // task data
+  models::ProbePooling pool = models::ProbePooling::kMean;  // sequence tasks: mean | cls
+  std::string data_dir = datasets::TaskLoadOptions{}.data_dir;  // task data
   std::string cache_dir;          // token caches (default <data-dir>/cache)
   std::string tokenizer;          // must be the checkpoints' (default: the recorded file)
   std::string out;                // folder of probes.json / probes.svg
@@ -77,7 +78,7 @@ bool is_checkpoint(const fs::path& dir) {
 
 /// Every checkpoint under `root` (itself included), in natural order of their relative paths.
 std::vector<std::pair<std::string, std::string>> experiment_checkpoints(const std::string& root) {
-  if (!fs::is_directory(root)) throw ConfigError("error: --experiment: '" + root + "': no such directory");
+  if (!fs::is_directory(root)) flag_error("--experiment", "'" + root + "': no such directory");
   std::vector<std::pair<std::string, std::string>> found;  // name, path
   for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied);
        it != fs::recursive_directory_iterator(); ++it)
@@ -87,8 +88,8 @@ std::vector<std::pair<std::string, std::string>> experiment_checkpoints(const st
   // The folder itself first (a fine-tuning run's best model above its epochs/), under its own name.
   if (is_checkpoint(root)) found.insert(found.begin(), {fs::absolute(root).lexically_normal().filename().string(), root});
   if (found.empty())
-    throw ConfigError("error: --experiment: '" + root + "' holds no checkpoint (a folder with " +
-                      models::kConfigFile + " and " + models::kWeightsFile + ") at any depth");
+    flag_error("--experiment", "'" + root + "' holds no checkpoint (a folder with " +
+               models::kConfigFile + " and " + models::kWeightsFile + ") at any depth");
   return found;
 }
 
@@ -111,15 +112,15 @@ std::vector<int64_t> parse_layers(const std::string& text, int64_t num_layers, c
       used = 0;
     }
     if (item.empty() || used != item.size())
-      throw ConfigError("error: --layers: '" + item + "' is not a layer index; allowed: all, or indices 0.." +
-                        std::to_string(num_layers) + " separated by commas (0 = embeddings)");
+      flag_error("--layers", "'" + item + "' is not a layer index; allowed: all, or indices 0.." +
+                 std::to_string(num_layers) + " separated by commas (0 = embeddings)");
     if (v < 0 || v > num_layers)
-      throw ConfigError("error: --layers: " + std::to_string(v) + " is out of range for '" + shallowest + "' (" +
-                        std::to_string(num_layers) + " layers); allowed: 0.." + std::to_string(num_layers) +
-                        " (0 = embeddings, l = layer l)");
+      flag_error("--layers", std::to_string(v) + " is out of range for '" + shallowest + "' (" +
+                 std::to_string(num_layers) + " layers); allowed: 0.." + std::to_string(num_layers) +
+                 " (0 = embeddings, l = layer l)");
     out.push_back(v);
   }
-  if (out.empty()) throw ConfigError("error: --layers: empty; allowed: all, or indices such as 0,1,2");
+  if (out.empty()) flag_error("--layers", "empty; allowed: all, or indices such as 0,1,2");
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
@@ -136,10 +137,10 @@ void check_fits(const Target& t, const datasets::TaskInfo& info, const std::stri
   const models::ModelOptions wanted = models::task_model_options(t.config.options, info);
   if (t.config.options.head == models::HeadType::kMlm) return;
   if (t.config.options.head != wanted.head || t.config.options.num_labels != wanted.num_labels)
-    throw ConfigError("error: " + flag + ": '" + t.path + "' has a " + models::head_type_name(t.config.options.head) +
-                      " head with " + std::to_string(t.config.options.num_labels) + " labels, fine-tuned for another task; " +
-                      info.name + " needs a " + models::head_type_name(wanted.head) + " head with " +
-                      std::to_string(wanted.num_labels) + " labels (or a pretrained checkpoint with the mlm head)");
+    flag_error(flag, "'" + t.path + "' has a " + models::head_type_name(t.config.options.head) +
+               " head with " + std::to_string(t.config.options.num_labels) + " labels, fine-tuned for another task; " +
+               info.name + " needs a " + models::head_type_name(wanted.head) + " head with " +
+               std::to_string(wanted.num_labels) + " labels (or a pretrained checkpoint with the mlm head)");
 }
 
 CheckpointResult probe_checkpoint(const Target& t, const ProbeCommandOptions& o, const datasets::TaskData& data,
@@ -175,7 +176,7 @@ CheckpointResult probe_checkpoint(const Target& t, const ProbeCommandOptions& o,
                                 {"seconds", f.seconds},
                                 {"tokens_per_second", double(f.tokens) / std::max(f.seconds, 1e-9)}};
     if (f.labels.size(0) == 0)
-      throw ConfigError("error: --task: split '" + split + "' of " + info.name + " has no labelled items to probe");
+      flag_error("--task", "split '" + split + "' of " + info.name + " has no labelled items to probe");
     features.emplace(split, f);
   }
   const models::LayerFeatures& train = features.at("train");
@@ -250,27 +251,27 @@ void run_probe(ProbeCommandOptions o) {
   // Flags first: nothing is read or written before they all check out.
   const int modes = int(!o.checkpoint.empty()) + int(!o.experiment.empty());
   if (modes != 1) throw ConfigError("error: give exactly one of --checkpoint and --experiment");
-  if (!o.compare.empty() && o.checkpoint.empty()) throw ConfigError("error: --compare: needs --checkpoint");
-  if (o.batch_size <= 0) throw ConfigError("error: --batch-size: expected a positive integer, got " + std::to_string(o.batch_size));
+  if (!o.compare.empty() && o.checkpoint.empty()) flag_error("--compare", "needs --checkpoint");
+  if (o.batch_size <= 0) flag_error("--batch-size", "expected a positive integer, got " + std::to_string(o.batch_size));
   if (o.max_len != 0 && o.max_len < 3)
-    throw ConfigError("error: --max-len: expected at least 3 (or 0: the task's default), got " + std::to_string(o.max_len));
-  if (o.bootstrap < 100) throw ConfigError("error: --bootstrap: expected at least 100 resamples, got " + std::to_string(o.bootstrap));
+    flag_error("--max-len", "expected at least 3 (or 0: the task's default), got " + std::to_string(o.max_len));
+  if (o.bootstrap < 100) flag_error("--bootstrap", "expected at least 100 resamples, got " + std::to_string(o.bootstrap));
   if (o.max_train_examples < 0)
-    throw ConfigError("error: --max-train-examples: expected 0 (all) or a positive integer, got " +
-                      std::to_string(o.max_train_examples));
+    flag_error("--max-train-examples", "expected 0 (all) or a positive integer, got " +
+               std::to_string(o.max_train_examples));
   if (o.probe.max_iterations <= 0)
-    throw ConfigError("error: --max-iterations: expected a positive integer, got " + std::to_string(o.probe.max_iterations));
+    flag_error("--max-iterations", "expected a positive integer, got " + std::to_string(o.probe.max_iterations));
   for (double l2 : o.probe.l2_grid)
-    if (!(l2 >= 0)) throw ConfigError("error: --l2: expected penalties >= 0, got " + std::to_string(l2));
-  if (o.probe.l2_grid.empty()) throw ConfigError("error: --l2: expected at least one penalty");
-  const models::ProbePooling pooling = models::parse_probe_pooling(o.pool, "--pool");
+    if (!(l2 >= 0)) flag_error("--l2", "expected penalties >= 0, got " + std::to_string(l2));
+  if (o.probe.l2_grid.empty()) flag_error("--l2", "expected at least one penalty");
+  const models::ProbePooling pooling = o.pool;
   const datasets::TaskInfo& info = datasets::task_info(o.task, "--task");
   if (std::find(info.splits.begin(), info.splits.end(), "train") == info.splits.end() || info.splits.size() < 2)
-    throw ConfigError("error: --task: " + info.name + " has no train split and evaluation split to probe with");
+    flag_error("--task", info.name + " has no train split and evaluation split to probe with");
 
   std::vector<Target> targets;
   auto add_target = [&](const std::string& name, const std::string& path, const std::string& flag) {
-    if (!fs::is_directory(path)) throw ConfigError("error: " + flag + ": '" + path + "': no such directory");
+    if (!fs::is_directory(path)) flag_error(flag, "'" + path + "': no such directory");
     Target t{name, path, models::read_checkpoint_config(path)};
     check_fits(t, info, flag);
     targets.push_back(std::move(t));
@@ -294,15 +295,15 @@ void run_probe(ProbeCommandOptions o) {
       if (t.config.arch.pool.active())
         for (int64_t l : layers)
           if (l > int64_t(t.config.arch.pool.first_pooling_layer()))
-            throw ConfigError("error: --layers: layer " + std::to_string(l) + " of '" + t.path +
-                              "' is Funnel-pooled (fewer tokens than words), so the token task '" + info.name +
-                              "' cannot probe it; allowed: 0.." + std::to_string(t.config.arch.pool.first_pooling_layer()) +
-                              " for this checkpoint");
+            flag_error("--layers", "layer " + std::to_string(l) + " of '" + t.path +
+                       "' is Funnel-pooled (fewer tokens than words), so the token task '" + info.name +
+                       "' cannot probe it; allowed: 0.." + std::to_string(t.config.arch.pool.first_pooling_layer()) +
+                       " for this checkpoint");
   const std::string out = !o.out.empty() ? o.out
                           : (fs::path(o.experiment.empty() ? o.checkpoint : o.experiment) /
                              ("probes-" + datasets::task_file_name(info.name)))
                                 .string();
-  if (fs::exists(out) && !fs::is_directory(out)) throw ConfigError("error: --out: '" + out + "' exists and is not a folder");
+  if (fs::exists(out) && !fs::is_directory(out)) flag_error("--out", "'" + out + "' exists and is not a folder");
   // Every checkpoint's tokenizer (file, hash, vocabulary) before any work: a bad one among an
   // experiment's checkpoints fails now, not after the others were probed.
   const int64_t max_len = o.max_len > 0 ? o.max_len : info.max_length;
@@ -396,26 +397,23 @@ void add_probe_command(CLI::App& app) {
   cmd->add_option("--compare", o->compare, "a second checkpoint drawn beside --checkpoint (e.g. the fine-tuned one)");
   cmd->add_option("--experiment", o->experiment, "probe every checkpoint under this folder (e.g. fine-tuning epochs)");
   cmd->add_option("--task", o->task, "spam | brown-genre | brown-pos | glue:<task>")->required();
-  cmd->add_option("--layers", o->layers, "all, or indices such as 0,2,4 (0 = embeddings, l = layer l)")
-      ->capture_default_str();
-  cmd->add_option("--pool", o->pool, "sequence tasks: mean (of the tokens) | cls (the first token's vector)")
-      ->capture_default_str();
-  cmd->add_option("--data-dir", o->data_dir, "task data directory")->capture_default_str();
-  cmd->add_option("--cache-dir", o->cache_dir, "token caches (default <data-dir>/cache)");
+  cmd->add_option("--layers", o->layers, "all, or indices such as 0,2,4 (0 = embeddings, l = layer l)");
+  add_enum_option(cmd, "--pool", o->pool, models::probe_pooling_names(),
+                  "sequence tasks: mean of the tokens, or the first (cls) token's vector");
+  cmd->add_option("--data-dir", o->data_dir, "task data directory");
+  cmd->add_option("--cache-dir", o->cache_dir, "token caches")->default_str("<data-dir>/cache");
   cmd->add_option("--tokenizer", o->tokenizer, "the checkpoints' tokenizer, when its recorded path moved");
-  cmd->add_option("--out", o->out, "output folder (default <checkpoint or experiment>/probes-<task>)");
-  cmd->add_option("--max-len", o->max_len, "tokens per example; 0 = the task's default")->capture_default_str();
-  cmd->add_option("--batch-size", o->batch_size, "examples per forward pass")->capture_default_str();
-  cmd->add_option("--bootstrap", o->bootstrap, "bootstrap resamples of the 95% intervals")->capture_default_str();
+  cmd->add_option("--out", o->out, "output folder")->default_str("<checkpoint or experiment>/probes-<task>");
+  cmd->add_option("--max-len", o->max_len, "tokens per example; 0 = the task's default");
+  cmd->add_option("--batch-size", o->batch_size, "examples per forward pass");
+  cmd->add_option("--bootstrap", o->bootstrap, "bootstrap resamples of the 95% intervals");
   cmd->add_option("--max-train-examples", o->max_train_examples,
-                  "train the probes on a seeded subset of at most N training examples (0 = all)")
-      ->capture_default_str();
+                  "train the probes on a seeded subset of at most N training examples; 0 = all");
   cmd->add_option("--l2", o->probe.l2_grid, "L2 penalties tried; the best on a held-out tenth of train is kept")
-      ->delimiter(',')
-      ->capture_default_str();
-  cmd->add_option("--max-iterations", o->probe.max_iterations, "L-BFGS iterations per penalty")->capture_default_str();
-  cmd->add_option("--seed", o->probe.seed, "held-out examples and bootstrap resamples")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "torch threads (0 = every core)")->capture_default_str();
+      ->delimiter(',');
+  cmd->add_option("--max-iterations", o->probe.max_iterations, "L-BFGS iterations per penalty");
+  cmd->add_option("--seed", o->probe.seed, "held-out examples and bootstrap resamples");
+  cmd->add_option("--threads", o->threads, "torch threads; 0 = every core");
   add_compute_flags(*cmd, o->compute);
   cmd->callback([o] { run_probe(*o); });
 }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "design_space/atomic_file.h"
 #include "design_space/library_builder.h"
@@ -21,12 +22,12 @@ struct RefineOptions {
   std::string campaign;               // campaign directory
   int64_t top = 5;                    // TOP_NUM_MODELS of the reference
   int64_t neighbors = 5;              // NUM_NEIGHBORS_FOR_INTERPOLATION of the reference
-  int64_t new_layers_per_stack = 1;   // stack size of the finer library
-  int64_t old_layers_per_stack = 0;   // 0 = the coarse library's own setting (else 2)
+  int64_t new_layers_per_stack = RefinementSettings{}.new_layers_per_stack;  // stack size of the finer library
+  std::optional<int64_t> old_layers_per_stack;  // none = the coarse library's own setting (else 2)
   bool heterogeneous_ff = false;      // fine stacks may mix FFN widths
-  int64_t library_neighbors = 100;    // neighbours per graph in the new library
-  int64_t embedding_dim = 16;
-  uint64_t seed = 0;
+  int64_t library_neighbors = LibraryBuildOptions{}.neighbors;  // neighbours per graph in the new library
+  int64_t embedding_dim = EmbeddingOptions{}.dim;
+  uint64_t seed = LibraryBuildOptions{}.seed;
   std::string out;                    // new library file
 };
 
@@ -34,14 +35,14 @@ struct RefineOptions {
 int64_t coarse_stack_size(const Library& lib) {
   if (lib.meta.contains("enumeration") && lib.meta["enumeration"].contains("layers_per_stack"))
     return lib.meta["enumeration"]["layers_per_stack"].get<int64_t>();
-  return 2;
+  return EnumerationSettings{}.layers_per_stack;
 }
 
 void run_refine(const RefineOptions& o) {
   const std::string frozen = frozen_config_path(o.campaign);
   if (!std::filesystem::exists(frozen) || !std::filesystem::exists(campaign_db_path(o.campaign)))
-    throw ConfigError("error: --campaign: '" + o.campaign +
-                      "' is not a campaign directory (it needs campaign.yaml and campaign.db from `flexnas search`)");
+    flag_error("--campaign", "'" + o.campaign +
+               "' is not a campaign directory (it needs campaign.yaml and campaign.db from `flexnas search`)");
   const CampaignConfig config = load_campaign_config(frozen);
   const std::string library_path = campaign_library_path(o.campaign);
   const Library coarse = load_library(std::filesystem::exists(library_path) ? library_path : config.library);
@@ -53,13 +54,13 @@ void run_refine(const RefineOptions& o) {
     if (t.status == trial_status::kCompleted && t.score && t.index >= 0)
       if (!best.count(t.index) || *t.score > best[t.index]) best[t.index] = *t.score;
   if (best.empty())
-    throw ConfigError("error: --campaign: " + o.campaign + " has no completed trials to refine around");
+    flag_error("--campaign", o.campaign + " has no completed trials to refine around");
   std::vector<std::pair<int64_t, double>> ranked(best.begin(), best.end());
   std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   if (int64_t(ranked.size()) > o.top) ranked.resize(size_t(o.top));
 
   RefinementSettings settings;
-  settings.old_layers_per_stack = o.old_layers_per_stack > 0 ? o.old_layers_per_stack : coarse_stack_size(coarse);
+  settings.old_layers_per_stack = o.old_layers_per_stack ? *o.old_layers_per_stack : coarse_stack_size(coarse);
   settings.new_layers_per_stack = o.new_layers_per_stack;
   settings.heterogeneous_feed_forward = o.heterogeneous_ff;
   settings.ops = &models::op_catalog();  // prices the new architectures when the library has constraints
@@ -107,19 +108,20 @@ void add_refine_command(CLI::App& app) {
   auto o = std::make_shared<RefineOptions>();
   auto* cmd = app.add_subcommand("refine", "build a finer library around the best models of a campaign");
   cmd->add_option("--campaign", o->campaign, "campaign directory")->required();
-  cmd->add_option("--top", o->top, "how many of the best trained models (default 5)")->check(CLI::PositiveNumber);
-  cmd->add_option("--neighbors", o->neighbors, "library neighbours interpolated with each (default 5)")
+  cmd->add_option("--top", o->top, "how many of the best trained models")->check(CLI::PositiveNumber);
+  cmd->add_option("--neighbors", o->neighbors, "library neighbours interpolated with each")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--layers-per-stack", o->new_layers_per_stack, "stack size of the new library (default 1)")
+  cmd->add_option("--layers-per-stack", o->new_layers_per_stack, "stack size of the new library")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--old-layers-per-stack", o->old_layers_per_stack,
-                  "stack size of the campaign's library (default: its own setting, else 2)")
+                  "stack size of the campaign's library (default: its own setting, else " +
+                      std::to_string(EnumerationSettings{}.layers_per_stack) + ")")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--heterogeneous-ff", o->heterogeneous_ff, "fine stacks may mix feed-forward widths");
-  cmd->add_option("--library-neighbors", o->library_neighbors, "neighbours per graph in the new library (default 100)")
+  cmd->add_option("--library-neighbors", o->library_neighbors, "neighbours per graph in the new library")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--embedding-dim", o->embedding_dim, "embedding width (default 16)")->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", o->seed, "embedding seed (default 0)");
+  cmd->add_option("--embedding-dim", o->embedding_dim, "embedding width")->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", o->seed, "embedding seed");
   cmd->add_option("--out", o->out, "new library file")->required();
   cmd->callback([o] { run_refine(*o); });
 }

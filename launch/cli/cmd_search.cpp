@@ -2,6 +2,8 @@
 // the scheduler and `workers` local workers run in this process; under `mpirun -np N` rank 0
 // schedules and ranks 1..N-1 run trials. Exit codes: 0 finished, 1 error, 2 bad input,
 // 128+signal after a graceful stop (SIGTERM 143, SIGINT 130, SIGUSR1 138).
+#include <optional>
+
 #include "design_space/error.h"
 #include "launch/campaign/search.h"
 #include "launch/cli/command.h"
@@ -12,6 +14,7 @@ namespace {
 struct SearchCliOptions {
   std::string config;
   SearchOptions search;
+  std::optional<int64_t> budget;  // --budget, when given: SearchOptions::budget_trials
 };
 
 void add_search_command(CLI::App& app) {
@@ -21,16 +24,19 @@ void add_search_command(CLI::App& app) {
   cmd->add_flag("--resume", options->search.resume, "continue the campaign in the configured directory");
   cmd->add_flag("--quiet,-q", options->search.quiet, "no progress lines or leaderboard");
   cmd->add_option("--workers", options->search.workers,
-                  "local runner: number of worker threads (overrides `workers`; ignored under MPI)");
-  cmd->add_option("--budget", options->search.budget_trials,
+                  "local runner: number of worker threads (overrides `workers`; ignored under MPI); 0 = the "
+                  "campaign's `workers`");
+  cmd->add_option("--budget", options->budget,
                   "trials in total (overrides budget.trials; with --resume, continues a campaign with more trials; "
                   "0 = no limit)");
-  cmd->callback([options, cmd] {
-    if (cmd->count("--budget") > 0 && options->search.budget_trials < 0)
-      throw ConfigError("error: --budget: expected a non-negative number of trials, got " +
-                        std::to_string(options->search.budget_trials));
+  cmd->callback([options] {
+    if (options->budget) {
+      if (*options->budget < 0)
+        flag_error("--budget", "expected a non-negative number of trials, got " + std::to_string(*options->budget));
+      options->search.budget_trials = *options->budget;
+    }
     if (options->search.workers < 0)
-      throw ConfigError("error: --workers: expected a positive integer, got " + std::to_string(options->search.workers));
+      flag_error("--workers", "expected a positive integer, got " + std::to_string(options->search.workers));
     command_exit_code() = run_search(options->config, options->search);
   });
 }

@@ -5,6 +5,7 @@
 
 #include "design_space/error.h"
 #include "launch/cli/command.h"
+#include "launch/cli/enum_option.h"
 #include "launch/slurm/slurm.h"
 
 namespace flexnas::launch {
@@ -16,20 +17,21 @@ struct SlurmCommandOptions {
   bool pending_only = false;         // cancel: leave running jobs alone (used by the job script)
 };
 
-/// A whole-number flag with a lower bound; a bad value is "error: --flag: ..." (exit 2).
+/// A whole-number flag with a lower bound; a bad value is "error: --flag: ..." (exit 2). --help
+/// shows `target` as the default when it is a value the flag accepts (0 for "the cluster's" is not).
 void add_count(CLI::App* cmd, const std::string& flag, int64_t& target, int64_t min, const std::string& help,
                const std::string& type_name = "N") {
-  cmd->add_option_function<std::string>(
+  CLI::Option* opt = cmd->add_option_function<std::string>(
       flag,
       [&target, flag, min](const std::string& text) {
         static const std::regex whole("^[0-9]{1,9}$");
         if (!std::regex_match(text, whole) || std::stoll(text) < min)
-          throw ConfigError("error: " + flag + ": expected a whole number >= " + std::to_string(min) + ", got '" +
-                            text + "'");
+          flag_error(flag, "expected a whole number >= " + std::to_string(min) + ", got '" + text + "'");
         target = std::stoll(text);
       },
-      help)
-      ->type_name(type_name);
+      help);
+  opt->type_name(type_name);
+  if (target >= min) opt->default_str(std::to_string(target));
 }
 
 void run_submit(const SlurmCommandOptions& o) {
@@ -63,10 +65,10 @@ void add_slurm_command(CLI::App& app) {
   auto* submit = slurm->add_subcommand(
       "submit", "write <campaign dir>/slurm/job.sbatch and submit it with sbatch (plus --chain follow-on jobs)");
   submit->add_option("campaign", s.campaign, "campaign YAML file")->required();
-  add_count(submit, "--nodes", r.nodes, 1, "nodes (default 1)");
+  add_count(submit, "--nodes", r.nodes, 1, "nodes");
   add_count(submit, "--ntasks-per-node", r.ntasks_per_node, 1,
-            "tasks (MPI ranks) per node; with more than one task in all, rank 0 schedules (default 1)");
-  add_count(submit, "--gpus-per-task", r.gpus_per_task, 0, "GPUs per task (default 0: no GPU request)");
+            "tasks (MPI ranks) per node; with more than one task in all, rank 0 schedules");
+  add_count(submit, "--gpus-per-task", r.gpus_per_task, 0, "GPUs per task (0 = no GPU request)");
   add_count(submit, "--cpus-per-task", r.cpus_per_task, 1, "CPUs per task (default: the cluster's)");
   submit->add_option("--mem", r.mem, "memory per node, e.g. 32G (default: the cluster's)")->type_name("SIZE");
   submit->add_option("--time", r.time, "time limit per job, HH:MM:SS or D-HH:MM:SS (default: the partition's)")->type_name("TIME");
@@ -75,12 +77,12 @@ void add_slurm_command(CLI::App& app) {
   submit->add_option("--qos", r.qos, "quality of service")->type_name("NAME");
   submit->add_option("--setup", s.setup, "shell file whose lines set up the environment (module load ...)")->type_name("FILE");
   add_count(submit, "--chain", s.chain, 0,
-            "follow-on jobs queued with --dependency=afterany, each resuming the campaign (default 0)");
+            "follow-on jobs queued with --dependency=afterany, each resuming the campaign");
   add_count(submit, "--signal-lead", s.signal_lead, 1,
             "seconds before the time limit at which SLURM sends USR1 to drain (default: the campaign's "
-            "scheduler.drain_timeout + 30)",
+            "scheduler.drain_timeout + " + std::to_string(kSignalLeadMargin) + ")",
             "SECONDS");
-  submit->add_option("--launcher", s.launcher, "srun or mpirun starts `flexnas search` in the job (default srun)")->type_name("srun|mpirun");
+  add_enum_option(submit, "--launcher", s.launcher, launcher_names(), "what starts `flexnas search` in the job");
   submit->add_option("--mpi", s.mpi, "srun --mpi type for multi-task jobs, e.g. pmix (default: the cluster's)")->type_name("TYPE");
   submit->add_option("--flexnas", s.flexnas, "flexnas binary the job runs (default: this one)")->type_name("PATH");
   submit->add_flag("--dry-run", s.dry_run, "write the script and print the sbatch commands; submit nothing");

@@ -33,7 +33,8 @@ void add_enumeration_flags(CLI::App* cmd, SpaceOptions& o) {
   cmd->add_option("--design-space,-d", o.design_space, "design-space YAML file")->required();
   cmd->add_option_function<int64_t>(
          "--layers-per-stack", [&o](const int64_t& v) { o.enumeration.layers_per_stack = v; o.lps_given = true; },
-         "identical consecutive layers per stack (default: the YAML's enumeration block, else 2)")
+         "identical consecutive layers per stack (default: the YAML's enumeration block, else " +
+             std::to_string(EnumerationSettings{}.layers_per_stack) + ")")
       ->check(CLI::PositiveNumber);
   cmd->add_flag_function("--heterogeneous-ff", [&o](int64_t) { o.enumeration.heterogeneous_feed_forward = true; o.het_given = true; },
                          "feed-forward widths may differ inside one stack");
@@ -67,11 +68,11 @@ void run_show(const SpaceOptions& o) {
   }
   const BigCount index = parse_big(o.index, "--index");
   if (e.count() == 0)
-    throw ConfigError("error: --index: the space has no architectures (none is within its constraints: " +
-                      space.constraints.describe() + ")");
+    flag_error("--index", "the space has no architectures (none is within its constraints: " +
+               space.constraints.describe() + ")");
   if (index >= e.count())
-    throw ConfigError("error: --index: " + o.index + " is out of range (the space has " + to_string_big(e.count()) +
-                      " architectures, indices 0.." + to_string_big(e.count() - 1) + ")");
+    flag_error("--index", o.index + " is out of range (the space has " + to_string_big(e.count()) +
+               " architectures, indices 0.." + to_string_big(e.count() - 1) + ")");
   const Architecture arch = e.at(index);
   std::cout << arch.to_json().dump() << "\n";
 }
@@ -108,8 +109,8 @@ void add_space_command(CLI::App& app) {
 
   auto* sample = space->add_subcommand("sample", "print N distinct random architectures (JSON lines)");
   add_enumeration_flags(sample, *options);
-  sample->add_option("--n,-n", options->n, "how many (default 10)")->check(CLI::PositiveNumber);
-  sample->add_option("--seed", options->seed, "random seed (default 0)");
+  sample->add_option("--n,-n", options->n, "how many")->check(CLI::PositiveNumber);
+  sample->add_option("--seed", options->seed, "random seed");
   sample->callback([options] { run_sample(*options); });
 }
 

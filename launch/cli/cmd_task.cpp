@@ -23,9 +23,9 @@ namespace fs = std::filesystem;
 
 struct TaskCliOptions {
   std::vector<std::string> tasks;  // export: registered task names
-  std::string data_dir = "data";   // where the task data lives (scripts/fetch-data.sh)
+  std::string data_dir = datasets::TaskLoadOptions{}.data_dir;  // where the task data lives (scripts/fetch-data.sh)
   std::string out;                 // export: output folder
-  uint64_t split_seed = 0;         // seed of the made splits (spam, Brown): fine-tuning uses 0
+  uint64_t split_seed = datasets::TaskLoadOptions{}.split_seed;  // seed of the made splits (spam, Brown): fine-tuning uses 0
 };
 
 const char* score_rule_name(datasets::ScoreRule rule) {
@@ -111,10 +111,9 @@ void add_task_command(CLI::App& app) {
   exp->add_option("--task", o->tasks, "task names (spam, brown-genre, brown-pos, glue:<task>)")
       ->required()
       ->delimiter(',');
-  exp->add_option("--data-dir", o->data_dir, "task data directory")->capture_default_str();
+  exp->add_option("--data-dir", o->data_dir, "task data directory");
   exp->add_option("--out", o->out, "output folder (one sub-folder per task)")->required();
-  exp->add_option("--split-seed", o->split_seed, "seed of the made splits (spam, Brown); fine-tuning uses 0")
-      ->capture_default_str();
+  exp->add_option("--split-seed", o->split_seed, "seed of the made splits (spam, Brown); fine-tuning uses 0");
   exp->callback([o] { run_export(*o); });
 }
 

@@ -7,6 +7,7 @@
 #include "datasets/tokenizer.h"
 #include "design_space/error.h"
 #include "launch/cli/command.h"
+#include "launch/cli/enum_option.h"
 
 namespace flexnas::launch {
 namespace {
@@ -16,17 +17,15 @@ struct TokenizerOptions {
   std::string model;                      // encode: the tokenizer
   std::vector<std::string> corpus;        // encode: plain-text files
   std::string task;                       // encode: a registered task instead (datasets/tasks.h)
-  std::string data_dir = "data";          // encode --task: where the task data lives
+  std::string data_dir = datasets::TaskLoadOptions{}.data_dir;  // encode --task: where the task data lives
   std::string cache_dir;                  // encode: token caches (default <data-dir>/cache)
-  int64_t max_length = 128;               // encode --task: tokens per example
+  int64_t max_length = datasets::FinetuneOptions{}.max_length;  // encode --task: tokens per example
 };
 
 void run_train(const TokenizerOptions& o) {
   if (o.train.vocab_size <= datasets::SpecialIds::kCount + 1)
-    throw ConfigError("error: --vocab-size: " + std::to_string(o.train.vocab_size) + " is too small; at least " +
-                      std::to_string(datasets::SpecialIds::kCount + 2));
-  if (o.train.model_type != "unigram" && o.train.model_type != "bpe")
-    throw ConfigError("error: --model-type: '" + o.train.model_type + "'; allowed: unigram, bpe");
+    flag_error("--vocab-size", std::to_string(o.train.vocab_size) + " is too small; at least " +
+               std::to_string(datasets::SpecialIds::kCount + 2));
   datasets::train_tokenizer(o.train);
   const datasets::Tokenizer tok(o.train.out, o.cache_dir.empty() ? o.data_dir + "/cache" : o.cache_dir);
   std::cout << "tokenizer: " << o.train.out << "\nvocab_size: " << tok.vocab_size() << "\nhash: " << datasets::hex64(tok.hash())
@@ -68,22 +67,22 @@ void add_tokenizer_command(CLI::App& app) {
   train->add_option("--corpus", o->train.corpus, "plain-text files, one sentence per line")->required()->expected(1, -1);
   train->add_option("--vocab-size", o->train.vocab_size, "vocabulary size including the 5 special ids")->required();
   train->add_option("--out", o->train.out, "model file to write (e.g. spm.model)")->required();
-  train->add_option("--model-type", o->train.model_type, "unigram | bpe (default unigram)");
-  train->add_option("--seed", o->train.seed, "random seed (default 1)");
-  train->add_option("--character-coverage", o->train.character_coverage, "character coverage (default 0.9995)");
-  train->add_option("--max-sentences", o->train.max_sentences, "train on at most N sentences (0 = all)");
-  train->add_option("--threads", o->train.threads, "trainer threads (default 1: reproducible)");
-  train->add_option("--cache-dir", o->cache_dir, "token cache directory (default <data-dir>/cache)");
-  train->add_option("--data-dir", o->data_dir, "data directory (default data)");
+  add_choice_option(train, "--model-type", o->train.model_type, {"unigram", "bpe"}, "SentencePiece model type");
+  train->add_option("--seed", o->train.seed, "random seed");
+  train->add_option("--character-coverage", o->train.character_coverage, "character coverage");
+  train->add_option("--max-sentences", o->train.max_sentences, "train on at most N sentences; 0 = all");
+  train->add_option("--threads", o->train.threads, "trainer threads (1 is bit-reproducible)");
+  train->add_option("--cache-dir", o->cache_dir, "token cache directory")->default_str("<data-dir>/cache");
+  train->add_option("--data-dir", o->data_dir, "data directory");
   train->callback([o] { run_train(*o); });
 
   auto* encode = cmd->add_subcommand("encode", "tokenize corpora or a task once into token caches");
   encode->add_option("--model", o->model, "tokenizer model")->required();
   encode->add_option("--corpus", o->corpus, "plain-text files")->expected(1, -1);
   encode->add_option("--task", o->task, "a registered task (spam, brown-genre, brown-pos, glue:<task>)");
-  encode->add_option("--data-dir", o->data_dir, "data directory (default data)");
-  encode->add_option("--cache-dir", o->cache_dir, "token cache directory (default <data-dir>/cache)");
-  encode->add_option("--max-length", o->max_length, "task: tokens per example (default 128)");
+  encode->add_option("--data-dir", o->data_dir, "data directory");
+  encode->add_option("--cache-dir", o->cache_dir, "token cache directory")->default_str("<data-dir>/cache");
+  encode->add_option("--max-length", o->max_length, "task: tokens per example");
   encode->callback([o] { run_encode(*o); });
 }
 

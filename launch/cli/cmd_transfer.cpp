@@ -12,6 +12,7 @@
 #include "design_space/error.h"
 #include "design_space/log.h"
 #include "launch/cli/command.h"
+#include "launch/cli/enum_option.h"
 #include "models/checkpoint.h"
 #include "models/safetensors.h"
 #include "transfer/transfer.h"
@@ -22,18 +23,18 @@ namespace {
 struct TransferCliOptions {
   std::string from;        // source checkpoint directory
   std::string to;          // target model-dict JSON
-  std::string mode = "od"; // od | rp
+  transfer::TransferMode mode = transfer::TransferOptions{}.mode;
   std::string out;         // target checkpoint directory
-  int64_t seed = 0;        // fresh initialisation and rp projections
+  int64_t seed = int64_t(transfer::TransferOptions{}.seed);  // fresh initialisation and rp projections
 };
 
 void run_transfer(const TransferCliOptions& o) {
   namespace fs = std::filesystem;
-  const transfer::TransferMode mode = transfer::parse_mode(o.mode, "--mode");
-  if (o.seed < 0) throw ConfigError("error: --seed: expected a non-negative integer, got " + std::to_string(o.seed));
-  if (!fs::is_directory(o.from)) throw ConfigError("error: --from: '" + o.from + "' is not a checkpoint directory");
+  const transfer::TransferMode mode = o.mode;
+  if (o.seed < 0) flag_error("--seed", "expected a non-negative integer, got " + std::to_string(o.seed));
+  if (!fs::is_directory(o.from)) flag_error("--from", "'" + o.from + "' is not a checkpoint directory");
   if (fs::exists(o.out) && fs::equivalent(o.out, o.from))
-    throw ConfigError("error: --out: '" + o.out + "' is the source checkpoint; choose another directory");
+    flag_error("--out", "'" + o.out + "' is the source checkpoint; choose another directory");
   const models::CheckpointConfig source = models::read_checkpoint_config(o.from);
   const ConfigNode node = ConfigNode::load_file(o.to);
   const Architecture target_arch = architecture_from_config(node);
@@ -83,9 +84,10 @@ void add_transfer_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("transfer", "warm-start a target architecture from a trained checkpoint");
   cmd->add_option("--from", o->from, "source checkpoint directory")->required();
   cmd->add_option("--to", o->to, "target model-dict JSON (same format as the source)")->required();
-  cmd->add_option("--mode", o->mode, "od (copy the overlapping slices) | rp (random projection); default od");
+  add_enum_option(cmd, "--mode", o->mode, transfer::transfer_mode_names(),
+                  "od copies the overlapping slices, rp projects randomly");
   cmd->add_option("--out", o->out, "target checkpoint directory")->required();
-  cmd->add_option("--seed", o->seed, "seed of the fresh initialisation and the rp projections (default 0)");
+  cmd->add_option("--seed", o->seed, "seed of the fresh initialisation and the rp projections");
   cmd->callback([o] { run_transfer(*o); });
 }
 

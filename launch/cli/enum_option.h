@@ -33,4 +33,18 @@ CLI::Option* add_enum_option(CLI::App* app, const std::string& flag, E& value, c
       ->default_str(enum_name(names, value));
 }
 
+/// The same for a value a library keeps as text (SentencePiece's model type): exactly one of
+/// `choices`, with the same message and --help.
+inline CLI::Option* add_choice_option(CLI::App* app, const std::string& flag, std::string& value,
+                                      const std::vector<std::string>& choices, const std::string& description) {
+  CLI::Validator check(
+      [choices](std::string& text) -> std::string {
+        for (const auto& choice : choices)
+          if (choice == text) return "";
+        return "unknown value '" + text + "'; allowed: " + join(choices);
+      },
+      "", "");
+  return app->add_option(flag, value, description)->check(check)->type_name(join(choices, "|"))->default_str(value);
+}
+
 }  // namespace flexnas::launch

@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "flexnas 0.1.0");
   app.require_subcommand(1);
   app.fallthrough(false);
+  // CLI11's own errors (unknown flag, bad number, a value not among a flag's choices) start like
+  // flexnas's: "error: --lr: ...".
+  app.failure_message(
+      [](const CLI::App* a, const CLI::Error& e) { return "error: " + CLI::FailureMessage::simple(a, e); });
   auto& registry = flexnas::launch::command_registry();
   std::sort(registry.begin(), registry.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   for (const auto& entry : registry) entry.add(app);

@@ -2,8 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <iostream>
 
@@ -34,18 +32,9 @@ datasets::Tokenizer checkpoint_task_tokenizer(const std::string& checkpoint, con
   return tokenizer;
 }
 
-void add_compute_flags(CLI::App& cmd, ComputeFlags& flags) {
-  cmd.add_option("--device", flags.device, "auto (first visible GPU, else CPU) | cpu | cuda | cuda:N")
-      ->capture_default_str();
-  cmd.add_option("--precision", flags.precision,
-                 "auto (bf16 on CUDA and on CPUs with AMX/AVX512-BF16, else fp32) | fp32 | bf16 | fp16 (CUDA)")
-      ->capture_default_str()
-      ->check(CLI::IsMember(models::precision_names()));
-}
-
 Compute resolve_compute(const ComputeFlags& flags, const std::string& recorded) {
   Compute c;
-  models::Precision requested = models::parse_precision(flags.precision, "--precision");
+  models::Precision requested = flags.precision;
   c.device = models::resolve_device(flags.device, "--device");
   std::string why;
   if (requested == models::Precision::kAuto && !recorded.empty()) {

@@ -10,10 +10,6 @@
 #include "models/precision.h"
 #include "models/trainer.h"
 
-namespace CLI {
-class App;
-}
-
 namespace flexnas::launch {
 
 /// Validates --threads (0 = every core) and sets LibTorch's intra-op threads and OpenBLAS's pool
@@ -26,13 +22,11 @@ datasets::Tokenizer checkpoint_task_tokenizer(const std::string& checkpoint, con
                                               const std::string& tokenizer_flag, const std::string& cache_dir,
                                               const std::string& data_dir, int64_t max_len);
 
-/// --device and --precision of a command that runs a model, as typed.
+/// --device and --precision of a command that runs a model (launch/cli/command.h adds the flags).
 struct ComputeFlags {
-  std::string device = "auto";     // auto | cpu | cuda | cuda:N
-  std::string precision = "auto";  // auto | fp32 | bf16 | fp16
+  std::string device = "auto";                             // auto | cpu | cuda | cuda:N
+  models::Precision precision = models::Precision::kAuto;  // auto | fp32 | bf16 | fp16
 };
-/// Adds --device and --precision (with their allowed values and defaults) to `cmd`.
-void add_compute_flags(CLI::App& cmd, ComputeFlags& flags);
 
 /// What a command runs on: the resolved device and precision.
 struct Compute {

@@ -22,6 +22,7 @@
 #include "design_space/log.h"
 #include "launch/campaign/signals.h"
 #include "launch/campaign/campaign_config.h"
+#include "launch/cli/command.h"
 
 namespace fs = std::filesystem;
 
@@ -30,10 +31,6 @@ namespace {
 
 constexpr int64_t kMaxSignalLead = 65535;  // sbatch: sig_time is at most 65535 s
 constexpr int64_t kMaxChain = 1000;
-
-[[noreturn]] void flag_error(const std::string& flag, const std::string& message) {
-  throw ConfigError("error: " + flag + ": " + message);
-}
 
 /// Single-quotes `s` for the shell unless it is made only of safe characters.
 std::string shell_quote(const std::string& s) {
@@ -59,6 +56,11 @@ std::string clean_path(const std::string& path) {
 }
 
 }  // namespace
+
+const EnumNames<Launcher>& launcher_names() {
+  static const EnumNames<Launcher> names{{"srun", Launcher::kSrun}, {"mpirun", Launcher::kMpirun}};
+  return names;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Validation
@@ -147,17 +149,14 @@ void validate_resources(const SlurmResources& r) {
 SlurmJobSpec make_job_spec(const SlurmSubmitOptions& o) {
   validate_resources(o.resources);
   if (o.chain < 0 || o.chain > kMaxChain)
-    flag_error("--chain", "expected a whole number in 0.." + std::to_string(kMaxChain) + ", got " +
-                              std::to_string(o.chain));
+    flag_error("--chain", "expected a whole number in 0.." + std::to_string(kMaxChain) + ", got " + std::to_string(o.chain));
   if (o.signal_lead < 0 || o.signal_lead > kMaxSignalLead)
     flag_error("--signal-lead", "expected seconds in 1.." + std::to_string(kMaxSignalLead) + " (0 = the campaign's "
-                                "scheduler.drain_timeout + 30), got " + std::to_string(o.signal_lead));
-  if (o.launcher != "srun" && o.launcher != "mpirun")
-    flag_error("--launcher", "unknown launcher '" + o.launcher + "' (allowed: srun, mpirun)");
+               "scheduler.drain_timeout + " + std::to_string(kSignalLeadMargin) + "), got " + std::to_string(o.signal_lead));
   static const std::regex mpi_type("^[A-Za-z0-9_]+$");
   if (!o.mpi.empty() && !std::regex_match(o.mpi, mpi_type))
     flag_error("--mpi", "'" + o.mpi + "' is not an srun MPI type (e.g. pmix, pmi2, pmix_v4)");
-  if (!o.mpi.empty() && o.launcher != "srun") flag_error("--mpi", "only applies to --launcher srun");
+  if (!o.mpi.empty() && o.launcher != Launcher::kSrun) flag_error("--mpi", "only applies to --launcher srun");
 
   SlurmJobSpec spec;
   spec.resources = o.resources;
@@ -182,12 +181,14 @@ SlurmJobSpec make_job_spec(const SlurmSubmitOptions& o) {
   }
 
   const double drain = config.scheduler.drain_timeout;
-  spec.signal_lead = o.signal_lead > 0 ? o.signal_lead : static_cast<int64_t>(std::ceil(drain)) + 30;
+  spec.signal_lead = o.signal_lead > 0 ? o.signal_lead : static_cast<int64_t>(std::ceil(drain)) + kSignalLeadMargin;
   if (!o.resources.time.empty()) {
     const int64_t limit = parse_slurm_time(o.resources.time, "--time");
     if (spec.signal_lead >= limit)
       flag_error("--signal-lead",
-                 std::to_string(spec.signal_lead) + " s " + (o.signal_lead > 0 ? "is" : "(the default: drain_timeout + 30 s) is") +
+                 std::to_string(spec.signal_lead) + " s " +
+                     (o.signal_lead > 0 ? std::string("is")
+                                        : "(the default: drain_timeout + " + std::to_string(kSignalLeadMargin) + " s) is") +
                      " not shorter than the time limit --time " + o.resources.time + " (" + std::to_string(limit) +
                      " s): the campaign would be told to stop as soon as it starts; give a longer --time or a "
                      "shorter --signal-lead");
@@ -292,7 +293,7 @@ std::string sbatch_script(const SlurmJobSpec& spec) {
     << "if [ -e \"$CAMPAIGN_DIR/campaign.db\" ]; then RESUME=--resume; fi\n"
     << "echo \"flexnas: job $JOB on $(hostname) at $(date -u +%FT%TZ): flexnas search $CAMPAIGN $RESUME\"\n";
   const int64_t tasks = r.nodes * r.ntasks_per_node;
-  if (spec.launcher == "srun") {
+  if (spec.launcher == Launcher::kSrun) {
     // srun in SLURM 22.05 does not inherit --cpus-per-task from the allocation: state it again.
     s << "srun --nodes=" << r.nodes << " --ntasks=" << tasks << " --ntasks-per-node=" << r.ntasks_per_node;
     if (r.cpus_per_task > 0) s << " --cpus-per-task=" << r.cpus_per_task;

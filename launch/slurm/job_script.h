@@ -6,7 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "design_space/enum_names.h"
+
 namespace flexnas::launch {
+
+/// How the job step starts `flexnas search`: srun, or mpirun inside the allocation.
+enum class Launcher { kSrun, kMpirun };
+const EnumNames<Launcher>& launcher_names();  // srun, mpirun
 
 /// Resources of one job. Empty strings / zero mean "the cluster's default" (the line is left out).
 struct SlurmResources {
@@ -21,14 +27,17 @@ struct SlurmResources {
   std::string qos;                 // --qos
 };
 
+/// The default signal lead: the campaign's scheduler.drain_timeout plus this many seconds.
+inline constexpr int64_t kSignalLeadMargin = 30;
+
 /// Everything `flexnas slurm submit` needs (the CLI fills it; defaults here only).
 struct SlurmSubmitOptions {
   std::string campaign;            // campaign.yaml
   SlurmResources resources;
   std::string setup;               // a shell file whose lines are copied into the script (module loads)
   int64_t chain = 0;               // follow-on jobs queued with --dependency=afterany:<previous>
-  int64_t signal_lead = 0;         // seconds before the limit for USR1 (0 = drain_timeout + 30 s)
-  std::string launcher = "srun";   // srun | mpirun: how the job step starts `flexnas search`
+  int64_t signal_lead = 0;         // seconds before the limit for USR1 (0 = drain_timeout + kSignalLeadMargin)
+  Launcher launcher = Launcher::kSrun;  // how the job step starts `flexnas search`
   std::string mpi;                 // srun --mpi=<type> ("" = the cluster's MpiDefault)
   std::string flexnas;             // absolute path of the flexnas binary ("" = this executable)
   bool dry_run = false;            // write the script, print the sbatch commands, submit nothing
@@ -44,7 +53,7 @@ struct SlurmJobSpec {
   std::string setup_file;          // absolute path ("" = none)
   std::string setup_text;          // its contents
   int64_t signal_lead = 0;         // seconds
-  std::string launcher = "srun";
+  Launcher launcher = Launcher::kSrun;
   std::string mpi;
 };
 
@@ -54,7 +63,8 @@ int64_t parse_slurm_time(const std::string& text, const std::string& flag = "--t
 /// "HH:MM:SS" up to a day (24:00:00), "D-HH:MM:SS" beyond.
 std::string format_slurm_time(int64_t seconds);
 
-/// Checks every resource flag; throws ConfigError "error: --flag: found ...; expected ..." (exit 2).
+/// Checks every resource flag; throws ConfigError "error: --flag: found ...; expected ..." (exit 2,
+/// launch/cli/command.h's flag_error).
 void validate_resources(const SlurmResources& r);
 
 /// Validates the options, reads the campaign file (located errors) and the setup file; the default

@@ -184,9 +184,7 @@ TEST(SlurmFlags, SubmitOptionsAreCheckedBeforeTheCampaignIsRead) {
   o.chain = -1;
   EXPECT_EQ(message_of([&] { make_job_spec(o); }), "ConfigError: error: --chain: expected a whole number in 0..1000, got -1");
   o.chain = 0;
-  o.launcher = "ssh";
-  EXPECT_EQ(message_of([&] { make_job_spec(o); }), "ConfigError: error: --launcher: unknown launcher 'ssh' (allowed: srun, mpirun)");
-  o.launcher = "mpirun";
+  o.launcher = Launcher::kMpirun;
   o.mpi = "pmix";
   EXPECT_EQ(message_of([&] { make_job_spec(o); }), "ConfigError: error: --mpi: only applies to --launcher srun");
 }
@@ -293,7 +291,7 @@ TEST(SlurmScript, DefaultsLeaveClusterDefaultsAndMpirunVariant) {
   EXPECT_EQ(lines_starting(script, "#SBATCH"), expected);
   EXPECT_NE(script.find("CAMPAIGN_DIR='/c/my campaign'\n"), std::string::npos);  // quoted for the shell
   EXPECT_EQ(script.find("Environment set-up"), std::string::npos);
-  spec.launcher = "mpirun";
+  spec.launcher = Launcher::kMpirun;
   spec.resources.nodes = 3;
   spec.resources.ntasks_per_node = 2;
   script = sbatch_script(spec);

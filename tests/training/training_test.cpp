@@ -765,7 +765,7 @@ TEST_F(TrainingTest, CliProbeComparesCheckpointsPerLayer) {
   expect_usage_error("probe --experiment " + (f.dir / "probe-data") + " --task glue:sst2" + base,
                      "holds no checkpoint");
   expect_usage_error("probe --task glue:sst2" + base, "give exactly one of --checkpoint and --experiment");
-  expect_usage_error("probe --checkpoint " + pre + " --task glue:sst2 --pool max" + base, "--pool: 'max' is not a pooling");
+  expect_usage_error("probe --checkpoint " + pre + " --task glue:sst2 --pool max" + base, "error: --pool: unknown value 'max'; allowed: mean, cls");
   const std::string other = f.dir / "probe-other.model";
   write_text(f.dir / "probe-other.txt", corpus_text(30, 10, 98) + "good bad film plot\n");
   datasets::TokenizerTrainOptions t;
@@ -966,7 +966,7 @@ TEST_F(TrainingTest, CliElectraCheckpointFinetunesAndProbesAndBadFlagsExit2) {
   const std::string bad = f.dir / "electra-bad";
   const std::string out = " --steps 4 --out " + bad;
   expect_usage_error(base + " --objective bert" + out,
-                     "error: --objective: 'bert' is not a pretraining objective (allowed: mlm, electra)");
+                     "error: --objective: unknown value 'bert'; allowed: mlm, electra");
   expect_usage_error(base + " --objective electra --generator-size 0" + out,
                      "error: --generator-size: expected a number in (0, 1] (a fraction of the discriminator's widths), got 0");
   expect_usage_error(base + " --objective electra --generator-size 1.5" + out,
