@@ -596,7 +596,7 @@ TEST(TransferCliTest, WritesACheckpointAndReportsPerBlock) {
       << r.output;
   r = run_cli("transfer --from " + from + " --to " + (dir / "wide.json").string() + " --mode xx --out " + out + "3");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("error: --mode: unknown transfer mode 'xx' (allowed: od, rp)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("error: --mode: unknown value 'xx'; allowed: od, rp"), std::string::npos) << r.output;
   r = run_cli("transfer --from " + (dir / "nope").string() + " --to " + (dir / "wide.json").string() + " --out " + out + "3");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("error: --from: '"), std::string::npos) << r.output;
