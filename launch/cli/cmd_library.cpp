@@ -74,6 +74,7 @@ LibraryBuildOptions build_options(const LibraryCliOptions& o) {
   b.embedding.dim = o.embedding_dim;
   b.sample = uint64_t(o.sample);
   b.progress = !o.quiet;
+  b.distance.ops = &models::op_catalog();  // imported architectures: the registry orders the op groups
   if (!o.dataset.empty()) b.dataset = o.dataset;
   return b;
 }

@@ -90,6 +90,7 @@ void run_refine(const RefineOptions& o) {
   options.seed = o.seed;
   options.enumeration.layers_per_stack = settings.new_layers_per_stack;
   options.enumeration.heterogeneous_feed_forward = settings.heterogeneous_feed_forward;
+  options.distance.ops = &models::op_catalog();
   LibraryBuildReport report;
   Library lib = build_library_from_archs(refined.archs, "refine:" + o.campaign, options, &report);
   lib.design_space = coarse.design_space;
