@@ -1,5 +1,5 @@
 // flexnas slurm submit|status|cancel: run a search campaign as SLURM jobs that drain before the
-// time limit and resume by themselves (launch/slurm.h).
+// time limit and resume by themselves (launch/slurm/slurm.h).
 #include <iostream>
 #include <regex>
 

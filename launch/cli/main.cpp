@@ -1,4 +1,4 @@
-// flexnas: one executable, CLI11 subcommands (one launch/cmd_<verb>.cpp each).
+// flexnas: one executable, CLI11 subcommands (one launch/cli/cmd_<verb>.cpp each).
 // Exit codes: 0 success; 1 internal or I/O error; 2 bad input (file, flag); 128+signal after a
 // graceful stop (set by the command).
 #include <CLI/CLI.hpp>
