@@ -113,7 +113,9 @@ Campaign open_campaign(const CampaignConfig& config, bool resume) {
       b.progress = false;
       c.library = build_library(space, b);
     } else {
-      c.library = load_library(config.library);
+      LibraryLoadOptions checked;
+      checked.ops = &models::op_catalog();  // a user's library: its design-space ops are checked too
+      c.library = load_library(config.library, checked);
     }
     // The campaign's copy starts with no measurements: performances are what this campaign measured.
     for (auto& p : c.library.performances) p.reset();

@@ -45,7 +45,10 @@ void run_refine(const RefineOptions& o) {
                "' is not a campaign directory (it needs campaign.yaml and campaign.db from `flexnas search`)");
   const CampaignConfig config = load_campaign_config(frozen);
   const std::string library_path = campaign_library_path(o.campaign);
-  const Library coarse = load_library(std::filesystem::exists(library_path) ? library_path : config.library);
+  LibraryLoadOptions checked;
+  checked.ops = &models::op_catalog();
+  const Library coarse =
+      load_library(std::filesystem::exists(library_path) ? library_path : config.library, checked);
   const CampaignStore store(campaign_db_path(o.campaign), /*read_only=*/true);
 
   // Best score per library index among completed trials.

@@ -15,6 +15,7 @@
 #include "design_space/progress.h"
 #include "launch/cli/command.h"
 #include "launch/cli/enum_option.h"
+#include "models/op_catalog.h"
 #include "nas/replay.h"
 #include "nas/table.h"
 
@@ -111,7 +112,9 @@ void run_replay(const ReplayCliOptions& o) {
       flag_error("--trials-csv", "'" + o.trials_csv + "' is a folder; expected a file name");
   }
   at::set_num_threads(o.threads);  // PLATFORM.md: LibTorch picks 1 on these machines; say it explicitly
-  const Library library = load_library(o.library);
+  LibraryLoadOptions checked;
+  checked.ops = &models::op_catalog();
+  const Library library = load_library(o.library, checked);
   const nas::BenchmarkTable table = nas::load_benchmark_table(o.table, o.metric);
   const auto scores = nas::align_scores(table, library);
   const nas::ReplayTargets targets = nas::replay_targets(scores);
