@@ -77,8 +77,6 @@ ModelOptions ModelOptions::from_config(const ConfigNode& node) {
 // ---------------------------------------------------------------------------------------------
 // Validation and cost from the model dict alone.
 
-namespace {
-
 CoreConfig core_config(const LayerSpec& layer, const ModelOptions& o) {
   CoreConfig c;
   c.hidden = layer.hidden;
@@ -97,6 +95,8 @@ HeadConfig head_config(const HeadSpec& head, const ModelOptions& o) {
   c.attention_dropout = o.attention_dropout;
   return c;
 }
+
+namespace {
 
 std::string registered_list() { return join(op_registry().names()); }
 

@@ -13,6 +13,7 @@
 
 #include "design_space/architecture.h"
 #include "design_space/enum_names.h"
+#include "models/op_registry.h"
 
 namespace flexnas::models {
 
@@ -43,6 +44,11 @@ struct ModelOptions {
   /// ConfigErrors).
   static ModelOptions from_config(const ConfigNode& node);
 };
+
+/// The dimensions a layer's core (standard format) or one hetero head is built, checked, priced and
+/// laid out with: every user of the registry's hooks builds them here.
+CoreConfig core_config(const LayerSpec& layer, const ModelOptions& options);
+HeadConfig head_config(const HeadSpec& head, const ModelOptions& options);
 
 /// Parameters and forward FLOPs per token of one block ("embeddings", "layer 0", ..., "head").
 struct BlockCost {

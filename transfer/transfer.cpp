@@ -95,26 +95,6 @@ const models::OpDefinition& op_of(const std::string& type) {
   return *def;
 }
 
-// The configurations models/flex_model.cpp builds the cores and heads with.
-models::CoreConfig core_config(const LayerSpec& L, const ModelOptions& o) {
-  models::CoreConfig c;
-  c.hidden = L.hidden;
-  c.heads = L.heads;
-  c.param = L.param;
-  c.max_positions = o.max_positions;
-  c.attention_dropout = o.attention_dropout;
-  return c;
-}
-
-models::HeadConfig head_config(const HeadSpec& head, const ModelOptions& o) {
-  models::HeadConfig c;
-  c.param = head.param;
-  c.dim = head.dim;
-  c.max_positions = o.max_positions;
-  c.attention_dropout = o.attention_dropout;
-  return c;
-}
-
 struct LayoutBuilder {
   std::vector<TensorSpec> specs;
   std::string block, compat;
@@ -154,7 +134,7 @@ std::vector<TensorSpec> tensor_layout(const Architecture& arch, const ModelOptio
     const int64_t h = L.hidden;
     if (L.head_list.empty()) {
       b.compat = L.op;  // attention cores transfer between equal operation types only
-      const models::CoreLayout core = op_of(L.op).core_layout(core_config(L, o));
+      const models::CoreLayout core = op_of(L.op).core_layout(models::core_config(L, o));
       b.add_all(p + "attention.self.", core);
       b.add(p + "attention.output.dense.weight", {hidden_out(h), to_axis(core.output)});
     } else {
@@ -168,7 +148,7 @@ std::vector<TensorSpec> tensor_layout(const Architecture& arch, const ModelOptio
       b.add(s + "distance_embedding.weight", {centered(P2), ordered(D)});
       for (size_t j = 0; j < L.head_list.size(); ++j) {
         const HeadSpec& head = L.head_list[j];
-        b.add_all(s + "heads." + std::to_string(j) + ".", op_of(head.type).head_layout(head_config(head, o)));
+        b.add_all(s + "heads." + std::to_string(j) + ".", op_of(head.type).head_layout(models::head_config(head, o)));
       }
       // Column block j belongs to head j whatever its type (spec §6.3).
       b.add(p + "attention.output.dense.weight", {hidden_out(h), W});
