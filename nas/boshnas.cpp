@@ -218,14 +218,4 @@ Proposal BoshnasPolicy::choose(std::mt19937_64& rng) {
   return p;
 }
 
-std::unique_ptr<Policy> make_policy(PolicyKind kind, const Library& library, const PolicyOptions& options,
-                                    const BoshnasOptions& boshnas, const EvolutionOptions& evolution) {
-  switch (kind) {
-    case PolicyKind::kBoshnas: return std::make_unique<BoshnasPolicy>(library, options, boshnas);
-    case PolicyKind::kRandom: return std::make_unique<RandomPolicy>(library, options);
-    case PolicyKind::kEvolution: return std::make_unique<EvolutionPolicy>(library, options, evolution);
-  }
-  throw std::logic_error("make_policy: unknown policy kind");
-}
-
 }  // namespace flexnas::nas

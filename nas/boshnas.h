@@ -1,5 +1,5 @@
 #pragma once
-// The BOSHNAS policy (spec §4.5) behind the Policy interface, plus the policy factory.
+// The BOSHNAS policy (spec §4.5) behind the Policy interface (built by nas/policy_factory.h).
 //
 // Steps: `num_init` random initial designs; then each proposal draws u ~ U(0,1):
 //   u < 1 − p_unc − p_div : optimisation — GOBI (K restarts, one batch) on the acquisition, each
@@ -134,9 +134,5 @@ class BoshnasPolicy : public Policy {
   std::optional<double> best_seen_;
   std::map<std::string, int64_t> steps_;
 };
-
-/// Builds the policy of kind `kind` (the name was checked where it was read).
-std::unique_ptr<Policy> make_policy(PolicyKind kind, const Library& library, const PolicyOptions& options,
-                                    const BoshnasOptions& boshnas = {}, const EvolutionOptions& evolution = {});
 
 }  // namespace flexnas::nas

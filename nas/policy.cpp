@@ -225,15 +225,4 @@ Proposal EvolutionPolicy::choose(std::mt19937_64& rng) {
   return {choice, "mutation"};
 }
 
-const EnumNames<PolicyKind>& policy_kind_names() {
-  static const EnumNames<PolicyKind> names{
-      {"boshnas", PolicyKind::kBoshnas}, {"random", PolicyKind::kRandom}, {"evolution", PolicyKind::kEvolution}};
-  return names;
-}
-
-const std::vector<std::string>& policy_names() {
-  static const std::vector<std::string> names = enum_spellings(policy_kind_names());
-  return names;
-}
-
 }  // namespace flexnas::nas

@@ -24,7 +24,6 @@
 #include <string>
 #include <vector>
 
-#include "design_space/enum_names.h"
 #include "design_space/library.h"
 #include "nas/cost_model.h"
 
@@ -179,12 +178,5 @@ class EvolutionPolicy : public Policy {
 /// operation (type + parameter, or the head list in the hetero format), head count, FFN widths;
 /// each missing or extra layer counts as 4.
 int64_t field_distance(const Architecture& a, const Architecture& b);
-
-/// The search policies make_policy builds.
-enum class PolicyKind { kBoshnas, kRandom, kEvolution };
-/// Their spellings in campaign files and on the command line: boshnas, random, evolution.
-const EnumNames<PolicyKind>& policy_kind_names();
-/// The spellings alone, in that order.
-const std::vector<std::string>& policy_names();
 
 }  // namespace flexnas::nas

@@ -10,6 +10,7 @@
 #include "design_space/library.h"
 #include "nas/boshnas.h"
 #include "nas/policy.h"
+#include "nas/policy_factory.h"
 
 namespace flexnas::nas {
 

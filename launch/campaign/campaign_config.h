@@ -17,6 +17,7 @@
 #include "design_space/library_builder.h"
 #include "nas/boshnas.h"
 #include "nas/policy.h"
+#include "nas/policy_factory.h"
 #include "transfer/transfer.h"
 
 namespace flexnas::launch {

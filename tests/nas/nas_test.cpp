@@ -16,6 +16,7 @@
 #include "nas/gobi.h"
 #include "nas/kdtree.h"
 #include "nas/pareto.h"
+#include "nas/policy_factory.h"
 #include "nas/replay.h"
 #include "nas/table.h"
 
