@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iomanip>
 #include <limits>
+#include <sstream>
 
 #include "design_space/error.h"
 
@@ -50,19 +52,85 @@ void SearchState::set_status(int64_t index, TrialStatus status) {
 
 // ---- Policy ----
 
+const EnumNames<CostKind>& cost_kind_names() {
+  static const EnumNames<CostKind> names{
+      {"parameters", CostKind::kParameters}, {"flops", CostKind::kFlops}, {"latency", CostKind::kLatency}};
+  return names;
+}
+
 Policy::Policy(const Library& library, PolicyOptions options)
     : library_(library), options_(std::move(options)), state_(int64_t(library.size())),
-      start_(std::chrono::steady_clock::now()) {
+      start_(std::chrono::steady_clock::now()), measurements_(library.size()) {
   parameters_.reserve(library.size());
-  for (const Architecture& arch : library.archs) parameters_.push_back(estimate_cost(arch, options_.cost).parameters);
+  flops_.reserve(library.size());
+  for (const Architecture& arch : library.archs) {
+    const ModelCost c = estimate_cost(arch, options_.cost);
+    parameters_.push_back(c.parameters);
+    flops_.push_back(c.flops_per_token);
+  }
   if (options_.max_parameters > 0)
     for (int64_t i = 0; i < int64_t(library.size()); ++i)
       if (parameters_[size_t(i)] > options_.max_parameters) state_.set_status(i, TrialStatus::kExcluded);
 }
 
+double Policy::cost(int64_t index) const {
+  switch (options_.cost_kind) {
+    case CostKind::kParameters: return double(parameters_[size_t(index)]) / 1e6;
+    case CostKind::kFlops: return flops_[size_t(index)] / 1e6;
+    case CostKind::kLatency: break;
+  }
+  const std::optional<Measurement>& m = measurements_[size_t(index)];
+  FLEXNAS_CHECK(m && m->error.empty(), "cost latency: architecture ", index, " has no measured latency");
+  return m->latency_ms;
+}
+
 double Policy::objective(int64_t index, double score) const {
   if (options_.cost_weight == 0) return score;
-  return score - options_.cost_weight * std::log2(double(parameters_[size_t(index)]) / 1e6);
+  return score - options_.cost_weight * std::log2(cost(index));
+}
+
+bool Policy::needs_measurement() const {
+  return options_.max_latency_ms > 0 || options_.max_memory_mb > 0 || options_.cost_kind == CostKind::kLatency;
+}
+
+std::string Policy::violation(const Measurement& m) const {
+  auto number = [](double v) {
+    std::ostringstream s;
+    s << std::setprecision(4) << v;
+    return s.str();
+  };
+  std::string out;
+  if (options_.max_latency_ms > 0 && m.latency_ms > options_.max_latency_ms)
+    out = "latency " + number(m.latency_ms) + " ms > max_latency_ms " + number(options_.max_latency_ms);
+  if (options_.max_memory_mb > 0 && m.memory_mb > options_.max_memory_mb)
+    out += (out.empty() ? "" : "; ") + std::string("memory ") + number(m.memory_mb) + " MiB > max_memory_mb " +
+           number(options_.max_memory_mb);
+  return out;
+}
+
+const Measurement& Policy::measure(int64_t index) {
+  std::optional<Measurement>& m = measurements_[size_t(index)];
+  if (!m) {
+    FLEXNAS_CHECK(bool(measure_), name(), ": measured constraints or cost latency need set_measure()");
+    m = measure_(index);
+  }
+  return *m;
+}
+
+void Policy::exclude(int64_t index, const std::string& kind, const std::string& reason) {
+  FLEXNAS_CHECK(state_.is_open(index), "exclude(", index, "): the architecture is not open");
+  state_.set_status(index, TrialStatus::kExcluded);
+  state_.kinds_[size_t(index)] = kind;
+  ++excluded_proposals_;
+  TrialRecord r;
+  r.index = index;
+  r.kind = kind;
+  r.status = TrialStatus::kExcluded;
+  r.measured = measurements_[size_t(index)];
+  r.observed_before = int64_t(state_.observations_.size());
+  r.reason = reason;
+  state_.rejections_.push_back(std::move(r));
+  on_pending(index);  // out of the open set for good (BOSHNAS drops it from its snapping tree)
 }
 
 int64_t Policy::random_open(std::mt19937_64& rng) const {
@@ -76,20 +144,32 @@ int64_t Policy::random_open(std::mt19937_64& rng) const {
 }
 
 std::optional<Proposal> Policy::propose() {
-  if (options_.max_trials > 0 && state_.proposals_ >= options_.max_trials) return std::nullopt;
-  if (options_.max_seconds > 0 &&
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count() >= options_.max_seconds)
-    return std::nullopt;
-  if (state_.num_open() == 0 || converged()) return std::nullopt;
-  std::mt19937_64 rng(derive_seed(options_.seed, 1, uint64_t(state_.proposals_)));
-  Proposal p = choose(rng);
-  if (p.index < 0) return std::nullopt;
-  FLEXNAS_CHECK(state_.is_open(p.index), name(), " proposed architecture ", p.index, " which is not open");
-  state_.set_status(p.index, TrialStatus::kPending);
-  state_.kinds_[size_t(p.index)] = p.kind;
-  ++state_.proposals_;
-  on_pending(p.index);
-  return p;
+  for (;;) {
+    if (options_.max_trials > 0 && state_.proposals_ >= options_.max_trials) return std::nullopt;
+    if (options_.max_seconds > 0 &&
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count() >= options_.max_seconds)
+      return std::nullopt;
+    if (state_.num_open() == 0 || converged()) return std::nullopt;
+    // Stream number = proposals + exclusions: a choice after an exclusion draws afresh, and
+    // without measured constraints the streams are those of plain proposals.
+    std::mt19937_64 rng(derive_seed(options_.seed, 1, uint64_t(state_.proposals_ + excluded_proposals_)));
+    Proposal p = choose(rng);
+    if (p.index < 0) return std::nullopt;
+    FLEXNAS_CHECK(state_.is_open(p.index), name(), " proposed architecture ", p.index, " which is not open");
+    if (needs_measurement()) {
+      const Measurement& m = measure(p.index);
+      const std::string why = m.error.empty() ? violation(m) : "measurement failed: " + m.error;
+      if (!why.empty()) {
+        exclude(p.index, p.kind, why);  // not a trial: the budget is untouched; choose again
+        continue;
+      }
+    }
+    state_.set_status(p.index, TrialStatus::kPending);
+    state_.kinds_[size_t(p.index)] = p.kind;
+    ++state_.proposals_;
+    on_pending(p.index);
+    return p;
+  }
 }
 
 void Policy::mark_pending(int64_t index, const std::string& kind) {
@@ -97,6 +177,9 @@ void Policy::mark_pending(int64_t index, const std::string& kind) {
   if (state_.status(index) == TrialStatus::kPending) return;
   FLEXNAS_CHECK(state_.status(index) == TrialStatus::kOpen || state_.status(index) == TrialStatus::kExcluded,
                 "architecture ", index, " is already completed or failed");
+  // cost latency: the objective of a trial the scheduler declares (e.g. taken over from a parent
+  // campaign) needs its latency too.
+  if (options_.cost_kind == CostKind::kLatency) measure(index);
   state_.set_status(index, TrialStatus::kPending);
   state_.kinds_[size_t(index)] = kind;
   ++state_.proposals_;
@@ -129,8 +212,15 @@ void Policy::observe(int64_t index, std::optional<double> score) {
 }
 
 void Policy::restore(const std::vector<TrialRecord>& history) {
-  FLEXNAS_CHECK(state_.proposals_ == 0 && state_.observations_.empty(), "restore() needs a fresh policy");
+  FLEXNAS_CHECK(state_.proposals_ == 0 && state_.observations_.empty() && excluded_proposals_ == 0,
+                "restore() needs a fresh policy");
   for (const TrialRecord& t : history) {
+    FLEXNAS_CHECK(t.index >= 0 && t.index < state_.size(), "restore: library index ", t.index, " out of range");
+    if (t.measured) measurements_[size_t(t.index)] = *t.measured;
+    if (t.status == TrialStatus::kExcluded) {
+      exclude(t.index, t.kind, t.reason);
+      continue;
+    }
     mark_pending(t.index, t.kind);
     if (t.status == TrialStatus::kCompleted) observe(t.index, t.score);
     else if (t.status == TrialStatus::kFailed) observe(t.index, std::nullopt);

@@ -15,7 +15,19 @@
 // stream seeded by (seed, proposal number) and every surrogate refit happens inside `observe`, so
 // replaying the observations in order re-derives the same state, and the next proposal equals
 // the one an uninterrupted run would have made.
+//
+// Measured constraints (max_latency_ms, max_memory_mb) and the latency cost: latency and memory
+// cannot be known for every library architecture up front, so they are measured lazily. Inside
+// propose(), an architecture the policy chose whose measurement is not known is measured once
+// through the function given to set_measure(); if it violates a constraint it is excluded (never
+// proposed again, never trained, not counted by the budget) and the policy chooses again with the
+// next random stream. The exclusion is logged in order (SearchState::rejections(), with the
+// measured values and the number of observations before it); on resume, `restore` receives those
+// records (status kExcluded) among the others and replays them, so the random streams, the open
+// set and the next proposal equal an uninterrupted run's. Records of trials carry their
+// measurement too (cost: latency needs it for the objective).
 #include <chrono>
+#include <functional>
 #include <map>
 #include <cstdint>
 #include <memory>
@@ -24,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "design_space/enum_names.h"
 #include "design_space/library.h"
 #include "nas/cost_model.h"
 
@@ -37,13 +50,30 @@ struct Proposal {
   std::string kind;  // "init", "optimisation", "uncertainty", "diversity", "random", "mutation"
 };
 
-/// One trial as the scheduler stores it.
+/// Latency and memory of one architecture, measured on the campaign's hardware (models/profile:
+/// forward pass of one batch; peak tensor memory of a training step).
+struct Measurement {
+  double latency_ms = 0;
+  double memory_mb = 0;
+  std::string error;  // non-empty: the measurement failed (the architecture is excluded)
+};
+
+/// One trial as the scheduler stores it, or (status kExcluded) a proposal excluded by a measured
+/// constraint.
 struct TrialRecord {
   int64_t index = -1;
   std::string kind;
-  TrialStatus status = TrialStatus::kPending;  // kCompleted, kFailed or kPending
+  TrialStatus status = TrialStatus::kPending;  // kCompleted, kFailed, kPending or kExcluded
   double score = 0;                            // meaningful when kCompleted (0.0 is a real score)
+  std::optional<Measurement> measured;         // latency/memory when measured (always for kExcluded)
+  int64_t observed_before = -1;                // kExcluded: observations made before the exclusion
+  std::string reason;                          // kExcluded: which constraint (or "measurement failed: ...")
 };
+
+/// What the second objective (cost_weight term, Pareto fronts) counts.
+enum class CostKind { kParameters, kFlops, kLatency };
+/// parameters, flops, latency
+const EnumNames<CostKind>& cost_kind_names();
 
 /// Settings every policy shares. Defaults here are the only defaults.
 struct PolicyOptions {
@@ -52,9 +82,14 @@ struct PolicyOptions {
   double max_seconds = 0;          // budget: wall time since construction (0 = no limit)
   int64_t max_parameters = 0;      // constraint: architectures above are never proposed (0 = none)
   CostSettings cost;               // how parameters are counted for the constraint
-  // Second objective: the policy maximises score - cost_weight * log2(parameters / 1e6)
-  // (0 = score only). Pareto fronts of (score, parameters) are reported either way.
+  // Second objective: the policy maximises score - cost_weight * log2(cost), cost in units of
+  // `cost_kind`: parameters / 1e6, forward MFLOPs per token (cost.sequence_length), or measured
+  // latency in ms (0 = score only). Pareto fronts are reported either way.
   double cost_weight = 0;
+  CostKind cost_kind = CostKind::kParameters;
+  // Measured constraints (0 = none): architectures measured above are excluded when proposed.
+  double max_latency_ms = 0;
+  double max_memory_mb = 0;
 };
 
 /// Per-architecture status, the observation log and the best result so far.
@@ -75,6 +110,8 @@ class SearchState {
   int64_t num_pending() const { return num_pending_; }
   int64_t num_completed() const { return num_completed_; }
   int64_t proposals() const { return proposals_; }
+  /// Proposals excluded by a measured constraint, in order (status kExcluded, with the values).
+  const std::vector<TrialRecord>& rejections() const { return rejections_; }
   const std::string& kind_of(int64_t index) const { return kinds_[size_t(index)]; }
 
   /// Best objective value among completed trials (nullopt before the first).
@@ -86,6 +123,7 @@ class SearchState {
   std::vector<TrialStatus> status_;
   std::vector<std::string> kinds_;
   std::vector<TrialRecord> observations_;
+  std::vector<TrialRecord> rejections_;
   std::optional<double> best_;
   int64_t best_index_ = -1;
   int64_t num_open_ = 0, num_pending_ = 0, num_completed_ = 0, proposals_ = 0;
@@ -107,8 +145,21 @@ class Policy {
   void observe(int64_t index, std::optional<double> score);
   /// Declares a trial as running (the scheduler started it, e.g. on resume); it is never proposed.
   void mark_pending(int64_t index, const std::string& kind);
-  /// Rebuilds the state from stored trials (see the header comment). Call on a fresh policy.
+  /// Rebuilds the state from stored trials and exclusions (see the header comment). Call on a
+  /// fresh policy (after set_measure when measurements are needed).
   void restore(const std::vector<TrialRecord>& history);
+
+  /// Measures one library architecture (latency, memory); called at most once per architecture.
+  using MeasureFn = std::function<Measurement(int64_t index)>;
+  void set_measure(MeasureFn measure) { measure_ = std::move(measure); }
+  /// True when proposals must be measured: a latency or memory constraint, or cost_kind latency.
+  bool needs_measurement() const;
+  /// The measurement of `index`, when known.
+  const std::optional<Measurement>& measurement(int64_t index) const { return measurements_[size_t(index)]; }
+  /// "" when `m` meets the constraints; else what it violates ("latency 12.5 ms > max_latency_ms 10").
+  std::string violation(const Measurement& m) const;
+  /// The second objective's value of `index` (parameters / 1e6, MFLOPs per token or latency ms).
+  double cost(int64_t index) const;
 
   const SearchState& state() const { return state_; }
   const Library& library() const { return library_; }
@@ -127,7 +178,8 @@ class Policy {
   virtual Proposal choose(std::mt19937_64& rng) = 0;
   /// Called after the state recorded an observation (score is the objective value, not raw).
   virtual void on_observe(int64_t index, std::optional<double> objective, const std::string& kind) {}
-  /// Called when an open architecture becomes pending (proposed, or declared by mark_pending).
+  /// Called when an open architecture leaves the open set by a proposal or mark_pending: it
+  /// became pending, or it was proposed and then excluded by a measured constraint.
   virtual void on_pending(int64_t index) {}
   /// Uniformly random open index, or -1.
   int64_t random_open(std::mt19937_64& rng) const;
@@ -136,7 +188,17 @@ class Policy {
   PolicyOptions options_;
   SearchState state_;
   std::vector<int64_t> parameters_;
+  std::vector<double> flops_;  // forward FLOPs per token (cost_kind flops)
   std::chrono::steady_clock::time_point start_;
+
+ private:
+  /// Measures `index` unless known (through measure_).
+  const Measurement& measure(int64_t index);
+  /// An open architecture that was chosen becomes excluded (logged in order).
+  void exclude(int64_t index, const std::string& kind, const std::string& reason);
+  std::vector<std::optional<Measurement>> measurements_;
+  MeasureFn measure_;
+  int64_t excluded_proposals_ = 0;  // random streams are numbered by proposals + exclusions
 };
 
 /// A seeded stream for one purpose: splitmix64 of (seed, stream, counter).
