@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "design_space/error.h"
 
@@ -63,13 +64,25 @@ std::string pool_vertex_label(const PoolSpec& pool, size_t layer) {
 
 std::string decoder_vertex_label(const PoolSpec& pool) { return "decoder_" + std::to_string(pool.decoder); }
 
+std::string share_vertex_label(const Architecture& arch, size_t layer) {
+  return "share_" + std::to_string(layer - arch.owner(layer));
+}
+
 ArchGraph ArchGraph::from_architecture(const Architecture& arch) {
   ArchGraph g;
   auto add = [&](const std::string& label) { return boost::add_vertex(ArchVertex{label}, g.graph_); };
   auto input = add("input");
   auto full_length = input;  // the last stream before the first pooling (the decoder's residual)
+  std::vector<ArchGraphBase::vertex_descriptor> outputs;  // each layer's last add_norm
   for (size_t i = 0; i < arch.layers.size(); ++i) {
     const LayerSpec& layer = arch.layers[i];
+    // Block parameter sharing (no vertex without it, so reference hashes stay): "share_<d>" on an
+    // edge from the owner's output, into this layer's output (added below).
+    std::optional<ArchGraphBase::vertex_descriptor> share;
+    if (arch.owner(i) != i) {
+      share = add(share_vertex_label(arch, i));
+      boost::add_edge(outputs[arch.owner(i)], *share, g.graph_);
+    }
     // Funnel pooling (no vertex without it, so reference hashes stay): a "pool_s<stride>[_q][_cls]"
     // vertex feeds the heads and the residual; with q_only the heads also read the full stream.
     auto query_input = input;
@@ -98,6 +111,8 @@ ArchGraph ArchGraph::from_architecture(const Architecture& arch) {
     }
     boost::add_edge(previous, norm2, g.graph_);
     if (!ffn.empty()) boost::add_edge(norm1, norm2, g.graph_);
+    if (share) boost::add_edge(*share, norm2, g.graph_);
+    outputs.push_back(norm2);
     input = norm2;
   }
   if (arch.pool.active()) {

@@ -6,8 +6,10 @@
 // nff_i feed-forward vertices "f{w}", add_norm; output. Edges per layer from its input vertex a:
 // a->head_j->add_norm1, a->add_norm1, add_norm1->f1->...->f_nff->add_norm2, add_norm1->add_norm2;
 // last add_norm->output. Funnel pooling (architecture.h PoolSpec) adds a "pool_s<k>[_q][_cls]" vertex
-// before each pooling layer and a "decoder_<n>" vertex before output; without pooling the graph is
-// the reference's.
+// before each pooling layer and a "decoder_<n>" vertex before output; block parameter sharing
+// (Architecture::share) adds a "share_<d>" vertex per layer that runs with the parameters of the
+// layer d places before it, on an edge from that layer's output to this layer's output. Without
+// pooling and sharing the graph is the reference's.
 #include <boost/graph/adjacency_list.hpp>
 #include <string>
 #include <utility>
@@ -57,5 +59,8 @@ std::vector<std::string> head_labels(const LayerSpec& layer, ArchFormat format);
 /// ("decoder_2").
 std::string pool_vertex_label(const PoolSpec& pool, size_t layer);
 std::string decoder_vertex_label(const PoolSpec& pool);
+/// Block parameter sharing's vertex label of layer `layer` (which must share): "share_<d>", d =
+/// layer - its owner.
+std::string share_vertex_label(const Architecture& arch, size_t layer);
 
 }  // namespace flexnas

@@ -74,6 +74,31 @@ PoolSpec parse_pool(const ConfigNode& node, size_t L) {
   return pool;
 }
 
+/// The "share" key: per layer, the index of the layer whose parameters it runs with. Checked
+/// against the layers already read (their specifications must agree).
+std::vector<int64_t> parse_share(const ConfigNode& node, const Architecture& arch) {
+  const size_t L = arch.layers.size();
+  if (!node.is_sequence())
+    node.fail("expected a list of layer indices such as [0, 0, 2, 2] (layer i runs with the parameters of layer "
+              "share[i]; i itself = its own), got " + node.describe());
+  std::vector<int64_t> share = node.as_int_list(/*non_empty=*/true, /*unique=*/false);
+  if (share.size() != L)
+    node.fail("expected " + std::to_string(L) + " entries (one per layer, l = " + std::to_string(L) + "), got " +
+              std::to_string(share.size()));
+  Architecture probe = arch;
+  probe.share = share;
+  for (size_t i = 0; i < L; ++i) {
+    if (share[i] < 0 || share[i] > int64_t(i))
+      node.at(i).fail("layer " + std::to_string(i) + " can run with the parameters of layer 0.." + std::to_string(i) +
+                      " (itself or an earlier layer), got " + std::to_string(share[i]));
+    if (const std::string problem = probe.share_problem(i); !problem.empty()) node.at(i).fail(problem);
+  }
+  // Every layer with its own parameters is the model without sharing: one canonical form (and hash).
+  for (size_t i = 0; i < L; ++i)
+    if (share[i] != int64_t(i)) return share;
+  return {};
+}
+
 HeadSpec parse_head(const ConfigNode& node) {
   const std::string text = node.as_string();
   const auto first = text.find('_');
@@ -92,7 +117,7 @@ HeadSpec parse_head(const ConfigNode& node) {
 }
 
 Architecture parse_standard(const ConfigNode& node) {
-  node.check_keys({"l", "h", "n", "o", "f", "p", "pool"});
+  node.check_keys({"l", "h", "n", "o", "f", "p", "pool", "share"});
   const size_t L = size_t(layer_count(node));
   Architecture arch;
   arch.format = ArchFormat::kStandard;
@@ -116,11 +141,12 @@ Architecture parse_standard(const ConfigNode& node) {
     arch.layers.push_back(layer);
   }
   if (node.has("pool")) arch.pool = parse_pool(node["pool"], L);
+  if (node.has("share")) arch.share = parse_share(node["share"], arch);
   return arch;
 }
 
 Architecture parse_hetero(const ConfigNode& node) {
-  node.check_keys({"l", "h", "f", "o", "pool"});
+  node.check_keys({"l", "h", "f", "o", "pool", "share"});
   const size_t L = size_t(layer_count(node));
   Architecture arch;
   arch.format = ArchFormat::kHetero;
@@ -146,6 +172,7 @@ Architecture parse_hetero(const ConfigNode& node) {
     arch.layers.push_back(layer);
   }
   if (node.has("pool")) arch.pool = parse_pool(node["pool"], L);
+  if (node.has("share")) arch.share = parse_share(node["share"], arch);
   return arch;
 }
 
@@ -176,6 +203,35 @@ size_t PoolSpec::first_pooling_layer() const {
   for (size_t i = 0; i < stride.size(); ++i)
     if (stride[i] > 1) return i;
   return stride.size();
+}
+
+std::string Architecture::share_problem(size_t i) const {
+  const size_t o = owner(i);
+  if (o == i) return "";
+  const std::string who = "layer " + std::to_string(i) + " cannot run with the parameters of layer " + std::to_string(o);
+  if (o > i) return who + ": only an earlier layer's (share[" + std::to_string(i) + "] <= " + std::to_string(i) + ")";
+  if (owner(o) != o)
+    return who + ", which runs with those of layer " + std::to_string(owner(o)) + ": name the owner, " +
+           std::to_string(owner(o)) + ", instead";
+  const LayerSpec &a = layers[i], &b = layers[o];
+  auto differ = [&](const std::string& what, const std::string& mine, const std::string& theirs) {
+    return who + ": its " + what + " differs (" + mine + " here, " + theirs + " there); shared layers need the same h, n, o, f and p";
+  };
+  auto list = [](const std::vector<int64_t>& v) { return python_list_repr(v); };
+  if (a.hidden != b.hidden) return differ("hidden size", std::to_string(a.hidden), std::to_string(b.hidden));
+  if (a.ffn != b.ffn) return differ("feed-forward stack", list(a.ffn), list(b.ffn));
+  if (a.op != b.op) return differ("operation", "'" + a.op + "'", "'" + b.op + "'");
+  if (a.param != b.param) return differ("operation parameter", "'" + a.param + "'", "'" + b.param + "'");
+  if (a.heads != b.heads) return differ("number of heads", std::to_string(a.heads), std::to_string(b.heads));
+  if (!(a.head_list == b.head_list)) {
+    auto heads = [](const LayerSpec& l) {
+      std::string out;
+      for (const HeadSpec& h : l.head_list) out += (out.empty() ? "" : ", ") + h.to_string();
+      return "[" + out + "]";
+    };
+    return differ("heads", heads(a), heads(b));
+  }
+  return "";
 }
 
 std::string HeadSpec::to_string() const { return type + "_" + param + "_" + std::to_string(dim); }
@@ -222,6 +278,7 @@ nlohmann::ordered_json Architecture::to_json() const {
     p["decoder"] = pool.decoder;
     j["pool"] = p;
   }
+  if (shares()) j["share"] = share;
   return j;
 }
 

@@ -3,8 +3,9 @@
 // JSON formats (spec §1.3-1.4):
 //   standard: {"l": L, "h": [..], "n": [..], "o": ["sa"|"l"|"c", ..], "f": [[..], ..], "p": [..]}
 //   hetero:   {"l": L, "h": [..], "f": [[..], ..], "o": [["sa_sdp_64", "l_dft_64", ..], ..]}
-// each optionally with flexnas's "pool" key (Funnel pooling, below) after the reference keys,
-// and NAS-Bench-BERT's "nas_config" (read only). Canonical JSON keeps the reference's key order
+// each optionally with flexnas's "pool" key (Funnel pooling, below) and "share" key (block
+// parameter sharing, Architecture::share) after the reference keys, and NAS-Bench-BERT's
+// "nas_config" (read only). Canonical JSON keeps the reference's key order
 // (standard l,h,n,o,f,p; hetero l,h,f,o) and writes all-digit parameters as integers (conv kernels).
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -79,16 +80,32 @@ struct Architecture {
   ArchFormat format = ArchFormat::kStandard;
   std::vector<LayerSpec> layers;
   PoolSpec pool;  // Funnel pooling; inactive by default
+  // Block parameter sharing (Funnel-Transformer's "3x2" blocks: 3 parameterised layers, each run
+  // twice in a row). Model-dict key "share", one entry per layer: the index of the layer whose
+  // parameters layer i runs with, i itself when it owns them, e.g. [0, 0, 2, 2, 4, 4]. An owner
+  // owns its parameters (share[share[i]] == share[i]), comes first (share[i] <= i) and has the
+  // same specification (h, n, o, f, p; hetero heads). Only proj_head, the projection to the next
+  // layer's width, stays per layer. Nothing shared is stored as an empty list and the canonical
+  // JSON leaves the key out, so models without sharing keep their reference hashes.
+  std::vector<int64_t> share;
 
   int64_t num_layers() const { return int64_t(layers.size()); }
   bool is_hetero() const { return format == ArchFormat::kHetero; }
+  bool shares() const { return !share.empty(); }
+  /// The layer whose parameters layer i runs with (i without sharing).
+  size_t owner(size_t i) const { return share.empty() ? i : size_t(share[i]); }
+  /// "" when layer i may run with layer share[i]'s parameters, else why not (model dicts, the
+  /// models' validation and design spaces share the text). Needs share[i] to be in range.
+  std::string share_problem(size_t i) const;
 
   /// Canonical JSON (ordered keys as the reference writes them).
   nlohmann::ordered_json to_json() const;
   /// Canonical JSON text, compact ("{"l":2,...}") — stable, usable as a key.
   std::string to_canonical_string() const;
 
-  bool operator==(const Architecture& o) const { return format == o.format && layers == o.layers && pool == o.pool; }
+  bool operator==(const Architecture& o) const {
+    return format == o.format && layers == o.layers && pool == o.pool && share == o.share;
+  }
   bool operator!=(const Architecture& o) const { return !(*this == o); }
 };
 

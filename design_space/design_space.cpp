@@ -15,6 +15,7 @@ const char* const kNff = "number_of_feed-forward_stacks";
 const char* const kFfn = "feed-forward_hidden";
 const char* const kParams = "operation_parameters";
 const char* const kPooling = "pooling";
+const char* const kShare = "share";
 
 /// 5000000 -> "5,000,000".
 std::string with_commas(int64_t v) {
@@ -90,6 +91,13 @@ void DesignSpace::check_settings(const EnumerationSettings& settings) const {
                          "encoder_layers value " + std::to_string(encoder_layers[i]) + " is not divisible by layers_per_stack = " +
                                     std::to_string(settings.layers_per_stack) +
                                     " (every depth must be a whole number of stacks)");
+  for (size_t i = 0; i < share_factors.size(); ++i)
+    if (settings.layers_per_stack % share_factors[i] != 0)
+      throw_config_error(i < share_factors_at.size() ? share_factors_at[i] : Location{path, 0, 0, "architecture.share"},
+                         "share factor " + std::to_string(share_factors[i]) + " does not divide layers_per_stack = " +
+                             std::to_string(settings.layers_per_stack) +
+                             " (a stack of layers_per_stack layers is layers_per_stack / r parameterised layers, each "
+                             "run r times)");
 }
 
 std::string Constraints::problem(const ArchitectureCost& cost) const {
@@ -116,7 +124,7 @@ DesignSpace design_space_from_config(const ConfigNode& root, const OpCatalog* ca
 
   ConfigNode arch = root["architecture"];
   if (!arch.is_map()) arch.fail("expected a map, got " + arch.describe());
-  arch.check_keys({kHidden, kHeads, kLayers, kOps, kNff, kFfn, kParams, kPooling});
+  arch.check_keys({kHidden, kHeads, kLayers, kOps, kNff, kFfn, kParams, kPooling, kShare});
   space.hidden_sizes = positive_list(arch[kHidden]);
   space.num_heads = positive_list(arch[kHeads]);
   space.encoder_layers = positive_list(arch[kLayers]);
@@ -170,6 +178,13 @@ DesignSpace design_space_from_config(const ConfigNode& root, const OpCatalog* ca
     pooling->get("decoder", space.pool_settings.decoder);
     if (const std::string problem = PoolSpec::decoder_problem(space.pool_settings.decoder); !problem.empty())
       (*pooling)["decoder"].fail(problem);
+  }
+  if (auto share = arch.find(kShare)) {
+    if (!share->is_sequence())
+      share->fail("expected a list of repeat factors such as [1, 2] (a stack of layers_per_stack layers is "
+                  "layers_per_stack / r parameterised layers, each run r times in a row), got " + share->describe());
+    space.share_factors = positive_list(*share);
+    for (size_t i = 0; i < space.share_factors.size(); ++i) space.share_factors_at.push_back(share->at(i).location());
   }
   if (auto block = root.find("enumeration")) {
     block->check_keys({"layers_per_stack", "heterogeneous_feed_forward", "increasing"});

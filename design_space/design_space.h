@@ -1,7 +1,8 @@
 #pragma once
 // A design space, read from the reference YAML schema unchanged (spec §1.1) plus optional flexnas
 // blocks: architecture.pooling {stride: [1, 2], q_only, separate_cls, decoder} (Funnel pooling, a
-// per-stack choice of stride), and
+// per-stack choice of stride), architecture.share: [1, 2] (block parameter sharing, a per-stack
+// choice of repeat factor), and
 //   enumeration: {layers_per_stack: 2, heterogeneous_feed_forward: false, increasing: false}
 //   constraints: {max_parameters: N, max_flops: N, h_divisible_by_n: true}
 // Every key and value is validated with located errors before anything else runs.
@@ -61,6 +62,11 @@ struct DesignSpace {
   // the first may pool by (empty = no pooling dimension), and the settings every pooled model shares.
   std::vector<int64_t> pool_strides;      // architecture.pooling.stride, file order
   PoolSpec pool_settings;                 // q_only, separate_cls, decoder (its stride list unused)
+  // Optional architecture.share (block parameter sharing, Funnel's "3x2"): the repeat factors r a
+  // stack may choose; a stack of lps layers is then lps/r parameterised layers, each run r times in
+  // a row (r must divide layers_per_stack; 1 = no sharing). Empty = no sharing dimension.
+  std::vector<int64_t> share_factors;     // architecture.share, file order
+  std::vector<Location> share_factors_at; // where each factor stands (for messages)
   EnumerationSettings enumeration;        // from the optional `enumeration:` block
   Constraints constraints;                // from the optional `constraints:` block
   nlohmann::ordered_json architecture_json;  // the YAML `architecture` map, as the library stores it
@@ -73,7 +79,8 @@ struct DesignSpace {
   const std::vector<std::string>& params_of(const std::string& op) const;
   /// The operation vocabulary of spec §1.2: input, "{o}_h{h}_p-{p}"..., "f{w}"..., add_norm, output.
   std::vector<std::string> ops_list() const;
-  /// Checks `settings` against the space (encoder_layers divisible by lps, ...), located errors.
+  /// Checks `settings` against the space (encoder_layers and share factors dividing lps, ...),
+  /// located errors.
   void check_settings(const EnumerationSettings& settings) const;
 };
 

@@ -140,9 +140,10 @@ double align_chains(const std::vector<int>& a, const std::vector<int>& b, double
 
 namespace {
 
-/// Funnel pooling's graph vertices (arch_graph.cpp): before a pooling layer, and the decoder.
+/// Funnel's graph vertices (arch_graph.cpp): before a pooling layer, the decoder, and a layer that
+/// runs with an earlier layer's parameters (block parameter sharing).
 bool is_pool_label(const std::string& label) {
-  return label.rfind("pool_s", 0) == 0 || label.rfind("decoder_", 0) == 0;
+  return label.rfind("pool_s", 0) == 0 || label.rfind("decoder_", 0) == 0 || label.rfind("share_", 0) == 0;
 }
 bool pools_at(const Architecture& arch, size_t layer) { return arch.pool.active() && arch.pool.stride[layer] > 1; }
 
@@ -152,6 +153,7 @@ std::vector<std::string> vertex_labels(const Architecture& arch) {
   std::vector<std::string> labels{"input"};
   for (size_t i = 0; i < arch.layers.size(); ++i) {
     const LayerSpec& layer = arch.layers[i];
+    if (arch.owner(i) != i) labels.push_back(share_vertex_label(arch, i));
     if (pools_at(arch, i)) labels.push_back(pool_vertex_label(arch.pool, i));
     for (std::string& h : head_labels(layer, arch.format)) labels.push_back(std::move(h));
     labels.push_back("add_norm");
@@ -167,7 +169,7 @@ OpCostTable::OpCostTable(const std::vector<std::string>& labels, const OpCatalog
   std::vector<int64_t> widths;
   // (type rank, type, size, param key) -> labels naming that op (standard and hetero spellings).
   std::map<std::tuple<int, std::string, int64_t, ParamKey>, std::vector<std::string>> ops;
-  std::set<std::string> pooling;  // Funnel pooling's vertices, a last group (absent: the reference's table)
+  std::set<std::string> pooling;  // Funnel's vertices (pooling, sharing), a last group (absent: the reference's table)
   for (const std::string& label : labels) {
     if (label == "input" || label == "output" || label == "add_norm" || label.empty()) continue;
     if (is_pool_label(label)) {
@@ -204,7 +206,7 @@ OpCostTable::OpCostTable(const std::vector<std::string>& labels, const OpCatalog
     for (const std::string& name : names) lookup_.emplace_back(name, slot);
   }
   if (!pooling.empty()) order_.push_back("");
-  for (const std::string& label : pooling) {  // sorted: pool_s2 < pool_s4 .., then decoder_<n>
+  for (const std::string& label : pooling) {  // sorted: decoder_<n>, pool_s2 < pool_s4 .., share_1 < share_2 ..
     lookup_.emplace_back(label, int(order_.size()));
     order_.push_back(label);
   }
@@ -253,8 +255,10 @@ StructuralDistance::StructuralDistance(const std::vector<Architecture>& archs, c
     for (size_t i = 0; i < arch.layers.size(); ++i) {
       const LayerSpec& layer = arch.layers[i];
       std::vector<int> heads;
-      // A pooling vertex sits before the layer's heads; it is priced as one more vertex of the
-      // layer's attention part (matched, inserted or deleted with them).
+      // A pooling or sharing vertex sits before the layer's heads; each is priced as one more
+      // vertex of the layer's attention part (matched, inserted or deleted with them), so a layer
+      // that shares differs from one that does not by that vertex's cost.
+      if (arch.owner(i) != i) heads.push_back(table_.index(share_vertex_label(arch, i)));
       if (pools_at(arch, i)) heads.push_back(table_.index(pool_vertex_label(arch.pool, i)));
       for (const std::string& h : head_labels(layer, arch.format)) heads.push_back(table_.index(h));
       std::sort(heads.begin(), heads.end());

@@ -87,7 +87,8 @@ double structural_distance(const Architecture& a, const Architecture& b, Distanc
 
 /// The op-label sequence of an architecture's graph (spec §2.1 vertex order): input, per layer its
 /// head labels, add_norm, f{w}..., add_norm; output. Funnel pooling adds pool_s<k>.. before a
-/// pooling layer's heads and decoder_<n> before output (arch_graph.h).
+/// pooling layer's heads and decoder_<n> before output, block parameter sharing share_<d> before a
+/// sharing layer's (pool and) heads (arch_graph.h).
 std::vector<std::string> vertex_labels(const Architecture& arch);
 
 }  // namespace flexnas

@@ -151,6 +151,7 @@ struct Enumerator::Depth {
   BigCount block = 0;                  // size of one (n, h) block = |O| * |NFF| * ffn_hom
   BigCount base = 0;                   // architectures per pooling choice (the reference's count)
   BigCount pool_count = 1;             // pooling choices: |strides|^(s-1) (1 without a pooling block)
+  BigCount share_count = 1;            // sharing choices: |factors|^s (1 without architecture.share)
 };
 
 Enumerator::Enumerator(const DesignSpace& space, const EnumerationSettings& settings)
@@ -178,7 +179,9 @@ Enumerator::Enumerator(const DesignSpace& space, const EnumerationSettings& sett
     // Pooling is the slowest choice inside a depth, so without a pooling block (one choice) the
     // order and count are the reference's.
     if (!space.pool_strides.empty()) depth->pool_count = power(space.pool_strides.size(), s - 1);
-    const BigCount count = mul(depth->pool_count, depth->base);
+    // Sharing is slower still: without architecture.share, nothing changes.
+    if (!space.share_factors.empty()) depth->share_count = power(space.share_factors.size(), s);
+    const BigCount count = mul(depth->share_count, mul(depth->pool_count, depth->base));
     per_depth_.push_back(count);
     total_ = add(total_, count);
     depths_.push_back(depth);
@@ -252,6 +255,8 @@ Architecture Enumerator::base_at(BigCount index) const {
   const SeqSpace &N = t.N, &H = t.H, &O = t.O, &NFF = t.NFF;
   const auto& width_tuples = t.width_tuples;
   const BigCount ffn_hom = t.ffn_hom, block = t.block;
+  const BigCount share_idx = index / mul(t.pool_count, t.base);
+  index %= mul(t.pool_count, t.base);
   const BigCount pool_idx = index / t.base;
   index %= t.base;
 
@@ -309,6 +314,23 @@ Architecture Enumerator::base_at(BigCount index) const {
       rest /= radix;
     }
     if (arch.pool.total_stride() == 1) arch.pool = PoolSpec{};  // one canonical form for "no pooling"
+  }
+  if (!space_.share_factors.empty()) {
+    // Each stack chooses a repeat factor r (mixed radix, last stack fastest): its layer j runs with
+    // the parameters of its layer (j / r) * r, Funnel's order (param layer a, a, b, b, ...).
+    arch.share.assign(arch.layers.size(), 0);
+    BigCount rest = share_idx;
+    const BigCount radix = space_.share_factors.size();
+    bool any = false;
+    for (int k = s - 1; k >= 0; --k) {
+      const int64_t r = space_.share_factors[size_t(rest % radix)];
+      rest /= radix;
+      for (int64_t j = 0; j < lps; ++j) {
+        arch.share[size_t(k * lps + j)] = k * lps + (j / r) * r;
+        any = any || j % r != 0;
+      }
+    }
+    if (!any) arch.share.clear();  // one canonical form for "no sharing"
   }
   return arch;
 }
@@ -398,6 +420,31 @@ BigCount Enumerator::base_index_of(const Architecture& arch, const std::string& 
       }
   }
 
+  // Sharing: each stack's pattern must be one of the space's repeat factors.
+  BigCount share_idx = 0;
+  if (space_.share_factors.empty()) {
+    if (arch.shares()) return reject("the model shares layer parameters but the space has no architecture.share");
+  } else {
+    for (int k = 0; k < s; ++k) {
+      int found = -1;
+      for (size_t v = 0; v < space_.share_factors.size() && found < 0; ++v) {
+        const int64_t r = space_.share_factors[v];
+        bool match = true;
+        for (int64_t j = 0; j < lps && match; ++j)
+          match = int64_t(arch.owner(size_t(k * lps + j))) == k * lps + (j / r) * r;
+        if (match) found = int(v);
+      }
+      if (found < 0) {
+        std::string owners;
+        for (int64_t j = 0; j < lps; ++j) owners += (j ? ", " : "") + std::to_string(arch.owner(size_t(k * lps + j)));
+        return reject("layers " + std::to_string(k * lps) + ".." + std::to_string(k * lps + lps - 1) + " share [" + owners +
+                      "], which is no repeat factor of architecture.share (a factor r: each parameterised layer run r "
+                      "times in a row)");
+      }
+      share_idx = share_idx * space_.share_factors.size() + BigCount(found);
+    }
+  }
+
   const Depth& t = *depths_[size_t(depth)];
   const SeqSpace &N = t.N, &H = t.H, &O = t.O, &NFF = t.NFF;
   const auto& width_tuples = t.width_tuples;
@@ -405,6 +452,7 @@ BigCount Enumerator::base_index_of(const Architecture& arch, const std::string& 
 
   BigCount index = 0;
   for (int d = 0; d < depth; ++d) index = add(index, base_per_depth_[size_t(d)]);
+  index = add(index, mul(share_idx, mul(t.pool_count, t.base)));
   index = add(index, mul(pool_idx, t.base));
   const BigCount nh = add(mul(N.encode(n_seq, 1), H.total()), H.encode(h_seq, 1));
   index = add(index, mul(nh, block));

@@ -8,7 +8,9 @@
 //         for f in F                                        (homogeneous: one width per stack;
 //                                                           heterogeneous: an nff_k-tuple per stack)
 // With flexnas's optional architecture.pooling block, each depth's block above repeats once per
-// pooling choice (a stride for every stack after the first, last stack fastest), pooling slowest.
+// pooling choice (a stride for every stack after the first, last stack fastest), pooling slowest;
+// with architecture.share, that block repeats once per sharing choice (a repeat factor for every
+// stack, last stack fastest), sharing slower still.
 // Nothing is materialised, so spaces of 10^22 architectures can be counted, sampled and indexed.
 //
 // A space with constraints {max_parameters, max_flops} holds only the architectures within them,

@@ -58,7 +58,7 @@ TEST(ArchitectureErrors, Messages) {
   EXPECT_EQ(error_for(R"({"l":2,"h":[128],"n":[2,2],"o":["sa","sa"],"f":[[512],[512]],"p":["sdp","sdp"]})"),
             "arch.json:1:12: error: h: expected 2 entries (one per layer, l = 2), got 1");
   EXPECT_EQ(error_for(R"({"l":1,"h":[128],"n":[2],"o":["sa"],"f":[[512]],"p":["sdp"],"x":1})"),
-            "arch.json:1:61: error: x: unknown key 'x' (expected one of: f, h, l, n, o, p, pool)");
+            "arch.json:1:61: error: x: unknown key 'x' (expected one of: f, h, l, n, o, p, pool, share)");
   EXPECT_EQ(error_for(R"({"l":1,"h":[0],"n":[2],"o":["sa"],"f":[[512]],"p":["sdp"]})"),
             "arch.json:1:13: error: h[0]: hidden size must be a positive integer, got 0");
   EXPECT_EQ(error_for(R"({"l":1,"h":[128],"n":[2],"o":["sa"],"f":[[]],"p":["sdp"]})"),

@@ -77,7 +77,7 @@ TEST(DesignSpaceErrors, UnknownArchitectureKey) {
   EXPECT_EQ(error_for("  num_heads:", "  num_head:"),
             "ds.yaml:3:3: error: architecture.num_head: unknown key 'num_head' (expected one of: encoder_layers, "
             "feed-forward_hidden, hidden_size, num_heads, number_of_feed-forward_stacks, operation_parameters, "
-            "operation_types, pooling)");
+            "operation_types, pooling, share)");
 }
 
 TEST(DesignSpaceErrors, MissingArchitectureKey) {
