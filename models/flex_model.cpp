@@ -172,6 +172,19 @@ void validate_architecture(const Architecture& arch, const ModelOptions& o, cons
                   " tokens besides [CLS] at max_positions " + std::to_string(o.max_positions) +
                   ") into a single token; use fewer or smaller strides");
   }
+  if (arch.shares()) {
+    // Block parameter sharing (architecture.h): owners come first, own their parameters, and match.
+    if (arch.share.size() != arch.layers.size())
+      fail_at(w, "share", -1, -1, "needs one entry per layer (" + std::to_string(arch.layers.size()) + "), got " +
+                                      std::to_string(arch.share.size()));
+    for (size_t i = 0; i < arch.share.size(); ++i) {
+      if (arch.share[i] < 0 || arch.share[i] > int64_t(i))
+        fail_at(w, "share", int64_t(i), -1,
+                "layer " + std::to_string(i) + " can run with the parameters of layer 0.." + std::to_string(i) +
+                    " (itself or an earlier layer), got " + std::to_string(arch.share[i]));
+      if (const std::string problem = arch.share_problem(i); !problem.empty()) fail_at(w, "share", int64_t(i), -1, problem);
+    }
+  }
   for (size_t li = 0; li < arch.layers.size(); ++li) {
     const LayerSpec& layer = arch.layers[li];
     const int64_t i = int64_t(li);
@@ -270,6 +283,13 @@ ModelCost model_cost(const Architecture& arch, const ModelOptions& o, int64_t T)
     const int64_t next = i + 1 < arch.layers.size() ? arch.layers[i + 1].hidden : 0;
     BlockCost b = layer_cost(arch.layers[i], next, o, Ti, "layer " + std::to_string(i), keys);
     b.flops_per_token *= double(Ti) / double(T);
+    if (arch.owner(i) != i) {
+      // Block parameter sharing: the FLOPs of every application, the parameters once (at the
+      // owner); only the projection to the next width is this layer's own.
+      const int64_t h = arch.layers[i].hidden;
+      b.params = next > 0 && next != h ? h * next + next : 0;
+      b.name += " (shares " + std::to_string(arch.owner(i)) + ")";
+    }
     cost.blocks.push_back(b);
   }
   if (has_decoder(arch, o)) {
@@ -466,7 +486,19 @@ FlexModelImpl::FlexModelImpl(const Architecture& arch, const ModelOptions& o)
   auto layer_list = encoder->register_module("layer", torch::nn::ModuleList());
   for (size_t i = 0; i < arch.layers.size(); ++i) {
     const int64_t next = i + 1 < arch.layers.size() ? arch.layers[i + 1].hidden : 0;
-    p.layers.push_back(build_layer(arch.layers[i], next, o, layer_list));
+    if (arch.owner(i) == i) {
+      p.layers.push_back(build_layer(arch.layers[i], next, o, layer_list));
+      continue;
+    }
+    // Block parameter sharing: the owner's modules run here again; bert.encoder.layer.<i> holds only
+    // this layer's own proj_head (when the next width differs), so each shared tensor is one
+    // parameter, stored once in checkpoints and stepped once by optimisers.
+    Layer L = p.layers[arch.owner(i)];
+    auto mod = std::make_shared<torch::nn::Module>();
+    const int64_t h = arch.layers[i].hidden;
+    L.proj = next > 0 && next != h ? mod->register_module("proj_head", torch::nn::Linear(h, next)) : torch::nn::Linear{nullptr};
+    layer_list->push_back(mod);
+    p.layers.push_back(L);
   }
   if (has_decoder(arch, o)) {
     const LayerSpec& spec = decoder_layer_spec(arch);

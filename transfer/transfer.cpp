@@ -168,8 +168,15 @@ std::vector<TensorSpec> tensor_layout(const Architecture& arch, const ModelOptio
   };
   for (size_t i = 0; i < arch.layers.size(); ++i) {
     b.block = "layer " + std::to_string(i);
-    add_layer(arch.layers[i], "bert.encoder.layer." + std::to_string(i) + ".",
-              i + 1 < arch.layers.size() ? arch.layers[i + 1].hidden : 0);
+    const std::string prefix = "bert.encoder.layer." + std::to_string(i) + ".";
+    const int64_t next = i + 1 < arch.layers.size() ? arch.layers[i + 1].hidden : 0;
+    if (arch.owner(i) == i) {
+      add_layer(arch.layers[i], prefix, next);
+    } else if (const int64_t h = arch.layers[i].hidden; next > 0 && next != h) {
+      // Block parameter sharing: the layer's tensors are its owner's; only proj_head is its own.
+      b.compat = "";
+      b.linear(prefix + "proj_head", hidden_out(next), hidden_in(h));
+    }
   }
   // Funnel decoder (token-level heads of pooled models, models/flex_model.cpp): the up-projection
   // when the last width differs, then copies of the last full-length layer.
@@ -287,6 +294,28 @@ TensorTransfer plan_tensor(const TensorSpec* s, const TensorSpec& t, TransferMod
   return tt;
 }
 
+/// The source's tensors by name, and under block parameter sharing also by the names a layer would
+/// have if it held its own copy: a target layer i reads source layer i's parameters wherever the
+/// source keeps them (its owner's), so shared and unshared models transfer layer by layer. proj_head
+/// stays per layer (it is never an alias).
+std::unordered_map<std::string, const TensorSpec*> source_tensors_by_name(const Architecture& arch,
+                                                                        const std::vector<TensorSpec>& layout) {
+  std::unordered_map<std::string, const TensorSpec*> by_name;
+  for (const auto& s : layout) by_name[s.name] = &s;
+  if (!arch.shares()) return by_name;
+  for (const auto& s : layout) {
+    const std::string kPrefix = "bert.encoder.layer.";
+    if (s.name.rfind(kPrefix, 0) != 0) continue;
+    const size_t dot = s.name.find('.', kPrefix.size());
+    const size_t layer = size_t(std::stoll(s.name.substr(kPrefix.size(), dot - kPrefix.size())));
+    const std::string rest = s.name.substr(dot);  // ".attention.self.query.weight"
+    if (rest.rfind(".proj_head.", 0) == 0) continue;
+    for (size_t i = layer + 1; i < arch.layers.size(); ++i)
+      if (arch.owner(i) == layer) by_name.emplace(kPrefix + std::to_string(i) + rest, &s);
+  }
+  return by_name;
+}
+
 void check_same_format(const Architecture& source, const Architecture& target) {
   if (source.format != target.format) {
     auto name = [](const Architecture& a) { return a.is_hetero() ? std::string("hetero") : std::string("standard"); };
@@ -301,8 +330,7 @@ TransferPlan plan_transfer(const Architecture& source, const Architecture& targe
                            const ModelOptions& target_options, TransferMode mode) {
   check_same_format(source, target);
   const auto src = tensor_layout(source, source_options);
-  std::unordered_map<std::string, const TensorSpec*> by_name;
-  for (const auto& s : src) by_name[s.name] = &s;
+  const auto by_name = source_tensors_by_name(source, src);
   TransferPlan plan;
   for (const TensorSpec& t : tensor_layout(target, target_options)) {
     auto it = by_name.find(t.name);
@@ -432,9 +460,8 @@ TransferPlan transfer_weights(const Architecture& source_arch, const ModelOption
                               const std::string& source_where) {
   check_same_format(source_arch, target.architecture());
   const auto src_layout = tensor_layout(source_arch, source_options);
-  std::unordered_map<std::string, const TensorSpec*> src_by_name;
+  const auto src_by_name = source_tensors_by_name(source_arch, src_layout);
   for (const auto& s : src_layout) {
-    src_by_name[s.name] = &s;
     auto it = source_tensors.find(s.name);
     if (it == source_tensors.end())
       throw ConfigError(source_where + ": error: tensor '" + s.name + "': missing (the source architecture has it)");
@@ -461,7 +488,7 @@ TransferPlan transfer_weights(const Architecture& source_arch, const ModelOption
                   "tensor_layout disagrees with the model at ", t.name);
     if (tt.received == 0) continue;
     torch::Tensor& dst = pit->second;
-    const torch::Tensor& from = source_tensors.at(t.name);
+    const torch::Tensor& from = source_tensors.at(s->name);  // under sharing, the owner's tensor
     if (tt.fill == TensorFill::kCopied) {  // same shape and axes: a plain copy (rp: R = I)
       dst.copy_(from);
       continue;
