@@ -70,14 +70,36 @@ void parse_design_space(const ConfigNode& node, const std::string& base_dir, Des
   if (auto v = node.find("embedding_dim")) out.embedding_dim = int_at_least(*v, 1, "a positive integer");
 }
 
+void parse_profile(const ConfigNode& node, ProfileConfig& out) {
+  node.check(node.is_map(), "expected a map (seq_len, batch_size, repeats, threads, vocab_size), got " + node.describe());
+  node.check_keys({"seq_len", "batch_size", "repeats", "threads", "vocab_size"});
+  if (auto v = node.find("seq_len")) {
+    const int64_t most = models::ModelOptions{}.max_positions;
+    out.seq_len = int_at_least(*v, 3, "an integer in 3.." + std::to_string(most));
+    v->check(out.seq_len <= most, "expected an integer in 3.." + std::to_string(most) + " (the models' max positions), got " +
+                                      std::to_string(out.seq_len));
+  }
+  if (auto v = node.find("batch_size")) out.batch_size = int_at_least(*v, 1, "a positive integer");
+  if (auto v = node.find("repeats")) out.repeats = int_at_least(*v, 1, "a positive integer");
+  if (auto v = node.find("threads")) out.threads = int_at_least(*v, 0, "a non-negative integer (0 = every core)");
+  if (auto v = node.find("vocab_size")) out.vocab_size = int_at_least(*v, 8, "an integer >= 8");
+}
+
 void parse_objective(const ConfigNode& node, ObjectiveConfig& out) {
   node.check(node.is_map(), "expected a map with `metric`, got " + node.describe());
-  node.check_keys({"metric", "maximise", "maximize", "max_parameters", "cost_weight"});
+  node.check_keys({"metric", "maximise", "maximize", "max_parameters", "cost_weight", "cost", "max_latency_ms",
+                   "max_memory_mb", "profile"});
   out.metric = non_empty_string(node["metric"]);
   node.get("maximise", out.maximise);
   node.get("maximize", out.maximise);
   if (auto v = node.find("max_parameters")) out.max_parameters = int_at_least(*v, 0, "a non-negative integer (0 = none)");
   if (auto v = node.find("cost_weight")) out.cost_weight = number_at_least(*v, 0, "a non-negative number");
+  node.get_enum("cost", out.cost, nas::cost_kind_names());
+  if (auto v = node.find("max_latency_ms"))
+    out.max_latency_ms = number_at_least(*v, 0, "a non-negative number of milliseconds (0 = none)");
+  if (auto v = node.find("max_memory_mb"))
+    out.max_memory_mb = number_at_least(*v, 0, "a non-negative number of MiB (0 = none)");
+  if (auto v = node.find("profile")) parse_profile(*v, out.profile);
 }
 
 void parse_policy(const ConfigNode& node, PolicyConfig& out) {
@@ -302,6 +324,17 @@ nlohmann::ordered_json CampaignConfig::to_json(bool for_compare) const {
                     {"maximise", objective.maximise},
                     {"max_parameters", objective.max_parameters},
                     {"cost_weight", objective.cost_weight}};
+  // Written when set, so campaigns started before these keys existed resume unchanged.
+  nlohmann::ordered_json& o = j["objective"];
+  if (objective.cost != nas::CostKind::kParameters) o["cost"] = enum_name(nas::cost_kind_names(), objective.cost);
+  if (objective.max_latency_ms > 0) o["max_latency_ms"] = objective.max_latency_ms;
+  if (objective.max_memory_mb > 0) o["max_memory_mb"] = objective.max_memory_mb;
+  if (objective.measured())
+    o["profile"] = {{"seq_len", objective.profile.seq_len},
+                    {"batch_size", objective.profile.batch_size},
+                    {"repeats", objective.profile.repeats},
+                    {"threads", objective.profile.threads},
+                    {"vocab_size", objective.profile.vocab_size}};
   nlohmann::ordered_json p;
   p["name"] = enum_name(nas::policy_kind_names(), policy.name);
   if (policy.name == nas::PolicyKind::kBoshnas) {
@@ -411,6 +444,9 @@ std::string trial_dir(const std::string& directory, int64_t trial_id, int64_t at
 }
 std::string model_dir(const std::string& directory, const std::string& hash) {
   return (fs::path(directory) / "models" / hash).string();
+}
+std::string profile_dir(const std::string& directory, const std::string& hash) {
+  return (fs::path(directory) / "profiles" / hash).string();
 }
 
 std::string BuiltinConfig::finetune_folder() const {

@@ -15,6 +15,7 @@
 
 #include "design_space/config_node.h"
 #include "design_space/library_builder.h"
+#include "models/profile.h"
 #include "nas/boshnas.h"
 #include "nas/policy.h"
 #include "nas/policy_factory.h"
@@ -33,11 +34,29 @@ struct DesignSpaceSource {
   int64_t embedding_dim = EmbeddingOptions{}.dim;            // embedding width
 };
 
+/// `objective.profile`: how latency and memory are measured when a constraint or `cost: latency`
+/// needs them — `flexnas model profile` at one sequence length, in a child process, once per
+/// architecture (cached in campaign.db). Precision and device are the builtin evaluator's
+/// (`auto` for the other evaluators).
+struct ProfileConfig {
+  int64_t seq_len = nas::CostSettings{}.sequence_length;  // tokens per sequence
+  int64_t batch_size = models::ProfileOptions{}.batch_size;  // sequences per measured batch
+  int64_t repeats = models::ProfileOptions{}.repeats;        // timed repetitions (the median is kept)
+  int64_t threads = 1;                  // torch threads of the measurement (1: steady figures beside running trials)
+  int64_t vocab_size = 8000;            // the MLM head's vocabulary (flexnas model profile's default)
+};
+
 struct ObjectiveConfig {
   std::string metric = "glue";          // key of the metrics JSON (table: key of `scores`)
   bool maximise = true;                 // false: the policy maximises -metric
   int64_t max_parameters = 0;           // constraint (0 = none)
-  double cost_weight = 0;               // second objective: score - w * log2(parameters / 1e6)
+  double cost_weight = 0;               // second objective: score - w * log2(cost)
+  nas::CostKind cost = nas::CostKind::kParameters;  // parameters (/1e6) | flops (MFLOPs/token) | latency (ms)
+  double max_latency_ms = 0;            // measured constraint: forward ms of one batch (0 = none)
+  double max_memory_mb = 0;             // measured constraint: peak training MiB at that batch (0 = none)
+  ProfileConfig profile;                // how latency and memory are measured
+  /// True when proposals are measured (a latency/memory constraint or cost latency).
+  bool measured() const { return max_latency_ms > 0 || max_memory_mb > 0 || cost == nas::CostKind::kLatency; }
 };
 
 /// `policy:` — the policy's own options structs, so each default is the one nas/ defines. The keys
@@ -148,5 +167,6 @@ std::string frozen_config_path(const std::string& directory);     // <dir>/campa
 std::string campaign_library_path(const std::string& directory);  // <dir>/library.json (performances filled in)
 std::string trial_dir(const std::string& directory, int64_t trial_id, int64_t attempt);  // <dir>/trials/<id>/<attempt>
 std::string model_dir(const std::string& directory, const std::string& hash);            // <dir>/models/<hash>
+std::string profile_dir(const std::string& directory, const std::string& hash);          // <dir>/profiles/<hash>
 
 }  // namespace flexnas::launch

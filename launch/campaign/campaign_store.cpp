@@ -195,6 +195,11 @@ CampaignStore::CampaignStore(const std::string& path, bool read_only) : path_(pa
   exec(
       "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, time REAL NOT NULL, trial INTEGER NOT "
       "NULL, kind TEXT NOT NULL, worker INTEGER NOT NULL, message TEXT NOT NULL)");
+  exec(
+      "CREATE TABLE IF NOT EXISTS profiles (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, library_index INTEGER "
+      "NOT NULL, latency_ms REAL NOT NULL, memory_mb REAL NOT NULL, error TEXT NOT NULL, seconds REAL NOT NULL, "
+      "time REAL NOT NULL, exclusion TEXT NOT NULL, exclude_seq INTEGER NOT NULL, observed_before INTEGER NOT NULL, "
+      "kind TEXT NOT NULL)");
 }
 
 CampaignStore::~CampaignStore() {
@@ -326,6 +331,58 @@ std::vector<EventRow> CampaignStore::events(int64_t limit) const {
   Statement s(db_, sql);
   std::vector<EventRow> out;
   while (s.step()) out.push_back({s.i64(0), s.f64(1), s.i64(2), s.text(3), s.i64(4), s.text(5)});
+  return out;
+}
+
+namespace {
+constexpr const char* kProfileColumns =
+    "hash, library_index, latency_ms, memory_mb, error, seconds, time, exclusion, exclude_seq, observed_before, kind";
+}
+
+void CampaignStore::put_profile(const ProfileRow& r) {
+  // An UPSERT keeps the row's place (seq) in measurement order when its exclusion is added.
+  Statement s(db_, cached(std::string("INSERT INTO profiles (") + kProfileColumns +
+                              ") VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET library_index = "
+                              "excluded.library_index, latency_ms = excluded.latency_ms, memory_mb = excluded.memory_mb, "
+                              "error = excluded.error, seconds = excluded.seconds, time = excluded.time, exclusion = "
+                              "excluded.exclusion, exclude_seq = excluded.exclude_seq, observed_before = "
+                              "excluded.observed_before, kind = excluded.kind"));
+  s.bind(1, r.hash);
+  s.bind(2, r.index);
+  s.bind(3, r.latency_ms);
+  s.bind(4, r.memory_mb);
+  s.bind(5, r.error);
+  s.bind(6, r.seconds);
+  s.bind(7, r.time);
+  s.bind(8, r.excluded);
+  s.bind(9, r.exclude_seq);
+  s.bind(10, r.observed_before);
+  s.bind(11, r.kind);
+  s.step();
+}
+
+std::vector<ProfileRow> CampaignStore::profiles() const {
+  std::vector<ProfileRow> out;
+  {
+    Statement exists(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'profiles'");
+    if (!exists.step()) return out;  // a read-only look at a campaign.db from before the table
+  }
+  Statement s(db_, std::string("SELECT ") + kProfileColumns + " FROM profiles ORDER BY seq");
+  while (s.step()) {
+    ProfileRow r;
+    r.hash = s.text(0);
+    r.index = s.i64(1);
+    r.latency_ms = s.f64(2);
+    r.memory_mb = s.f64(3);
+    r.error = s.text(4);
+    r.seconds = s.f64(5);
+    r.time = s.f64(6);
+    r.excluded = s.text(7);
+    r.exclude_seq = s.i64(8);
+    r.observed_before = s.i64(9);
+    r.kind = s.text(10);
+    out.push_back(std::move(r));
+  }
   return out;
 }
 

@@ -4,7 +4,10 @@
 //   meta(key, value)     settings fixed at the first start (format, window, ...) and run counters
 //   trials(...)          one row per trial (TrialRow); attempts and their reasons go to `events`
 //   events(...)          the event log: proposed, started, attempt_failed, completed, failed,
-//                        interrupted, resumed, worker_lost, stopped ...
+//                        interrupted, resumed, worker_lost, stopped, measured, excluded ...
+//   profiles(...)        measured latency and memory, one row per architecture (ProfileRow): the
+//                        cache that makes each measurement happen once, and the ordered log of
+//                        proposals excluded by a measured constraint (replayed on resume)
 // A crash (kill -9) leaves the last committed state: completed trials are never lost.
 // Cost per commit (the scheduler's critical path): prepared statements are cached, a commit is a
 // write into the WAL without fsync (synchronous=NORMAL), and WAL checkpoints (the fsyncs) run on a
@@ -54,6 +57,22 @@ struct TrialRow {
   int64_t observe_seq = -1;         // position in the order results reached the policy (-1 = not yet)
 };
 
+/// One architecture's measurement (objective.max_latency_ms / max_memory_mb / cost latency) and,
+/// when a constraint excluded it, the exclusion's place in the policy's log.
+struct ProfileRow {
+  std::string hash;
+  int64_t index = -1;               // library index
+  double latency_ms = 0;            // forward pass of one batch (objective.profile)
+  double memory_mb = 0;             // peak tensor memory of a training step at that batch
+  std::string error;                // non-empty: the measurement failed (then the values mean nothing)
+  double seconds = 0;               // wall time of the measurement
+  double time = 0;                  // Unix seconds when it was measured
+  std::string excluded;             // the violated constraint ("" = not excluded)
+  int64_t exclude_seq = -1;         // order among the exclusions (-1 = not excluded)
+  int64_t observed_before = -1;     // results the policy had observed when it was excluded
+  std::string kind;                 // what proposed it when it was excluded
+};
+
 struct EventRow {
   int64_t id = 0;
   double time = 0;
@@ -83,6 +102,11 @@ class CampaignStore {
   std::vector<TrialRow> trials() const;
   std::optional<TrialRow> trial(int64_t id) const;
   std::vector<EventRow> events(int64_t limit = 0) const;  // oldest first; limit = the last N (0 = all)
+
+  /// Inserts or replaces the profile row of `row.hash`.
+  void put_profile(const ProfileRow& row);
+  /// Every profile row in measurement order (none for a campaign.db from before the table).
+  std::vector<ProfileRow> profiles() const;
 
   /// Queued and running trials become interrupted (a previous run ended without recording them).
   int64_t interrupt_unfinished(const std::string& why);

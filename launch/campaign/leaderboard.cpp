@@ -48,7 +48,9 @@ std::string summarize_architecture(const Architecture& arch) {
   return out.str();
 }
 
-std::string leaderboard(const std::vector<TrialRow>& trials, const Library& library, int64_t level, int n) {
+std::string leaderboard(const std::vector<TrialRow>& trials, const Library& library, int64_t level, int n,
+                        const std::map<std::string, ProfileRow>* profiles) {
+  const bool measured = profiles && !profiles->empty();
   std::vector<const TrialRow*> done;
   for (const TrialRow& t : trials)
     if (t.status == trial_status::kCompleted && t.score) done.push_back(&t);
@@ -56,14 +58,29 @@ std::string leaderboard(const std::vector<TrialRow>& trials, const Library& libr
   std::ostringstream out;
   out << std::left << std::setw(5) << "rank" << std::setw(6) << "level" << std::setw(7) << "trial" << std::setw(12)
       << "score" << std::setw(12)
-      << "parameters" << std::setw(14) << "hash" << "model dict\n";
+      << "parameters";
+  if (measured) out << std::setw(12) << "latency ms" << std::setw(12) << "memory MiB";
+  out << std::setw(14) << "hash" << "model dict\n";
   for (int i = 0; i < int(done.size()) && i < n; ++i) {
     const TrialRow& t = *done[size_t(i)];
     std::ostringstream score;
     score << std::setprecision(6) << *t.value;
     out << std::left << std::setw(5) << (i + 1) << std::setw(6) << trial_level(t, level) << std::setw(7) << t.id
         << std::setw(12) << score.str() << std::setw(12)
-        << t.parameters << std::setw(14) << t.hash.substr(0, 12)
+        << t.parameters;
+    if (measured) {
+      auto it = profiles->find(t.hash);
+      std::ostringstream latency, memory;
+      if (it != profiles->end() && it->second.error.empty()) {
+        latency << std::fixed << std::setprecision(2) << it->second.latency_ms;
+        memory << std::fixed << std::setprecision(1) << it->second.memory_mb;
+      } else {
+        latency << "-";
+        memory << "-";
+      }
+      out << std::setw(12) << latency.str() << std::setw(12) << memory.str();
+    }
+    out << std::setw(14) << t.hash.substr(0, 12)
         << (t.index >= 0 && size_t(t.index) < library.size() ? summarize_architecture(library.archs[size_t(t.index)])
                                                                : std::string("?"))
         << "\n";

@@ -2,6 +2,7 @@
 // The leaderboard: the best completed trials with their model dicts in one line each, as
 // report/leaderboard.txt, the end of `flexnas search` and `flexnas status` show it.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,7 +16,10 @@ namespace flexnas::launch {
 std::string summarize_architecture(const Architecture& arch);
 
 /// Top `n` completed trials by score: rank, level, trial, score, parameters, hash prefix, model-dict
-/// summary. Trials taken over from a parent campaign (kind "level<N>") show their own level.
-std::string leaderboard(const std::vector<TrialRow>& trials, const Library& library, int64_t level, int n = 10);
+/// summary. Trials taken over from a parent campaign (kind "level<N>") show their own level. With
+/// `profiles` (measured latency and memory by hash) that hold any row, two more columns show them
+/// ("-" where not measured).
+std::string leaderboard(const std::vector<TrialRow>& trials, const Library& library, int64_t level, int n = 10,
+                        const std::map<std::string, ProfileRow>* profiles = nullptr);
 
 }  // namespace flexnas::launch

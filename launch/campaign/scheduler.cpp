@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <limits>
 
 #include "launch/campaign/leaderboard.h"
 #include "nas/boshnas.h"
@@ -26,7 +27,16 @@ Scheduler::Scheduler(Campaign& campaign, WorkerPool& pool, const SchedulerOption
   po.max_trials = config_.budget.trials > 0 ? config_.budget.trials + taken_over : 0;
   po.max_parameters = config_.objective.max_parameters;
   po.cost_weight = config_.objective.cost_weight;
+  po.cost_kind = config_.objective.cost;
+  po.max_latency_ms = config_.objective.max_latency_ms;
+  po.max_memory_mb = config_.objective.max_memory_mb;
   policy_ = nas::make_policy(config_.policy.name, c_.library, po, config_.policy.boshnas, config_.policy.evolution);
+  if (policy_->needs_measurement()) {
+    // Latency and memory are measured when a proposal needs them, once per architecture (cached in
+    // campaign.db); the policy excludes what violates a constraint and proposes again.
+    profiler_ = std::make_unique<ArchitectureProfiler>(config_, store_, c_.library, options_.quiet);
+    policy_->set_measure([this](int64_t index) { return profiler_->measure(index); });
+  }
   if (config_.evaluator.type == EvaluatorType::kBuiltin && config_.evaluator.builtin.warm_start)
     warm_ = std::make_unique<WarmStartChooser>(config_.evaluator.builtin.warm_threshold,
                                                config_.evaluator.builtin.transfer_mode);
@@ -80,7 +90,8 @@ int Scheduler::run() {
     store_.log_event(-1, "finished", -1, summary_line());
     write_finished_file();
     if (!options_.quiet) std::cout << "campaign " << config_.name << " finished: " << summary_line() << "\n\n"
-                                   << leaderboard(all_trials(), c_.library, c_.level) << std::flush;
+                                   << leaderboard(all_trials(), c_.library, c_.level, 10, profiler_ ? &profiler_->rows() : nullptr)
+                                   << std::flush;
   }
   return exit_code;
 }
@@ -88,7 +99,9 @@ int Scheduler::run() {
 void Scheduler::restore() {
   const int64_t interrupted = store_.interrupt_unfinished("the previous run ended while this trial ran");
   for (TrialRow& t : store_.trials()) trials_.push_back(std::move(t));
-  if (trials_.empty()) return;
+  const std::vector<const ProfileRow*> exclusions =
+      profiler_ ? profiler_->exclusions() : std::vector<const ProfileRow*>();
+  if (trials_.empty() && exclusions.empty()) return;
   // Observation order: ordered mode = the contiguous prefix of final trials in id order;
   // async mode = observe_seq. Everything else is pending (re-run, or buffered when final).
   std::vector<const TrialRow*> observed;
@@ -98,21 +111,47 @@ void Scheduler::restore() {
             [](const TrialRow* a, const TrialRow* b) { return a->observe_seq < b->observe_seq; });
   std::vector<nas::TrialRecord> history;
   std::set<int64_t> seen;
+  auto measured = [this](const std::string& hash) {
+    const ProfileRow* row = profiler_ ? profiler_->find(hash) : nullptr;
+    return row ? std::optional<nas::Measurement>(to_measurement(*row)) : std::nullopt;
+  };
+  // Exclusions by measured constraints go back in their place: after the observations the policy
+  // had made when it excluded them.
+  size_t next_exclusion = 0;
+  auto replay_exclusions = [&](int64_t observed_so_far) {
+    for (; next_exclusion < exclusions.size() && exclusions[next_exclusion]->observed_before <= observed_so_far;
+         ++next_exclusion) {
+      const ProfileRow& e = *exclusions[next_exclusion];
+      nas::TrialRecord r;
+      r.index = e.index;
+      r.kind = e.kind;
+      r.status = nas::TrialStatus::kExcluded;
+      r.measured = to_measurement(e);
+      r.observed_before = e.observed_before;
+      r.reason = e.excluded;
+      history.push_back(r);
+    }
+  };
   for (const TrialRow* t : observed) {
+    replay_exclusions(int64_t(seen.size()));
     nas::TrialRecord r;
     r.index = t->index;
     r.kind = t->kind;
     r.status = t->status == trial_status::kCompleted ? nas::TrialStatus::kCompleted : nas::TrialStatus::kFailed;
     r.score = t->score.value_or(0);
+    r.measured = measured(t->hash);
     history.push_back(r);
     seen.insert(t->id);
   }
+  replay_exclusions(std::numeric_limits<int64_t>::max());
+  recorded_exclusions_ = exclusions.size();
   for (const TrialRow& t : trials_) {
     if (seen.count(t.id)) continue;
     nas::TrialRecord r;
     r.index = t.index;
     r.kind = t.kind;
     r.status = nas::TrialStatus::kPending;
+    r.measured = measured(t.hash);
     history.push_back(r);
     if (is_final(t)) unobserved_.insert(t.id);
     else ready_.push_back(t.id);
@@ -128,7 +167,8 @@ void Scheduler::restore() {
                    std::to_string(trials_.size()) + " trials restored, " + std::to_string(observed_) + " observed, " +
                        std::to_string(ready_.size()) + " to re-run (" + std::to_string(interrupted) + " interrupted)");
   say("resumed: " + std::to_string(trials_.size()) + " trials, " + std::to_string(observed_) + " done, " +
-      std::to_string(ready_.size()) + " to re-run");
+      std::to_string(ready_.size()) + " to re-run" +
+      (exclusions.empty() ? "" : ", " + std::to_string(exclusions.size()) + " excluded by measured constraints"));
   // A proposal that was due when the previous run stopped comes first; then results finished
   // before the stop but not yet observed (ordered mode) are observed in order.
   if (ordered_) fill_proposals();

@@ -23,6 +23,7 @@
 
 #include "launch/campaign/background_job.h"
 #include "launch/campaign/campaign.h"
+#include "launch/campaign/profiler.h"
 #include "launch/campaign/worker_pool.h"
 #include "launch/evaluators/warm_start.h"
 #include "launch/report/report_plot.h"
@@ -85,6 +86,8 @@ class Scheduler {
 
   // scheduler_dispatch.cpp
   void fill_proposals();
+  /// Stores the policy's new exclusions (measured constraints) in order.
+  void record_exclusions();
   void dispatch();
   void handle(PoolEvent& e, bool draining);
   /// Records a final result and hands results to the policy in the configured order.
@@ -134,6 +137,8 @@ class Scheduler {
   SchedulerOptions options_;
   std::unique_ptr<nas::Policy> policy_;
   std::unique_ptr<WarmStartChooser> warm_;  // builtin evaluator with warm_start only
+  std::unique_ptr<ArchitectureProfiler> profiler_;  // measured constraints or cost latency only
+  size_t recorded_exclusions_ = 0;          // policy exclusions already in the store
   std::deque<TrialRow> trials_;  // a deque: references stay valid while proposals are appended
   std::map<std::string, int64_t> by_hash_;
   std::deque<int64_t> ready_;

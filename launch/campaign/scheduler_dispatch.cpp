@@ -25,6 +25,7 @@ void Scheduler::fill_proposals() {
       if (int64_t(ready_.size()) >= idle) return;
     }
     const std::optional<nas::Proposal> p = policy_->propose();
+    record_exclusions();
     if (!p) {
       exhausted_ = true;
       return;
@@ -41,6 +42,12 @@ void Scheduler::fill_proposals() {
     trials_.push_back(t);
     ready_.push_back(t.id);
   }
+}
+
+void Scheduler::record_exclusions() {
+  const std::vector<nas::TrialRecord>& excluded = policy_->state().rejections();
+  for (; recorded_exclusions_ < excluded.size(); ++recorded_exclusions_)
+    profiler_->record_exclusion(excluded[recorded_exclusions_], int64_t(recorded_exclusions_));
 }
 
 void Scheduler::dispatch() {

@@ -73,6 +73,8 @@ std::string Scheduler::summary_line() const {
   s << "done " << done << ", failed " << failed << ", running " << running();
   if (config_.budget.trials > 0) s << " of " << config_.budget.trials;
   if (taken_over > 0) s << " (+" << taken_over << " from the parent)";
+  if (!policy_->state().rejections().empty())
+    s << ", excluded " << policy_->state().rejections().size() << " (measured constraints)";
   if (best_) s << " | best " << format_value(*best_->value) << " (trial " << best_->id << ")";
   const double secs = since(start_);
   if (done_now_ > 0 && secs > 0) {
@@ -116,7 +118,8 @@ Scheduler::ReportPages Scheduler::report_pages() const {
   const bool maximise = config_.objective.maximise;
   // The library's embeddings never change during a campaign: projected once.
   if (!library_map_) library_map_ = library_map(c_.library.embeddings);
-  return {leaderboard(trials, c_.library, c_.level) + "\n" + summary_line() + "\n",
+  return {leaderboard(trials, c_.library, c_.level, 10, profiler_ ? &profiler_->rows() : nullptr) + "\n" +
+              summary_line() + "\n",
           trials_svg(trials, metric, maximise, c_.level), pareto_svg(trials, metric, maximise),
           embedding_svg(trials, *library_map_, metric, maximise)};
 }

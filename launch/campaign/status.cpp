@@ -89,12 +89,25 @@ std::string campaign_status(const std::string& directory) {
     if (shown++ == 0) out << "recent failures:\n";
     out << "  trial " << it->id << " (" << it->attempt << " attempts): " << it->failure_reason << "\n";
   }
+  // Measured latency and memory (objective.max_latency_ms, max_memory_mb, cost latency).
+  std::map<std::string, ProfileRow> profiles;
+  int64_t excluded = 0, failed_measurements = 0;
+  for (ProfileRow& p : store.profiles()) {
+    excluded += p.exclude_seq >= 0;
+    failed_measurements += !p.error.empty();
+    profiles[p.hash] = std::move(p);
+  }
+  if (!profiles.empty()) {
+    out << "measured: " << profiles.size() << " architectures (latency, memory)";
+    if (failed_measurements > 0) out << ", " << failed_measurements << " measurements failed";
+    out << " | excluded by measured constraints: " << excluded << " (never trained)\n";
+  }
   const std::vector<EventRow> events = store.events(1);
   if (!events.empty()) out << "last event: " << events.back().kind << " " << events.back().message << "\n";
   Library library;
   const std::string lib_path = campaign_library_path(directory);
   if (fs::exists(lib_path)) library = load_library(lib_path);
-  out << "\n" << leaderboard(trials, library, level);
+  out << "\n" << leaderboard(trials, library, level, 10, &profiles);
   return out.str();
 }
 
