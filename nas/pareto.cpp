@@ -1,6 +1,7 @@
 #include "nas/pareto.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "design_space/error.h"
 
@@ -82,6 +83,59 @@ double hypervolume_2d(const std::vector<Point2>& points, const Point2& reference
     best_y = inside[i][1];
   }
   return volume;
+}
+
+std::vector<double> crowding_distance(const std::vector<std::vector<double>>& points, const std::vector<int64_t>& front) {
+  const size_t n = front.size();
+  std::vector<double> distance(n, 0.0);
+  if (n == 0) return distance;
+  const size_t objectives = points[size_t(front[0])].size();
+  std::vector<size_t> order(n);
+  for (size_t m = 0; m < objectives; ++m) {
+    for (size_t i = 0; i < n; ++i) order[i] = i;
+    const auto f = [&](size_t i) { return points[size_t(front[i])][m]; };
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return f(a) < f(b); });
+    const double range = f(order.back()) - f(order.front());
+    distance[order.front()] = distance[order.back()] = std::numeric_limits<double>::infinity();
+    if (!(range > 0)) continue;
+    for (size_t k = 1; k + 1 < n; ++k) distance[order[k]] += (f(order[k + 1]) - f(order[k - 1])) / range;
+  }
+  return distance;
+}
+
+NsgaRanking nsga_ranking(const std::vector<std::vector<double>>& points) {
+  NsgaRanking out;
+  out.rank.assign(points.size(), 0);
+  out.crowding.assign(points.size(), 0.0);
+  const auto fronts = non_dominated_sort(points);
+  for (size_t r = 0; r < fronts.size(); ++r) {
+    const std::vector<double> d = crowding_distance(points, fronts[r]);
+    for (size_t k = 0; k < fronts[r].size(); ++k) {
+      out.rank[size_t(fronts[r][k])] = int64_t(r);
+      out.crowding[size_t(fronts[r][k])] = d[k];
+    }
+  }
+  return out;
+}
+
+std::vector<int64_t> nsga_select(const std::vector<std::vector<double>>& points, int64_t count) {
+  std::vector<int64_t> chosen;
+  if (count <= 0) return chosen;
+  for (const std::vector<int64_t>& front : non_dominated_sort(points)) {
+    if (int64_t(chosen.size() + front.size()) <= count) {
+      chosen.insert(chosen.end(), front.begin(), front.end());
+      if (int64_t(chosen.size()) == count) break;
+      continue;
+    }
+    // The front that does not fit: its least crowded members first (ties by index).
+    const std::vector<double> d = crowding_distance(points, front);
+    std::vector<size_t> order(front.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return d[a] > d[b]; });
+    for (size_t k = 0; int64_t(chosen.size()) < count; ++k) chosen.push_back(front[order[k]]);
+    break;
+  }
+  return chosen;
 }
 
 }  // namespace flexnas::nas
