@@ -547,6 +547,14 @@ def parse_pool(d):
             "separate_cls": bool(p.get("separate_cls", True)), "decoder": int(p.get("decoder", 2))}
 
 
+def parse_share(d):
+    """The "share" key (architecture.h Architecture::share): per layer, the index of the layer whose
+    parameters it runs with (itself when it owns them)."""
+    share = d.get("share")
+    L = int(d["l"])
+    return [int(k) for k in share] if share else list(range(L))
+
+
 DEFAULT_OPTIONS = {"vocab_size": 30522, "max_positions": 514, "type_vocab_size": 1, "pad_id": 0,
                    "hidden_dropout": 0.1, "attention_dropout": 0.1, "classifier_dropout": 0.1,
                    "layer_norm_eps": 1e-12, "initializer_range": 0.02, "head": "mlm", "num_labels": 2}
@@ -573,10 +581,18 @@ class FlexModel(nn.Module):
             word_embeddings=nn.Embedding(o["vocab_size"], h0, padding_idx=o["pad_id"]),
             token_type_embeddings=nn.Embedding(o["type_vocab_size"], h0),
             LayerNorm=nn.LayerNorm(h0, eps=eps))
+        # Block parameter sharing: a layer that runs with an earlier layer's parameters holds only its
+        # own proj_head (flex_model.cpp), so each shared tensor is stored once.
+        self.owners = parse_share(architecture)
         layers = []
         for i, spec in enumerate(self.layers_spec):
             nxt = self.layers_spec[i + 1]["h"] if i + 1 < len(self.layers_spec) else 0
-            layers.append(self._build_layer(spec, nxt))
+            if self.owners[i] == i:
+                layers.append(self._build_layer(spec, nxt))
+            else:
+                tied = nn.Module()
+                tied.proj_head = nn.Linear(spec["h"], nxt) if nxt and nxt != spec["h"] else None
+                layers.append(tied)
         self.bert.encoder = _container(layer=nn.ModuleList(layers))
         self.pool = parse_pool(architecture)
         self.has_decoder = self.pool is not None and o["head"] in ("mlm", "token")
@@ -645,7 +661,8 @@ class FlexModel(nn.Module):
         inputs = (additive_mask(valid, x.dtype), valid)
         full_length = None
         first_pool = next((k for k, st in enumerate(pool["stride"]) if st > 1), -1) if pool else -1
-        for i, layer in enumerate(self.bert.encoder.layer):
+        for i, own in enumerate(self.bert.encoder.layer):
+            layer = self.bert.encoder.layer[self.owners[i]]  # the parameters it runs with
             stride = pool["stride"][i] if pool else 1
             if stride == 1:
                 u = self._run_layer(layer, x, inputs)
@@ -660,7 +677,7 @@ class FlexModel(nn.Module):
                 inputs = (additive_mask(valid, x.dtype), valid)
             if i + 1 == first_pool:
                 full_length = u  # the decoder's residual (before the projection)
-            x = layer.proj_head(u).float() if layer.proj_head is not None else u
+            x = own.proj_head(u).float() if own.proj_head is not None else u
         if not self.has_decoder:
             return x
         total = 1

@@ -102,5 +102,17 @@ int main(int argc, char** argv) {
              testing::arch_from(R"({"l":3,"h":[16,16,16],"n":[2,2,2],"o":["sa","sa","sa"],"f":[[24],[24],[24]],)"
                                 R"("p":["sdp","sdp","sdp"],"pool":{"stride":[1,2,3],"q_only":false,"separate_cls":false}})"),
              testing::tiny_options());
+  // Block parameter sharing (Funnel's "3x2"): layer 1 runs with layer 0's parameters, layer 3 with
+  // layer 2's and pools at its first application (layer 2), layer 3 owns a projection to layer 4's
+  // width; every head, a hetero model.
+  const char* shared =
+      R"({"l":5,"h":[16,16,16,16,24],"n":[2,2,2,2,2],"o":["sa","sa","sa","sa","l"],"f":[[24],[24],[20],[20],[20]],)"
+      R"("p":["sdp","sdp","wma","wma","dft"],"share":[0,0,2,2,4],"pool":{"stride":[1,1,2,1,1],"decoder":1}})";
+  for (HeadType head : {HeadType::kMlm, HeadType::kSequence, HeadType::kToken})
+    write_case(dir, "share_" + head_type_name(head), testing::arch_from(shared), testing::tiny_options(head));
+  write_case(dir, "share_hetero",
+             testing::arch_from(R"({"l":3,"h":[16,16,16],"f":[[24],[24],[24]],)"
+                                R"("o":[["sa_sdp_8","c_3_8"],["sa_sdp_8","c_3_8"],["sa_sdp_8","c_3_8"]],"share":[0,0,0]})"),
+             testing::tiny_options());
   return 0;
 }

@@ -610,5 +610,95 @@ TEST(TransferCliTest, WritesACheckpointAndReportsPerBlock) {
   fs::remove_all(dir);
 }
 
+
+// Block parameter sharing (models: Architecture::share): a sharing layer holds only its own
+// proj_head, and a target layer i reads source layer i's parameters wherever the source keeps them.
+const char* kShared =
+    R"({"l":4,"h":[32,32,32,48],"n":[2,2,2,2],"o":["sa","sa","sa","l"],"f":[[64],[64],[64],[64]],"p":["sdp","sdp","sdp","dft"],)"
+    R"("share":[0,0,0,3],"pool":{"stride":[1,2,1,1],"decoder":1}})";
+const char* kSharedHetero =
+    R"({"l":3,"h":[32,32,32],"f":[[64],[64],[64]],"o":[["sa_sdp_16","c_3_16"],["sa_sdp_16","c_3_16"],["sa_sdp_16","c_3_16"]],)"
+    R"("share":[0,1,1]})";
+
+Architecture unshared(const char* json) {
+  Architecture a = arch(json);
+  a.share.clear();
+  return a;
+}
+
+TEST(TransferShareTest, LayoutMatchesTheModelAndCountsSharedTensorsOnce) {
+  for (const char* json : {kShared, kSharedHetero})
+    for (auto head : {models::HeadType::kMlm, models::HeadType::kSequence, models::HeadType::kToken}) {
+      const Architecture a = arch(json);
+      const ModelOptions o = tiny_options(head);
+      FlexModel m = build(a, o, 0);
+      std::map<std::string, std::vector<int64_t>> expected, got;
+      for (const auto& p : m->named_parameters()) expected[p.key()] = p.value().sizes().vec();
+      int64_t total = 0;
+      for (const auto& s : tensor_layout(a, o)) {
+        got[s.name] = s.shape();
+        total += s.numel();
+      }
+      EXPECT_EQ(got, expected) << json;
+      EXPECT_EQ(total, m->num_parameters()) << json;
+      EXPECT_LT(total, models::model_cost(unshared(json), o).total_params) << json;
+    }
+}
+
+TEST(TransferShareTest, SharedSourceToUnsharedTargetComputesTheSameFunction) {
+  // Every layer of the unshared target receives its owner's tensors: the same network, untied.
+  for (const char* json : {kShared, kSharedHetero})
+    for (auto mode : {TransferMode::kOrdered, TransferMode::kRandomProjection}) {
+      const ModelOptions o = tiny_options();
+      FlexModel src = build(arch(json), o, 1), dst = build(unshared(json), o, 2);
+      const TransferPlan plan = transfer_model(*src, *dst, {mode, 5});
+      EXPECT_DOUBLE_EQ(plan.overlap(), 1.0) << json;
+      for (const auto& t : plan.tensors) EXPECT_EQ(t.fill, TensorFill::kCopied) << t.name;
+      EXPECT_DOUBLE_EQ(transfer_overlap(arch(json), unshared(json), o, mode), 1.0);
+      auto [ids, mask] = batch(o.vocab_size, 3);
+      EXPECT_TRUE(torch::allclose(src->forward(ids, mask).logits, dst->forward(ids, mask).logits, 1e-5, 1e-6)) << json;
+      auto S = params_of(*src), T = params_of(*dst);
+      const std::string q = ".attention.self.query.weight";
+      EXPECT_TRUE(torch::equal(T["bert.encoder.layer.2" + q], S["bert.encoder.layer." + std::to_string(arch(json).owner(2)) + q]));
+    }
+}
+
+TEST(TransferShareTest, UnsharedSourceFillsTheOwnersLayerByLayer) {
+  const ModelOptions o = tiny_options();
+  for (auto mode : {TransferMode::kOrdered, TransferMode::kRandomProjection}) {
+    FlexModel src = build(unshared(kShared), o, 1), dst = build(arch(kShared), o, 2);
+    const TransferPlan plan = transfer_model(*src, *dst, {mode, 5});
+    EXPECT_DOUBLE_EQ(plan.overlap(), 1.0);
+    auto S = params_of(*src), T = params_of(*dst);
+    for (const auto& [name, t] : T) {
+      ASSERT_TRUE(S.count(name)) << name;
+      EXPECT_TRUE(torch::equal(t, S[name])) << name;
+    }
+    // Shared to shared with another pattern: the target's owner of layers 0..2 is layer 0, which
+    // reads the source's layer 0; the source's layer 3 feeds the target's layer 3.
+    Architecture other = arch(kShared);
+    other.share = {0, 1, 1, 3};
+    FlexModel dst2 = build(other, o, 3);
+    EXPECT_DOUBLE_EQ(transfer_model(*dst, *dst2, {mode, 5}).overlap(), 1.0);
+    auto T2 = params_of(*dst2);
+    const std::string f = ".intermediate.dense.weight";
+    EXPECT_TRUE(torch::equal(T2["bert.encoder.layer.1" + f], T["bert.encoder.layer.0" + f]));  // source layer 1 = its layer 0
+  }
+}
+
+TEST(TransferShareTest, WidthChangesUnderSharingMatchThePlan) {
+  const ModelOptions o = tiny_options();
+  Architecture wide = arch(kShared);
+  for (LayerSpec& l : wide.layers) l.hidden = l.hidden == 32 ? 48 : 64;
+  for (auto mode : {TransferMode::kOrdered, TransferMode::kRandomProjection}) {
+    FlexModel src = build(arch(kShared), o, 1), dst = build(wide, o, 2);
+    const TransferPlan measured = transfer_model(*src, *dst, {mode, 9});
+    const TransferPlan planned = plan_transfer(arch(kShared), wide, o, o, mode);
+    EXPECT_EQ(measured.received, planned.received);
+    EXPECT_EQ(measured.total, dst->num_parameters());
+    EXPECT_GT(planned.overlap(), 0.3);
+  }
+}
+
 }  // namespace
 }  // namespace flexnas::transfer
