@@ -28,6 +28,14 @@ void Scheduler::fill_proposals() {
     record_exclusions();
     if (!p) {
       exhausted_ = true;
+      const nas::SearchState& state = policy_->state();
+      if (state.num_open() == 0 && !state.rejections().empty()) {
+        // Said once: the library ran out because the measured constraints excluded the rest.
+        const std::string why = "no architecture left to propose: " + std::to_string(state.rejections().size()) +
+                                " excluded by the measured constraints, " + std::to_string(state.proposals()) + " proposed";
+        store_.log_event(-1, "exhausted", -1, why);
+        say(why);
+      }
       return;
     }
     TrialRow t;

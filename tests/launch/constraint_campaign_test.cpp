@@ -231,6 +231,26 @@ TEST(ConstraintCampaign, CostLatencyMeasuresEveryTrial) {
   EXPECT_EQ(store.trials().size(), 10u);
 }
 
+// A constraint nothing meets: every architecture is measured once and excluded, none is trained,
+// and the campaign finishes (exit 0) saying why.
+TEST(ConstraintCampaign, AConstraintNothingMeetsExcludesTheWholeLibrary) {
+  const fs::path dir = temp_dir("none");
+  const CampaignConfig c = write_config(dir, yaml("random", 10, "max_latency_ms: 0.1"));
+  ASSERT_EQ(run(c, false), 0);
+  CampaignStore store(campaign_db_path(c.directory), true);
+  EXPECT_TRUE(store.trials().empty());
+  const auto profiles = store.profiles();
+  EXPECT_EQ(profiles.size(), load_library(sample_library()).size());
+  for (const ProfileRow& p : profiles) EXPECT_GE(p.exclude_seq, 0);
+  bool said = false;
+  for (const EventRow& e : store.events())
+    said = said || (e.kind == "exhausted" && e.message == "no architecture left to propose: " +
+                                                               std::to_string(profiles.size()) +
+                                                               " excluded by the measured constraints, 0 proposed");
+  EXPECT_TRUE(said);
+  EXPECT_FALSE(fs::exists(fs::path(c.directory) / "models"));
+}
+
 // ---- the real executable: kill -9 mid-campaign, then --resume ----
 
 namespace {
