@@ -10,7 +10,7 @@
 
 namespace flexnas::nas {
 
-ReplayTargets replay_targets(const std::vector<std::optional<double>>& scores) {
+ReplayTargets replay_targets(const std::vector<std::optional<double>>& scores, const std::vector<int64_t>& parameters) {
   std::vector<double> s;
   for (const auto& v : scores)
     if (v) s.push_back(*v);
@@ -25,6 +25,14 @@ ReplayTargets replay_targets(const std::vector<std::optional<double>>& scores) {
   t.top1 = kth(0.01);
   t.top5 = kth(0.05);
   t.scored = int64_t(s.size());
+  if (!parameters.empty()) {
+    t.parameters = parameters;
+    t.frame = hypervolume_frame(scores, parameters);
+    std::vector<std::pair<double, int64_t>> all;
+    for (size_t i = 0; i < scores.size(); ++i)
+      if (scores[i]) all.push_back({*scores[i], parameters[i]});
+    t.library_hypervolume = frame_hypervolume(t.frame, all);
+  }
   return t;
 }
 
@@ -35,7 +43,8 @@ SeedResult replay_seed(const Library& library, const std::vector<std::optional<d
   PolicyOptions po = options.policy_options;
   po.seed = seed;
   po.max_trials = options.budget;
-  std::unique_ptr<Policy> policy = make_policy(options.policy, library, po, options.boshnas, options.evolution);
+  std::unique_ptr<Policy> policy =
+      make_policy(options.policy, library, po, options.boshnas, options.evolution, options.pareto, options.nsga2);
   SeedResult r;
   r.seed = seed;
   r.best = -std::numeric_limits<double>::infinity();
@@ -55,6 +64,21 @@ SeedResult replay_seed(const Library& library, const std::vector<std::optional<d
   }
   for (int64_t c : options.checkpoints)
     r.best_at.push_back(c <= int64_t(r.trace.size()) && c > 0 ? r.trace[size_t(c - 1)] : std::nan(""));
+  // Hypervolume of the (score, parameters) results of the first c trials (failures add nothing).
+  FLEXNAS_CHECK(targets.parameters.empty() || targets.parameters.size() == library.size(),
+                "replay parameters are not aligned with the library");
+  for (int64_t c : options.checkpoints) {
+    if (targets.parameters.empty() || c <= 0 || c > r.trials) {
+      r.hypervolume_at.push_back(std::nan(""));
+      continue;
+    }
+    std::vector<std::pair<double, int64_t>> done;
+    for (int64_t t = 0; t < c; ++t) {
+      const ReplayTrial& x = r.trials_log[size_t(t)];
+      if (x.score) done.push_back({*x.score, targets.parameters[size_t(x.index)]});
+    }
+    r.hypervolume_at.push_back(frame_hypervolume(targets.frame, done));
+  }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.description = policy->describe();
   return r;
@@ -94,14 +118,28 @@ ReplaySummary summarise(std::vector<SeedResult> seeds, const ReplayOptions& opti
     if (v.empty()) {
       s.median_best_at.push_back(std::nan(""));
       s.mean_best_at.push_back(std::nan(""));
+    } else {
+      std::sort(v.begin(), v.end());
+      const size_t m = v.size();
+      s.median_best_at.push_back(m % 2 ? v[m / 2] : (v[m / 2 - 1] + v[m / 2]) / 2);
+      double sum = 0;
+      for (double x : v) sum += x;
+      s.mean_best_at.push_back(sum / double(m));
+    }
+    std::vector<double> h;
+    for (const auto& r : seeds)
+      if (c < r.hypervolume_at.size() && !std::isnan(r.hypervolume_at[c])) h.push_back(r.hypervolume_at[c]);
+    if (h.empty()) {
+      s.median_hypervolume_at.push_back(std::nan(""));
+      s.mean_hypervolume_at.push_back(std::nan(""));
       continue;
     }
-    std::sort(v.begin(), v.end());
-    const size_t m = v.size();
-    s.median_best_at.push_back(m % 2 ? v[m / 2] : (v[m / 2 - 1] + v[m / 2]) / 2);
+    std::sort(h.begin(), h.end());
+    const size_t m = h.size();
+    s.median_hypervolume_at.push_back(m % 2 ? h[m / 2] : (h[m / 2 - 1] + h[m / 2]) / 2);
     double sum = 0;
-    for (double x : v) sum += x;
-    s.mean_best_at.push_back(sum / double(m));
+    for (double x : h) sum += x;
+    s.mean_hypervolume_at.push_back(sum / double(m));
   }
   s.seeds = std::move(seeds);
   return s;
@@ -137,6 +175,10 @@ double trials_or_inf(int64_t t) { return t < 0 ? std::numeric_limits<double>::in
 
 /// Best score after checkpoint c of each seed (NaN when the seed ran fewer trials).
 double best_at(const SeedResult& r, size_t c) { return c < r.best_at.size() ? r.best_at[c] : std::nan(""); }
+/// Hypervolume after checkpoint c (NaN when the seed ran fewer trials or has none).
+double hypervolume_at(const SeedResult& r, size_t c) {
+  return c < r.hypervolume_at.size() ? r.hypervolume_at[c] : std::nan("");
+}
 
 std::vector<double> finite_only(std::vector<double> v) {
   v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
@@ -164,9 +206,11 @@ ReplayIntervals bootstrap_intervals(const ReplaySummary& summary, const ReplayOp
   const size_t checkpoints = options.checkpoints.size();
   out.median_best_at.resize(checkpoints);
   out.mean_best_at.resize(checkpoints);
+  out.median_hypervolume_at.resize(checkpoints);
+  out.mean_hypervolume_at.resize(checkpoints);
   if (seeds.empty() || resamples < 1) return out;
   std::vector<double> to_best, to_top1, to_top5;
-  std::vector<std::vector<double>> med_at(checkpoints), mean_at(checkpoints);
+  std::vector<std::vector<double>> med_at(checkpoints), mean_at(checkpoints), med_hv(checkpoints), mean_hv(checkpoints);
   for_each_resample(seeds.size(), resamples, rng_seed, [&](const std::vector<size_t>& idx) {
     std::vector<double> b, t1, t5;
     for (size_t i : idx) {
@@ -183,6 +227,11 @@ ReplayIntervals bootstrap_intervals(const ReplaySummary& summary, const ReplayOp
       v = finite_only(std::move(v));
       med_at[c].push_back(median_of(v));
       mean_at[c].push_back(mean_of(v));
+      std::vector<double> h;
+      for (size_t i : idx) h.push_back(hypervolume_at(seeds[i], c));
+      h = finite_only(std::move(h));
+      med_hv[c].push_back(median_of(h));
+      mean_hv[c].push_back(mean_of(h));
     }
   });
   out.median_to_best = percentile_interval(to_best);
@@ -191,6 +240,8 @@ ReplayIntervals bootstrap_intervals(const ReplaySummary& summary, const ReplayOp
   for (size_t c = 0; c < checkpoints; ++c) {
     out.median_best_at[c] = percentile_interval(med_at[c]);
     out.mean_best_at[c] = percentile_interval(mean_at[c]);
+    out.median_hypervolume_at[c] = percentile_interval(med_hv[c]);
+    out.mean_hypervolume_at[c] = percentile_interval(mean_hv[c]);
   }
   return out;
 }
@@ -203,6 +254,7 @@ ReplayComparison compare_replays(const ReplaySummary& a, const ReplaySummary& b,
   const size_t n = a.seeds.size(), checkpoints = options.checkpoints.size();
   ReplayComparison out;
   out.mean_best_at.resize(checkpoints);
+  out.mean_hypervolume_at.resize(checkpoints);
   if (n == 0) return out;
   // Not reached = budget + 1: censored, so that the difference stays a number.
   const auto censored = [&](int64_t t) { return t < 0 ? double(options.budget + 1) : double(t); };
@@ -219,22 +271,36 @@ ReplayComparison compare_replays(const ReplaySummary& a, const ReplaySummary& b,
     for (size_t i : idx) d.push_back(best_at(a.seeds[i], c) - best_at(b.seeds[i], c));
     return mean_of(finite_only(std::move(d)));
   };
+  const auto mean_hv_diff = [&](const std::vector<size_t>& idx, size_t c) {
+    std::vector<double> d;
+    for (size_t i : idx) d.push_back(hypervolume_at(a.seeds[i], c) - hypervolume_at(b.seeds[i], c));
+    return mean_of(finite_only(std::move(d)));
+  };
   std::vector<size_t> all(n);
   for (size_t i = 0; i < n; ++i) all[i] = i;
   out.median_to_top1.estimate = median_diff(all);
-  for (size_t c = 0; c < checkpoints; ++c) out.mean_best_at[c].estimate = mean_diff(all, c);
+  for (size_t c = 0; c < checkpoints; ++c) {
+    out.mean_best_at[c].estimate = mean_diff(all, c);
+    out.mean_hypervolume_at[c].estimate = mean_hv_diff(all, c);
+  }
   for (size_t i = 0; i < n; ++i) {
     const double x = censored(a.seeds[i].to_top1), y = censored(b.seeds[i].to_top1);
     (x < y ? out.a_sooner : y < x ? out.b_sooner : out.same) += 1;
   }
   std::vector<double> med;
-  std::vector<std::vector<double>> means(checkpoints);
+  std::vector<std::vector<double>> means(checkpoints), hvs(checkpoints);
   for_each_resample(n, resamples, rng_seed, [&](const std::vector<size_t>& idx) {
     med.push_back(median_diff(idx));
-    for (size_t c = 0; c < checkpoints; ++c) means[c].push_back(mean_diff(idx, c));
+    for (size_t c = 0; c < checkpoints; ++c) {
+      means[c].push_back(mean_diff(idx, c));
+      hvs[c].push_back(mean_hv_diff(idx, c));
+    }
   });
   out.median_to_top1.interval = percentile_interval(med);
-  for (size_t c = 0; c < checkpoints; ++c) out.mean_best_at[c].interval = percentile_interval(means[c]);
+  for (size_t c = 0; c < checkpoints; ++c) {
+    out.mean_best_at[c].interval = percentile_interval(means[c]);
+    out.mean_hypervolume_at[c].interval = percentile_interval(hvs[c]);
+  }
   return out;
 }
 

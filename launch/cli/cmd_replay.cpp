@@ -16,6 +16,7 @@
 #include "launch/cli/command.h"
 #include "launch/cli/enum_option.h"
 #include "models/op_catalog.h"
+#include "nas/cost_model.h"
 #include "nas/replay.h"
 #include "nas/table.h"
 
@@ -42,6 +43,14 @@ struct ReplayCliOptions {
   int64_t num_init = nas::BoshnasOptions{}.num_init;
   int64_t gobi_iterations = nas::GobiOptions{}.max_iterations;
   int64_t max_epochs = nas::SurrogateOptions{}.max_epochs;
+  // Multi-objective policies (nas/multi_objective.h).
+  int64_t pareto_num_init = nas::ParetoOptions{}.num_init;
+  nas::SurrogateTargets pareto_targets = nas::ParetoOptions{}.targets;
+  nas::SurrogateInputs pareto_inputs = nas::ParetoOptions{}.inputs;
+  bool pareto_aleatoric = nas::ParetoOptions{}.aleatoric;
+  int64_t nsga2_population = nas::Nsga2Options{}.population;
+  int64_t nsga2_sample_size = nas::Nsga2Options{}.sample_size;
+  nas::Nsga2Survival nsga2_survival = nas::Nsga2Options{}.survival;
   bool quiet_seeds = false;
   bool compare = false;            // --compare given: also replay `compare_policy` on the same seeds
   nas::PolicyKind compare_policy = nas::PolicyKind::kEvolution;
@@ -82,6 +91,11 @@ void print_summary(const nas::ReplaySummary& sum, const nas::ReplayOptions& ro) 
       std::cout << "median best score at " << ro.checkpoints[c] << ": " << sum.median_best_at[c] << " ("
                 << interval_text(ci.median_best_at[c], ro.budget) << "; mean " << sum.mean_best_at[c] << ", "
                 << interval_text(ci.mean_best_at[c], ro.budget) << ")\n";
+  for (size_t c = 0; c < ro.checkpoints.size(); ++c)
+    if (!std::isnan(sum.mean_hypervolume_at[c]))
+      std::cout << "hypervolume (score, parameters) at " << ro.checkpoints[c] << ": mean " << sum.mean_hypervolume_at[c]
+                << " (" << interval_text(ci.mean_hypervolume_at[c], ro.budget) << "; median "
+                << sum.median_hypervolume_at[c] << ", " << interval_text(ci.median_hypervolume_at[c], ro.budget) << ")\n";
 }
 
 void run_replay(const ReplayCliOptions& o) {
@@ -104,6 +118,13 @@ void run_replay(const ReplayCliOptions& o) {
   if (o.local_neighbours < 0)
     flag_error("--local-neighbours", "expected at least 0, got " + std::to_string(o.local_neighbours));
   if (o.num_init < 1) flag_error("--num-init", "expected at least 1, got " + std::to_string(o.num_init));
+  if (o.pareto_num_init < 1)
+    flag_error("--pareto-num-init", "expected at least 1, got " + std::to_string(o.pareto_num_init));
+  if (o.nsga2_population < 1)
+    flag_error("--nsga2-population", "expected at least 1, got " + std::to_string(o.nsga2_population));
+  if (o.nsga2_sample_size < 1 || o.nsga2_sample_size > o.nsga2_population)
+    flag_error("--nsga2-sample-size", "expected 1.." + std::to_string(o.nsga2_population) +
+               " (at most --nsga2-population), got " + std::to_string(o.nsga2_sample_size));
   if (!o.trials_csv.empty()) {  // checked before hours of replays, not after
     const std::filesystem::path folder = std::filesystem::absolute(o.trials_csv).parent_path();
     if (!std::filesystem::is_directory(folder))
@@ -117,7 +138,11 @@ void run_replay(const ReplayCliOptions& o) {
   const Library library = load_library(o.library, checked);
   const nas::BenchmarkTable table = nas::load_benchmark_table(o.table, o.metric);
   const auto scores = nas::align_scores(table, library);
-  const nas::ReplayTargets targets = nas::replay_targets(scores);
+  // Parameters from the model dicts (the cost model every policy uses): the second objective.
+  std::vector<int64_t> parameters;
+  for (const Architecture& arch : library.archs)
+    parameters.push_back(nas::estimate_cost(arch, nas::PolicyOptions{}.cost).parameters);
+  const nas::ReplayTargets targets = nas::replay_targets(scores, parameters);
   int64_t matched = targets.scored;
   if (matched == 0)
     flag_error("--table", "no architecture of " + o.table + " is in the library " + o.library +
@@ -138,9 +163,20 @@ void run_replay(const ReplayCliOptions& o) {
   ro.boshnas.num_init = o.num_init;
   ro.boshnas.gobi.max_iterations = o.gobi_iterations;
   ro.boshnas.surrogate.max_epochs = o.max_epochs;
+  ro.pareto.num_init = o.pareto_num_init;
+  ro.pareto.targets = o.pareto_targets;
+  ro.pareto.inputs = o.pareto_inputs;
+  ro.pareto.aleatoric = o.pareto_aleatoric;
+  ro.nsga2.population = o.nsga2_population;
+  ro.nsga2.sample_size = o.nsga2_sample_size;
+  ro.nsga2.survival = o.nsga2_survival;
   std::cout << "replay: policy " << enum_name(nas::policy_kind_names(), o.policy) << ", library " << o.library << " (" << library.size()
             << " architectures, " << matched << " with a " << o.metric << " score), budget " << o.budget << ", seeds "
             << o.seed << ".." << o.seed + uint64_t(o.seeds) - 1 << "\n"
+            << "hypervolume frame: reference (score " << targets.frame.worst_score << ", parameters "
+            << targets.frame.max_parameters << "), best score " << targets.frame.best_score << ", fewest parameters "
+            << targets.frame.min_parameters << "; both axes scaled to [0, 1]; the library's front: "
+            << targets.library_hypervolume << "\n"
             << "targets: best " << targets.best << ", top-1% >= " << targets.top1 << ", top-5% >= " << targets.top5 << "\n";
   // Printed from the mapped options, so a flag that did not reach the policy shows here.
   if (ro.policy_options.cost_weight > 0)
@@ -208,6 +244,11 @@ void run_replay(const ReplayCliOptions& o) {
     if (!std::isnan(d.mean_best_at[c].estimate))
       std::cout << "  mean best score at " << ro.checkpoints[c] << ": " << std::showpos << d.mean_best_at[c].estimate
                 << std::noshowpos << " (" << interval_text(d.mean_best_at[c].interval, o.budget) << ")\n";
+  for (size_t c = 0; c < ro.checkpoints.size(); ++c)
+    if (!std::isnan(d.mean_hypervolume_at[c].estimate))
+      std::cout << "  mean hypervolume at " << ro.checkpoints[c] << ": " << std::showpos
+                << d.mean_hypervolume_at[c].estimate << std::noshowpos << " ("
+                << interval_text(d.mean_hypervolume_at[c].interval, o.budget) << ")\n";
 }
 
 void add_replay_command(CLI::App& app) {
@@ -240,6 +281,16 @@ void add_replay_command(CLI::App& app) {
   cmd->add_option("--num-init", o->num_init, "BOSHNAS random initial designs");
   cmd->add_option("--gobi-iterations", o->gobi_iterations, "BOSHNAS: AdaHessian iterations per GOBI step");
   cmd->add_option("--max-epochs", o->max_epochs, "BOSHNAS: epochs per network and refit (early stopping)");
+  cmd->add_option("--pareto-num-init", o->pareto_num_init, "pareto: random initial designs");
+  add_enum_option(cmd, "--pareto-targets", o->pareto_targets, nas::surrogate_targets_names(),
+                  "pareto: surrogate targets (EHVI is computed on their scale)");
+  add_enum_option(cmd, "--pareto-inputs", o->pareto_inputs, nas::surrogate_inputs_names(), "pareto: surrogate inputs");
+  cmd->add_flag("--pareto-aleatoric", o->pareto_aleatoric,
+                "pareto: the score's sd includes the aleatoric variance (else epistemic only)");
+  cmd->add_option("--nsga2-population", o->nsga2_population, "nsga2: population size");
+  cmd->add_option("--nsga2-sample-size", o->nsga2_sample_size, "nsga2: tournament size (drawn with replacement)");
+  add_enum_option(cmd, "--nsga2-survival", o->nsga2_survival, nas::nsga2_survival_names(),
+                  "nsga2: population = the last completed trials (aging) or NSGA-II's best of all (elitist)");
   cmd->add_flag("--summary-only", o->quiet_seeds, "print only the aggregate lines");
   add_enum_option(cmd, "--compare", o->compare_policy, nas::policy_kind_names(),
                   "also replay this policy on the same seeds and print the paired differences (policy minus "
