@@ -1,5 +1,7 @@
 // flexnas finetune: a fresh task head on a pretrained checkpoint, trained on the task's train split,
 // the best epoch on dev kept (spec §8.3), metrics.json with the task's metrics and its "score".
+// --init-from-task starts from a model already fine-tuned on a task instead (task_checkpoint.h
+// TaskInit: the encoder always, the head only for the same kind and labels).
 #include <algorithm>
 #include <torch/torch.h>
 
@@ -8,6 +10,7 @@
 #include <sstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "datasets/finetune_data.h"
@@ -27,7 +30,8 @@ namespace {
 namespace fs = std::filesystem;
 
 struct FinetuneCliOptions {
-  std::string checkpoint;              // pretrained checkpoint directory
+  std::string checkpoint;              // pretrained checkpoint directory (optional with init_from_task)
+  std::string init_from_task;          // a fine-tuned checkpoint to start from ("" = --checkpoint's weights)
   std::vector<std::string> tasks;      // registered tasks and suites (datasets/tasks.h), comma-separated
   std::string out;                     // fine-tuned checkpoint directory
   std::string data_dir = datasets::TaskLoadOptions{}.data_dir;  // task data (scripts/fetch-data.sh)
@@ -72,8 +76,13 @@ void run_finetune(FinetuneCliOptions o) {
                std::to_string(o.train.accumulate));
   if (o.max_len != 0 && o.max_len < 3)
     flag_error("--max-len", "expected at least 3 (or 0: the task's default), got " + std::to_string(o.max_len));
-  if (!fs::is_directory(o.checkpoint)) flag_error("--checkpoint", "'" + o.checkpoint + "': no such directory");
+  if (o.checkpoint.empty() && o.init_from_task.empty())
+    flag_error("--checkpoint", "required: a pretrained checkpoint (or --init-from-task: a fine-tuned one)");
+  if (!o.checkpoint.empty() && !fs::is_directory(o.checkpoint))
+    flag_error("--checkpoint", "'" + o.checkpoint + "': no such directory");
   const std::vector<std::string> tasks = datasets::expand_tasks(o.tasks, o.data_dir, "--task");
+  // Checked before any data is read (each task decides its head again in finetune_task).
+  if (!o.init_from_task.empty()) check_task_init(o.init_from_task, datasets::task_info(tasks.front()), o.checkpoint);
   set_torch_threads(o.threads);
   const Compute compute = resolve_compute(o.compute);
   o.train.precision = compute.precision;
@@ -113,9 +122,16 @@ nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& ta
   const datasets::TaskInfo& info = datasets::task_info(task, "--task");
   o.data.max_length = o.max_len > 0 ? o.max_len : info.max_length;
 
-  const models::CheckpointConfig config = models::read_checkpoint_config(o.checkpoint);
+  // The checkpoint whose weights start the run: its architecture, options and tokenizer.
+  const std::string start = o.init_from_task.empty() ? o.checkpoint : o.init_from_task;
+  std::optional<TaskInit> init;
+  if (!o.init_from_task.empty()) {
+    init = check_task_init(o.init_from_task, info, o.checkpoint);
+    std::cout << init->summary << "\n";
+  }
+  const models::CheckpointConfig config = models::read_checkpoint_config(start);
   const datasets::Tokenizer tokenizer =
-      checkpoint_task_tokenizer(o.checkpoint, config, o.tokenizer, o.cache_dir, o.data_dir, o.data.max_length);
+      checkpoint_task_tokenizer(start, config, o.tokenizer, o.cache_dir, o.data_dir, o.data.max_length);
 
   datasets::TaskLoadOptions load;
   load.data_dir = o.data_dir;
@@ -166,7 +182,8 @@ nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& ta
   auto searched = nlohmann::ordered_json::array();
   for (double lr : rates) {
     torch::manual_seed(o.train.seed);  // the fresh head's initialisation
-    models::FlexModel candidate = models::load_checkpoint(o.checkpoint, compute.device, nullptr, &options);
+    models::FlexModel candidate = init ? load_task_init(*init, options, compute.device)
+                                       : models::load_checkpoint(o.checkpoint, compute.device, nullptr, &options);
     models::FinetuneTrainOptions train_options = o.train;
     train_options.lr = lr;
     if (rates.size() > 1) std::cout << "lr search: " << lr << "\n";
@@ -174,7 +191,7 @@ nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& ta
     const fs::path epochs_dir = fs::path(out) / "epochs" / (rates.size() > 1 ? "lr-" + lr_text(lr) : "");
     auto save_epoch = [&](int64_t epoch, double score) {
       nlohmann::ordered_json em = {{"kind", "finetune-epoch"}, {"task", info.name}, {"epoch", epoch},
-                                   {"lr", lr},           {"score", score},     {"checkpoint", fs::absolute(o.checkpoint).string()}};
+                                   {"lr", lr},           {"score", score},     {"checkpoint", fs::absolute(start).string()}};
       models::commit_checkpoint((epochs_dir / ("epoch-" + std::to_string(epoch))).string(), *candidate, nullptr, epoch, em,
                                 fs::absolute(tokenizer.model_path()).string());
     };
@@ -208,13 +225,19 @@ nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& ta
   if (rates.size() > 1) m["lr_search"] = searched;
   if (!r.class_weights.empty()) m["class_weights"] = r.class_weights;
   if (r.stopped_early) m["stopped_early"] = true;
-  m["run"] = {{"checkpoint", fs::absolute(o.checkpoint).string()}, {"data_dir", o.data_dir}, {"epochs", o.train.epochs}, {"max_train_examples", o.max_train_examples},
+  m["run"] = {{"checkpoint", fs::absolute(start).string()}, {"data_dir", o.data_dir}, {"epochs", o.train.epochs}, {"max_train_examples", o.max_train_examples},
               {"lr", o.train.lr}, {"batch_size", o.data.batch_size}, {"max_len", o.data.max_length},
               {"seed", o.train.seed}, {"threads", torch::get_num_threads()},
               {"precision", models::precision_name(compute.precision)}, {"device", compute.device.str()},
               {"truncation", datasets::truncation_name(o.data.truncation)}, {"head_fraction", o.data.head_fraction},
               {"balance_classes", o.train.balance_classes}, {"patience", o.train.patience},
               {"warmup_fraction", o.train.warmup_fraction}};
+  if (init) {  // where the run started: the fine-tuned model, its task, and whether its head was kept
+    m["run"]["init_from_task"] = fs::absolute(init->checkpoint).string();
+    m["run"]["init_task"] = init->source_task;
+    m["run"]["head"] = init->keep_head ? "kept" : "new";
+    if (!o.checkpoint.empty()) m["run"]["pretrained"] = fs::absolute(o.checkpoint).string();
+  }
   models::commit_checkpoint(out, *model, nullptr, r.best_epoch, m, fs::absolute(tokenizer.model_path()).string());
 
   std::cout << "best epoch: " << r.best_epoch << " of " << o.train.epochs << "\n";
@@ -233,7 +256,10 @@ nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& ta
 void add_finetune_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("finetune", "fine-tune a pretrained checkpoint on a task (best epoch on dev)");
   auto o = std::make_shared<FinetuneCliOptions>();
-  cmd->add_option("--checkpoint", o->checkpoint, "pretrained checkpoint directory")->required();
+  cmd->add_option("--checkpoint", o->checkpoint, "pretrained checkpoint directory (required unless --init-from-task)");
+  cmd->add_option("--init-from-task", o->init_from_task,
+                  "start from a checkpoint fine-tuned on a task: its encoder and embeddings, and its head when the "
+                  "task has the same kind and labels (else a new head)");
   cmd->add_option("--task", o->tasks,
                   "spam | brown-genre | brown-pos | glue:<task>, a comma-separated list, or a suite: glue (the GLUE "
                   "tasks in <data-dir>/glue), flexnas (spam, brown-genre, brown-pos)")

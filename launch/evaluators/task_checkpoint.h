@@ -1,10 +1,12 @@
 #pragma once
 // What `flexnas finetune` and `flexnas evaluate` both check before touching a task: the thread
 // count, and a checkpoint's tokenizer (recorded path and hash, defect 32), vocabulary and
-// maximum sequence length. Errors name the flag (exit code 2).
+// maximum sequence length; and where `finetune --init-from-task` starts from (a model already
+// fine-tuned on a task). Errors name the flag or the file (exit code 2).
 #include <cstdint>
 #include <string>
 
+#include "datasets/task_info.h"
 #include "datasets/tokenizer.h"
 #include "models/checkpoint.h"
 #include "models/precision.h"
@@ -37,5 +39,32 @@ struct Compute {
 /// checkpoint was trained in ("" = none), which `auto` takes when resuming. Prints one line:
 /// "compute: cpu, bf16 (auto: the CPU has AMX)".
 Compute resolve_compute(const ComputeFlags& flags, const std::string& recorded = "");
+
+/// `finetune --init-from-task CKPT`: fine-tuning starts from a model already fine-tuned on a task
+/// (seed 001 starts RTE, MRPC and STS-B from an MNLI model). The encoder and the embeddings always
+/// come from CKPT. The task head (pooler and classifier) is kept when the new task is of the same
+/// kind with the same label names in the same order (MNLI -> MNLI, QNLI -> RTE: entailment,
+/// not_entailment; regression -> regression), since its outputs then mean the same things; otherwise
+/// it is new, initialised from the seed as on a pretrained checkpoint (MNLI's 3 labels -> RTE's 2,
+/// classification -> STS-B regression, spam -> SST-2: the same count, other labels).
+struct TaskInit {
+  std::string checkpoint;   // CKPT
+  std::string source_task;  // the task CKPT was fine-tuned on (its metrics.json "task")
+  bool keep_head = false;   // same kind and labels: pooler and classifier kept
+  std::string summary;      // the log line: what was kept and why
+};
+
+/// Checks CKPT and decides the head for `task`. Located ConfigErrors (exit 2): CKPT missing; not a
+/// checkpoint (config.json, model.safetensors); not fine-tuned (an MLM head, or metrics.json not
+/// written by `flexnas finetune` for one task: a suite folder names its task folders); and, when
+/// `pretrained` (--checkpoint) is given, an architecture, vocabulary or tokenizer that is not the
+/// pretrained checkpoint's.
+TaskInit check_task_init(const std::string& checkpoint, const datasets::TaskInfo& task, const std::string& pretrained);
+
+/// The model to fine-tune on a task with `task_options` (models::task_model_options of CKPT's options):
+/// CKPT's weights, all of them when init.keep_head, else the base model only (models::WeightsMatch::kBaseOnly)
+/// under a head initialised from the global torch RNG (seed it first).
+models::FlexModel load_task_init(const TaskInit& init, const models::ModelOptions& task_options,
+                                 const torch::Device& device);
 
 }  // namespace flexnas::launch
