@@ -229,7 +229,7 @@ std::string Architecture::share_problem(size_t i) const {
       for (const HeadSpec& h : l.head_list) out += (out.empty() ? "" : ", ") + h.to_string();
       return "[" + out + "]";
     };
-    return differ("heads", heads(a), heads(b));
+    return differ("head list", heads(a), heads(b));
   }
   return "";
 }
