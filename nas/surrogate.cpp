@@ -363,6 +363,11 @@ std::pair<at::Tensor, at::Tensor> npn_sigmoid(const at::Tensor& m, const at::Ten
   return {m_out, s_out.clamp_min(kVarFloor)};
 }
 
+const EnumNames<SurrogateModel>& surrogate_model_names() {
+  static const EnumNames<SurrogateModel> names{{"networks", SurrogateModel::kNetworks}, {"gp", SurrogateModel::kGp}};
+  return names;
+}
+
 at::Tensor uncertainty(const SurrogatePrediction& p, bool aleatoric) {
   if (!aleatoric) return p.epistemic_std;
   return at::sqrt(p.epistemic_std * p.epistemic_std + p.aleatoric_var + 1e-12);
@@ -378,6 +383,7 @@ struct Surrogate::Impl {
   SurrogateOptions options;
   Mlp teacher, student;
   Npn npn;
+  GaussianProcess gp;
   std::unique_ptr<torch::optim::AdamW> teacher_opt, npn_opt;
   std::unique_ptr<torch::optim::SGD> student_opt;
   bool fitted = false;
@@ -392,7 +398,11 @@ struct Surrogate::Impl {
     npn_d.load(npn);
   }
 
-  explicit Impl(SurrogateOptions o) : options(o) {
+  bool use_gp() const { return options.model == SurrogateModel::kGp; }
+  /// The aleatoric variance is the GP's noise s²·g (homoscedastic), not the NPN's.
+  bool gp_noise() const { return use_gp() && !options.gp_npn && gp.fitted(); }
+
+  explicit Impl(SurrogateOptions o) : options(o), gp(o.gp) {
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(o.seed, 100, 0));
     teacher = Mlp(o.input_dim, o.dropout, gen);
     student = Mlp(o.input_dim, 0.0, gen);
@@ -468,16 +478,18 @@ struct Surrogate::Impl {
     report.validation = int64_t(val_idx.size());
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(fit_seed);
 
+    if (use_gp()) gp.fit(x, y);  // mean and epistemic std; the networks below are not needed for them
     // 1. Teacher: squared error (mean over the batch), dropout active while training.
     auto teacher_loss = [&](const at::Tensor& rows, bool, at::Generator* g) {
       return at::mse_loss(teacher.forward(x.index_select(0, rows), g), y.index_select(0, rows));
     };
-    std::tie(report.epochs[0], report.validation_loss[0]) =
-        train(*teacher_opt, teacher.parameters(), train_rows, val_rows, teacher_loss, false, gen);
+    if (!use_gp())
+      std::tie(report.epochs[0], report.validation_loss[0]) =
+          train(*teacher_opt, teacher.parameters(), train_rows, val_rows, teacher_loss, false, gen);
 
     // 2. Student target: std (unbiased) of mc_samples MC-dropout teacher passes, detached (defect 13 fix).
     at::Tensor target;
-    {
+    if (!use_gp()) {
       torch::NoGradGuard guard;
       const at::Tensor reps = x.repeat({options.mc_samples, 1});             // [mc·n, d]
       const at::Tensor out = teacher.forward(reps, &gen).view({options.mc_samples, n});
@@ -488,8 +500,9 @@ struct Surrogate::Impl {
       const at::Tensor se = diff * diff;
       return summed ? se.sum() : se.mean();
     };
-    std::tie(report.epochs[1], report.validation_loss[1]) =
-        train(*student_opt, student.parameters(), train_rows, val_rows, student_loss, true, gen);
+    if (!use_gp())
+      std::tie(report.epochs[1], report.validation_loss[1]) =
+          train(*student_opt, student.parameters(), train_rows, val_rows, student_loss, true, gen);
 
     // 3. NPN: heteroscedastic negative log-likelihood 0.5·(w·(m − y)²/s + ln s).
     auto npn_loss = [&](const at::Tensor& rows, bool, at::Generator*) {
@@ -497,8 +510,9 @@ struct Surrogate::Impl {
       const at::Tensor diff = m - y.index_select(0, rows);
       return (0.5 * (options.npn_fit_weight * diff * diff / s + at::log(s))).mean();
     };
-    std::tie(report.epochs[2], report.validation_loss[2]) =
-        train(*npn_opt, npn.parameters(), train_rows, val_rows, npn_loss, false, gen);
+    if (!use_gp() || options.gp_npn)
+      std::tie(report.epochs[2], report.validation_loss[2]) =
+          train(*npn_opt, npn.parameters(), train_rows, val_rows, npn_loss, false, gen);
     fitted = true;
     freeze();
     return report;
@@ -508,6 +522,13 @@ struct Surrogate::Impl {
     SurrogatePrediction p;
     auto [m, s] = npn.forward(x);
     p.aleatoric_var = s;
+    if (use_gp() && gp.fitted()) {
+      auto [gm, gs] = gp.forward(x);  // kDouble; the networks' outputs are kFloat
+      p.mean = gm.to(x.scalar_type());
+      p.epistemic_std = gs.to(x.scalar_type());
+      if (gp_noise()) p.aleatoric_var = at::full_like(p.mean, gp.hyper().signal_var * gp.hyper().noise);
+      return p;
+    }
     p.mean = options.mean_from_npn ? m : teacher.forward(x, nullptr);
     p.epistemic_std = student.forward(x, nullptr);
     return p;
@@ -549,17 +570,41 @@ Surrogate::Derivatives Surrogate::acquisition_derivatives(const at::Tensor& x_in
   std::vector<Dual> xd(static_cast<size_t>(d)), xbar(static_cast<size_t>(d));
   MlpD::Tape mean_tape, ep_tape;
   NpnD::Tape npn_tape;
+  const bool gp = im.use_gp() && im.gp.fitted();
+  GaussianProcess::RowDerivatives gd;
+  std::vector<double> xrow(static_cast<size_t>(d)), wrow(static_cast<size_t>(d));
+  // A GP output as a dual along the probe: (value, ∇·w).
+  auto gp_dual = [&](double value, const std::vector<double>& grad) {
+    double t = 0;
+    for (int64_t i = 0; i < d; ++i) t += grad[size_t(i)] * wrow[size_t(i)];
+    return Dual{value, t};
+  };
+  // x̄ += f̄ ∇f on duals: value f̄·∇f, tangent f̄'·∇f + f̄·(H w).
+  auto gp_backward = [&](Dual fbar, const std::vector<double>& grad, const std::vector<double>& hv) {
+    for (int64_t i = 0; i < d; ++i)
+      xbar[size_t(i)] = xbar[size_t(i)] + Dual{fbar.v * grad[size_t(i)], fbar.t * grad[size_t(i)] + fbar.v * hv[size_t(i)]};
+  };
   for (int64_t k = 0; k < K; ++k) {
     for (int64_t p = 0; p < std::max<int64_t>(P, 1); ++p) {
       for (int64_t i = 0; i < d; ++i) xd[size_t(i)] = {xp[k * d + i], P > 0 ? vp[(p * K + k) * d + i] : 0.0};
-      // Forward: μ (NPN mean or teacher), σ_ep (student), σ²_al (NPN variance).
-      im.npn_d.forward(xd.data(), npn_tape);
-      im.student_d.forward(xd.data(), ep_tape);
-      if (!im.options.mean_from_npn) im.teacher_d.forward(xd.data(), mean_tape);
-      const Dual mu = im.options.mean_from_npn ? npn_tape.out.m_out : mean_tape.out;
-      const Dual ep = ep_tape.out;
+      // Forward: μ (GP, NPN mean or teacher), σ_ep (GP or student), σ²_al (NPN variance).
+      Dual mu, ep;
+      if (gp) {
+        for (int64_t i = 0; i < d; ++i) xrow[size_t(i)] = xd[size_t(i)].v, wrow[size_t(i)] = xd[size_t(i)].t;
+        im.gp.row_derivatives(xrow.data(), wrow.data(), gd);
+        mu = gp_dual(gd.mean, gd.mean_grad);
+        ep = gp_dual(gd.std, gd.std_grad);
+        if (settings.aleatoric && !im.gp_noise()) im.npn_d.forward(xd.data(), npn_tape);
+      } else {
+        im.npn_d.forward(xd.data(), npn_tape);
+        im.student_d.forward(xd.data(), ep_tape);
+        if (!im.options.mean_from_npn) im.teacher_d.forward(xd.data(), mean_tape);
+        mu = im.options.mean_from_npn ? npn_tape.out.m_out : mean_tape.out;
+        ep = ep_tape.out;
+      }
       Dual u = ep;
-      if (settings.aleatoric) u = dsqrt(ep * ep + npn_tape.out.s_out + Dual{1e-12, 0});
+      const Dual al = im.gp_noise() ? Dual{im.gp.hyper().signal_var * im.gp.hyper().noise, 0} : npn_tape.out.s_out;
+      if (settings.aleatoric) u = dsqrt(ep * ep + al + Dual{1e-12, 0});
       const Dual a = settings.uncertainty_only ? -1.0 * u : mu - settings.k * u;
       // Reverse: ā = 1; ū = −k (or −1); ∂u/∂σ_ep = σ_ep/u, ∂u/∂σ²_al = 1/(2u) in the aleatoric phase.
       const Dual ubar{settings.uncertainty_only ? -1.0 : -settings.k, 0};
@@ -570,12 +615,16 @@ Surrogate::Derivatives Surrogate::acquisition_derivatives(const at::Tensor& x_in
         sbar = 0.5 * (ubar / u);
       }
       std::fill(xbar.begin(), xbar.end(), Dual{});
-      if (im.options.mean_from_npn) im.npn_d.backward(npn_tape, mubar, sbar, xd.data(), xbar.data());
+      if (gp) {
+        gp_backward(mubar, gd.mean_grad, gd.mean_hv);
+        gp_backward(epbar, gd.std_grad, gd.std_hv);
+        if (settings.aleatoric && !im.gp_noise()) im.npn_d.backward(npn_tape, Dual{}, sbar, xd.data(), xbar.data());
+      } else if (im.options.mean_from_npn) im.npn_d.backward(npn_tape, mubar, sbar, xd.data(), xbar.data());
       else {
         im.teacher_d.backward(mean_tape, mubar, xbar.data());
         if (settings.aleatoric) im.npn_d.backward(npn_tape, Dual{}, sbar, xd.data(), xbar.data());
       }
-      im.student_d.backward(ep_tape, epbar, xbar.data());
+      if (!gp) im.student_d.backward(ep_tape, epbar, xbar.data());
       if (p == 0) {
         value[k] = a.v;
         for (int64_t i = 0; i < d; ++i) grad[k * d + i] = xbar[size_t(i)].v;
@@ -588,5 +637,6 @@ Surrogate::Derivatives Surrogate::acquisition_derivatives(const at::Tensor& x_in
 }
 bool Surrogate::fitted() const { return impl_->fitted; }
 const SurrogateOptions& Surrogate::options() const { return impl_->options; }
+const GaussianProcess& Surrogate::gp() const { return impl_->gp; }
 
 }  // namespace flexnas::nas

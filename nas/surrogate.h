@@ -3,6 +3,11 @@
 // student for the epistemic uncertainty, and a natural-parameter network (NPN) for the aleatoric
 // mean and variance — batched, seeded, warm-started across refits.
 //
+// With model = "gp" (the default) a Gaussian process on the same inputs (nas/gp.h) gives the mean
+// and the epistemic std instead of the NPN/teacher and the student, and its noise variance the
+// aleatoric one (the NPN's with gp_npn): the spec's networks ranked unseen architectures worse
+// than a ridge regression (bench/RESULTS-nas.md, "Surrogate ranking quality").
+//
 // Inputs x: [n, d]: nas::surrogate_inputs (boshnas.h): the library embedding (16 wide by default)
 // and, with inputs = "embedding+dict" (the default), the model-dict features after it; each column
 // standardised over the library.
@@ -18,7 +23,16 @@
 #include <utility>
 #include <vector>
 
+#include "design_space/enum_names.h"
+#include "nas/gp.h"
+
 namespace flexnas::nas {
+
+/// What gives the surrogate's mean and epistemic std: "networks" (spec §3.2: the NPN or teacher
+/// mean, the student's std, the NPN's aleatoric variance) or "gp" (GaussianProcess mean, latent
+/// std and noise variance; see SurrogateOptions::gp_npn).
+enum class SurrogateModel { kNetworks, kGp };
+const EnumNames<SurrogateModel>& surrogate_model_names();  // networks, gp
 
 /// NPN moment propagation (spec §3.2), elementwise on means m and variances s (same shape).
 /// ReLU (κ = √(8/π)): m' = g·m + φ, s' = g·(m² + s) + m·φ − m'², g = σ(κ m/√s), φ = √s/√(2π)·e^{−m²/2s}.
@@ -51,6 +65,15 @@ struct SurrogateOptions {
   double npn_weight_decay = 0.01;
   double npn_fit_weight = 10.0;      // loss 0.5·(10·(m−y)²/s + ln s)
   bool mean_from_npn = true;         // aleatoric mode (campaign): μ from the NPN, else the teacher
+  // "gp" by default: it ranks unseen NAS-Bench-BERT architectures at least as well as ridge after
+  // 25 and 50 results where the networks did not (bench/RESULTS-nas.md); with "gp" the teacher and
+  // student are not trained and mean_from_npn is not used.
+  SurrogateModel model = SurrogateModel::kGp;
+  GpOptions gp;
+  // With "gp": false = the aleatoric variance is the GP's fitted noise s²·g (homoscedastic; a
+  // tabular benchmark has no noise to model, and no network is trained, so a refit takes
+  // milliseconds); true = the NPN is trained and gives it, as in spec §3.2.
+  bool gp_npn = false;
 };
 
 /// μ (normalised loss), σ_ep (student), σ²_al (NPN variance); each [n].
@@ -60,7 +83,7 @@ struct SurrogatePrediction {
 
 struct FitReport {
   int64_t samples = 0, train = 0, validation = 0;
-  int64_t epochs[3] = {0, 0, 0};     // teacher, student, npn
+  int64_t epochs[3] = {0, 0, 0};     // teacher, student, npn (0 for nets not trained)
   double validation_loss[3] = {0, 0, 0};
 };
 
@@ -99,6 +122,8 @@ class Surrogate {
                                       const AcquisitionSettings& settings) const;
   bool fitted() const;
   const SurrogateOptions& options() const;
+  /// The Gaussian process (model "gp"; not fitted with "networks").
+  const GaussianProcess& gp() const;
 
  private:
   struct Impl;

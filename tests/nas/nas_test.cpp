@@ -206,6 +206,7 @@ TEST(Gobi, HandWrittenDerivativesMatchAutogradDoubleBackward) {
   const at::Tensor y = at::sigmoid(x.slice(1, 0, 1).squeeze(1) - 0.5 * x.slice(1, 1, 2).squeeze(1));
   for (bool from_npn : {true, false}) {
     SurrogateOptions o;
+    o.model = SurrogateModel::kNetworks;  // the GP's are tested in gp_test.cpp
     o.max_epochs = 30;
     o.mean_from_npn = from_npn;
     Surrogate s(o);
