@@ -4,7 +4,9 @@
 #  2. trials that segfault, exceed their memory limit or time out are recorded and retried, and
 #     the campaign finishes;
 #  3. a worker rank killed with kill -9: Open MPI 4.1's mpirun aborts the whole job; the recovery
-#     path is `--resume`, which keeps every completed trial and finishes within the budget.
+#     path is `--resume`, which keeps every completed trial and finishes within the budget;
+#  4. measured latency/memory constraints (rank 0 measures, tests/launch/fake_flexnas.sh stands in
+#     for flexnas): the same trials and exclusions as the local runner.
 # Usage: mpi_campaign_test.sh FLEXNAS TRIAL_HELPER DATA_DIR WORK_DIR
 set -euo pipefail
 FLEXNAS=$1 HELPER=$2 DATA=$3 WORK=$4
@@ -92,3 +94,31 @@ while read -r line; do
   awk -v id="$id" -v val="$val" '$1==id && $6==val {found=1} END {exit !found}' kill.after || fail "trial $id lost its result"
 done < kill.before
 echo "ok 3: worker rank killed (mpirun rc $RC); $BEFORE completed trials kept, campaign finished after --resume"
+
+# 4. measured constraints: rank 0 measures each proposal once and excludes the violating ones.
+FAKE=$(cd "$(dirname "$0")" && pwd)/fake_flexnas.sh
+constrained_yaml() {
+  cat > "$1.yaml" <<YAML
+name: $1
+library: lib.json
+objective: {metric: score, max_latency_ms: 50, max_memory_mb: 800}
+policy: {name: evolution, population: 5, sample_size: 2}
+budget: {trials: 12}
+seed: 11
+evaluator: {type: builtin, executable: $FAKE, tokenizer: $DATA/nas_bench_bert_sample.json, corpus: $DATA/nas_bench_bert_sample.json, steps: 10, warm_start: false}
+workers: 2
+scheduler: {window: 4}
+YAML
+}
+constrained_yaml clocal; constrained_yaml cmpi
+"$FLEXNAS" search clocal.yaml --quiet
+$MPIRUN "$FLEXNAS" search cmpi.yaml --quiet
+"$FLEXNAS" status clocal --trials | cut -d' ' -f1-4,6,7 > clocal.trials
+"$FLEXNAS" status cmpi --trials | cut -d' ' -f1-4,6,7 > cmpi.trials
+[ "$(grep -c completed cmpi.trials)" = 12 ] || fail "MPI constrained campaign: expected 12 completed trials"
+diff clocal.trials cmpi.trials || fail "MPI and local runners gave different trials under measured constraints"
+"$FLEXNAS" status clocal | grep '^measured:' > clocal.measured
+"$FLEXNAS" status cmpi | grep '^measured:' > cmpi.measured
+grep -q 'excluded by measured constraints: [1-9]' cmpi.measured || fail "MPI constrained campaign excluded nothing"
+diff clocal.measured cmpi.measured || fail "MPI and local runners measured or excluded differently"
+echo "ok 4: measured constraints under MPI = local runner ($(cat cmpi.measured))"
