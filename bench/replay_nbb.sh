@@ -4,7 +4,8 @@
 # trials, and prints the aggregate lines with their bootstrap intervals and the paired
 # differences. Every setting is the default of the options structs (nas/boshnas.h,
 # nas/surrogate.h, nas/gobi.h). The reporting seeds are 0..199; choose settings on others
-# (FIRST=10000). BOSHNAS takes about 10 s per seed on one core.
+# (FIRST=10000). BOSHNAS takes about 1 s of CPU per seed with its default GP surrogate (about 8 s
+# with SurrogateOptions::model = networks).
 #   bench/replay_nbb.sh [BUILD_DIR] [SEEDS] [BUDGET] [FIRST]
 set -eu
 BUILD=${1:-build}

@@ -6,7 +6,7 @@
 // With model = "gp" (the default) a Gaussian process on the same inputs (nas/gp.h) gives the mean
 // and the epistemic std instead of the NPN/teacher and the student, and its noise variance the
 // aleatoric one (the NPN's with gp_npn): the spec's networks ranked unseen architectures worse
-// than a ridge regression (bench/RESULTS-nas.md, "Surrogate ranking quality").
+// than a ridge regression (bench/RESULTS-nas.md, "Latest").
 //
 // Inputs x: [n, d]: nas::surrogate_inputs (boshnas.h): the library embedding (16 wide by default)
 // and, with inputs = "embedding+dict" (the default), the model-dict features after it; each column
