@@ -26,4 +26,11 @@ struct TaskInfo {
   int64_t max_length = 128;              // default tokens per example (--max-len) for fine-tuning
 };
 
+/// True when the score punishes a model that favours the majority classes (F1, MCC): the
+/// fine-tuning default then weights the loss by inverse class frequency; accuracy-scored tasks
+/// train on the plain loss (docs/training.md, "How the defaults were chosen").
+inline bool score_rewards_minority_classes(ScoreRule rule) {
+  return rule == ScoreRule::kMcc || rule == ScoreRule::kMeanAccuracyF1;
+}
+
 }  // namespace flexnas::datasets

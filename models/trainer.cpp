@@ -675,6 +675,12 @@ double auto_finetune_lr(const Architecture& arch) {
   return 1e-3 * std::min(1.0, 128.0 / double(widest));
 }
 
+const EnumNames<ClassBalance>& class_balance_names() {
+  static const EnumNames<ClassBalance> names{
+      {"auto", ClassBalance::kAuto}, {"true", ClassBalance::kOn}, {"false", ClassBalance::kOff}};
+  return names;
+}
+
 std::vector<double> balanced_class_weights(const std::vector<int64_t>& counts) {
   std::vector<double> w;
   int64_t n = 0, present = 0;
@@ -712,7 +718,10 @@ FinetuneResult finetune(FlexModel& model, const TaskSource& task, const Finetune
   };
 
   FinetuneResult result;
-  if (o.balance_classes && !task.train_label_counts.empty()) {
+  const bool balance = o.balance_classes == ClassBalance::kAuto
+                           ? datasets::score_rewards_minority_classes(task.info.score)
+                           : o.balance_classes == ClassBalance::kOn;
+  if (balance && !task.train_label_counts.empty()) {
     result.class_weights = balanced_class_weights(task.train_label_counts);
     model->set_class_weights(torch::tensor(result.class_weights, torch::kFloat));
   }

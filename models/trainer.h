@@ -23,6 +23,7 @@
 #include "datasets/metrics.h"
 #include "datasets/mlm.h"
 #include "datasets/tasks.h"
+#include "design_space/enum_names.h"
 #include "models/electra.h"
 #include "models/flex_model.h"
 #include "models/precision.h"
@@ -153,6 +154,11 @@ void commit_checkpoint(const std::string& dir, FlexModelImpl& model, const AdamW
 
 /// Fine-tuning settings (spec §8.3's Trainer defaults except the learning rate; the recipe and its
 /// measurements: docs/training.md).
+/// --balance-classes: weight a classification loss by inverse class frequency. auto = where the
+/// task's score is F1 or MCC (datasets::score_rewards_minority_classes), not where it is accuracy.
+enum class ClassBalance { kAuto, kOn, kOff };
+const EnumNames<ClassBalance>& class_balance_names();  // auto, true, false
+
 struct FinetuneTrainOptions {
   int64_t epochs = 3;            // passes over the training split
   double lr = 0;                 // peak learning rate; 0 = auto_finetune_lr(architecture)
@@ -164,7 +170,7 @@ struct FinetuneTrainOptions {
   uint64_t seed = 42;            // dropout (head initialisation: seed before building the model)
   Precision precision = Precision::kFp32;  // resolved (not kAuto): autocast of the forward passes
   int64_t accumulate = 1;        // micro-batches per batch (gradient accumulation); same update
-  bool balance_classes = true;   // classification: cross-entropy weighted by inverse class frequency
+  ClassBalance balance_classes = ClassBalance::kAuto;  // classification: weight the loss by inverse class frequency
   int64_t patience = 0;          // stop after this many epochs without a better dev score (0 = never)
 };
 

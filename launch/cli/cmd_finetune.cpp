@@ -230,7 +230,7 @@ nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& ta
               {"seed", o.train.seed}, {"threads", torch::get_num_threads()},
               {"precision", models::precision_name(compute.precision)}, {"device", compute.device.str()},
               {"truncation", datasets::truncation_name(o.data.truncation)}, {"head_fraction", o.data.head_fraction},
-              {"balance_classes", o.train.balance_classes}, {"patience", o.train.patience},
+              {"balance_classes", enum_name(models::class_balance_names(), o.train.balance_classes)}, {"patience", o.train.patience},
               {"warmup_fraction", o.train.warmup_fraction}};
   if (init) {  // where the run started: the fine-tuned model, its task, and whether its head was kept
     m["run"]["init_from_task"] = fs::absolute(init->checkpoint).string();
@@ -286,9 +286,8 @@ void add_finetune_command(CLI::App& app) {
   add_enum_option(cmd, "--truncation", o->data.truncation, datasets::truncation_names(),
                   "long single texts keep their head, or head and tail");
   cmd->add_option("--head-fraction", o->data.head_fraction, "head+tail: share of --max-len taken from the beginning");
-  cmd->add_option("--balance-classes", o->train.balance_classes,
-                  "weight the loss by inverse class frequency (true | false)")
-      ->default_str(o->train.balance_classes ? "true" : "false");
+  add_enum_option(cmd, "--balance-classes", o->train.balance_classes, models::class_balance_names(),
+                  "weight the loss by inverse class frequency; auto = where the task's score is F1 or MCC");
   cmd->add_option("--patience", o->train.patience, "stop after N epochs without a better dev score; 0 = never");
   cmd->add_flag("--save-epochs", o->save_epochs,
                  "also keep every epoch's model in <out>/epochs/epoch-<n> (lr-<rate>/ with --lr-search), for flexnas probe --experiment");

@@ -483,6 +483,38 @@ TEST_F(TrainingTest, FinetuneLearnsAndKeepsTheBestDevEpoch) {
   EXPECT_LT(r.epoch_train_loss.back(), r.epoch_train_loss.front());
 }
 
+TEST_F(TrainingTest, ClassBalanceAutoWeightsOnlyTasksScoredByF1OrMcc) {
+  // auto: weighted where the score is F1/MCC (spam, MRPC, QQP, CoLA), plain where it is accuracy
+  // (brown-genre: weighting cost it 0.19 dev accuracy, docs/training.md); true/false override.
+  EXPECT_TRUE(datasets::score_rewards_minority_classes(datasets::ScoreRule::kMeanAccuracyF1));
+  EXPECT_TRUE(datasets::score_rewards_minority_classes(datasets::ScoreRule::kMcc));
+  EXPECT_FALSE(datasets::score_rewards_minority_classes(datasets::ScoreRule::kAccuracy));
+  EXPECT_FALSE(datasets::score_rewards_minority_classes(datasets::ScoreRule::kMeanPearsonSpearman));
+  ModelOptions o = tiny_options();
+  o.head = HeadType::kSequence;
+  o.num_labels = 2;
+  auto weights_of = [&](datasets::ScoreRule rule, ClassBalance balance) {
+    torch::manual_seed(7);
+    FlexModel model(tiny_arch(1), o);
+    TaskSource task = synthetic_task();
+    task.num_train_batches = 2;
+    task.info.score = rule;
+    task.train_label_counts = {30, 10};
+    FinetuneTrainOptions fo;
+    fo.epochs = 1;
+    fo.lr = 1e-3;
+    fo.balance_classes = balance;
+    return finetune(model, task, fo).class_weights;
+  };
+  const std::vector<double> balanced = {40.0 / 60.0, 2.0};
+  EXPECT_EQ(weights_of(datasets::ScoreRule::kMeanAccuracyF1, ClassBalance::kAuto), balanced);
+  EXPECT_EQ(weights_of(datasets::ScoreRule::kMcc, ClassBalance::kAuto), balanced);
+  EXPECT_TRUE(weights_of(datasets::ScoreRule::kAccuracy, ClassBalance::kAuto).empty());
+  EXPECT_EQ(weights_of(datasets::ScoreRule::kAccuracy, ClassBalance::kOn), balanced);
+  EXPECT_TRUE(weights_of(datasets::ScoreRule::kMeanAccuracyF1, ClassBalance::kOff).empty());
+  EXPECT_EQ(enum_spellings(class_balance_names()), (std::vector<std::string>{"auto", "true", "false"}));
+}
+
 // ---- CLI (the shipped flexnas executable) ----
 
 struct CliRun {
