@@ -200,11 +200,21 @@ TEST_P(PolicyConstraint, RestoreOfTrialsAndExclusionsContinuesLikeAnUninterrupte
     EXPECT_EQ(resumed->state().rejections()[k].index, original->state().rejections()[k].index);
     EXPECT_EQ(resumed->state().rejections()[k].observed_before, original->state().rejections()[k].observed_before);
   }
+  // Control: the same history without its exclusions resumes another run (the replay matters).
+  std::vector<TrialRecord> forgetful_history;
+  for (const TrialRecord& r : history)
+    if (r.status != TrialStatus::kExcluded) forgetful_history.push_back(r);
+  FakeProfiler prof_c;
+  auto forgetful = make(GetParam(), lib, po, prof_c);
+  forgetful->restore(forgetful_history);
+  std::vector<int64_t> pending_c = pending;
+  const std::vector<int64_t> next_c = run(*forgetful, 100, pending_c);
   // The same later proposals and exclusions.
   std::vector<int64_t> pending_b = pending;
   const std::vector<int64_t> next_a = run(*original, 100, pending);
   const std::vector<int64_t> next_b = run(*resumed, 100, pending_b);
   EXPECT_EQ(next_a, next_b) << original->name();
+  EXPECT_NE(next_a, next_c) << original->name() << ": a resume that forgot the exclusions proposed the same";
   EXPECT_EQ(int64_t(next_b.size()) + 9, po.max_trials);
   ASSERT_EQ(resumed->state().rejections().size(), original->state().rejections().size());
   for (size_t k = 0; k < original->state().rejections().size(); ++k)
