@@ -59,6 +59,16 @@ std::vector<std::optional<double>> small_scores(const Library& lib) {
   return s;
 }
 
+/// A stored trial (set field by field: TrialRecord has more members than these).
+TrialRecord record(int64_t index, const std::string& kind, TrialStatus status, double score) {
+  TrialRecord t;
+  t.index = index;
+  t.kind = kind;
+  t.status = status;
+  t.score = score;
+  return t;
+}
+
 ParetoOptions fast_pareto() {
   ParetoOptions o;
   o.num_init = 5;
@@ -180,8 +190,8 @@ std::vector<TrialRecord> drive(Policy& policy, const std::vector<std::optional<d
     in_flight.erase(in_flight.begin());
     const bool fail = p.index % 7 == 0;
     policy.observe(p.index, fail ? std::nullopt : scores[size_t(p.index)]);
-    log.push_back({p.index, p.kind, fail ? TrialStatus::kFailed : TrialStatus::kCompleted,
-                   fail ? 0.0 : *scores[size_t(p.index)]});
+    log.push_back(record(p.index, p.kind, fail ? TrialStatus::kFailed : TrialStatus::kCompleted,
+                         fail ? 0.0 : *scores[size_t(p.index)]));
   }
   return log;
 }
@@ -241,7 +251,7 @@ TEST_P(MultiObjectivePolicies, RestoreGivesTheNextProposalOfAnUninterruptedRun) 
   // One more trial still running at the "crash".
   const auto held = original->propose();
   ASSERT_TRUE(held);
-  history.push_back({held->index, held->kind, TrialStatus::kPending, 0});
+  history.push_back(record(held->index, held->kind, TrialStatus::kPending, 0));
   auto resumed = make(lib, 21, 0, Nsga2Survival::kElitist);
   resumed->restore(history);
   EXPECT_EQ(resumed->state().num_completed(), original->state().num_completed());
