@@ -130,9 +130,4 @@ class Nsga2Policy : public Policy {
   Nsga2Options nsga2_;
 };
 
-/// EvolutionPolicy's mutation: a uniformly random open architecture at the smallest field distance
-/// from `parent` (one field when any is left); ties beyond one field broken by the nearest
-/// embedding. -1 when nothing is open.
-int64_t snapped_mutation(const Library& library, const SearchState& state, int64_t parent, std::mt19937_64& rng);
-
 }  // namespace flexnas::nas

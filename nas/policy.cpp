@@ -282,29 +282,30 @@ Proposal EvolutionPolicy::choose(std::mt19937_64& rng) {
       parent_value = v;
     }
   }
-  // Mutation snapped to the library: open architectures at the smallest field distance from the
-  // parent (exactly one field when such exist), chosen uniformly; embedding distance breaks ties
-  // only when no one-field mutant is left.
-  const Architecture& p = library_.archs[size_t(parent->index)];
+  return {snapped_mutation(library_, state_, parent->index, rng), "mutation"};
+}
+
+int64_t snapped_mutation(const Library& library, const SearchState& state, int64_t parent, std::mt19937_64& rng) {
+  const Architecture& p = library.archs[size_t(parent)];
   int64_t best_d = std::numeric_limits<int64_t>::max();
   std::vector<int64_t> best;
-  for (int64_t i = 0; i < state_.size(); ++i) {
-    if (!state_.is_open(i)) continue;
-    const int64_t d = field_distance(p, library_.archs[size_t(i)]);
+  for (int64_t i = 0; i < state.size(); ++i) {
+    if (!state.is_open(i)) continue;
+    const int64_t d = field_distance(p, library.archs[size_t(i)]);
     if (d < best_d) {
       best_d = d;
       best.clear();
     }
     if (d == best_d) best.push_back(i);
   }
-  if (best.empty()) return {-1, "mutation"};
-  if (best_d == 1 || best.size() == 1 || library_.embedding_dim() == 0)
-    return {best[std::uniform_int_distribution<size_t>(0, best.size() - 1)(rng)], "mutation"};
-  const auto& e = library_.embeddings[size_t(parent->index)];
+  if (best.empty()) return -1;
+  if (best_d == 1 || best.size() == 1 || library.embedding_dim() == 0)
+    return best[std::uniform_int_distribution<size_t>(0, best.size() - 1)(rng)];
+  const auto& e = library.embeddings[size_t(parent)];
   int64_t choice = -1;
   double choice_d = std::numeric_limits<double>::infinity();
   for (int64_t i : best) {
-    const auto& x = library_.embeddings[size_t(i)];
+    const auto& x = library.embeddings[size_t(i)];
     double d2 = 0;
     for (size_t k = 0; k < e.size() && k < x.size(); ++k) d2 += double(x[k] - e[k]) * double(x[k] - e[k]);
     if (d2 < choice_d) {
@@ -312,7 +313,7 @@ Proposal EvolutionPolicy::choose(std::mt19937_64& rng) {
       choice = i;
     }
   }
-  return {choice, "mutation"};
+  return choice;
 }
 
 }  // namespace flexnas::nas

@@ -241,4 +241,9 @@ class EvolutionPolicy : public Policy {
 /// each missing or extra layer counts as 4.
 int64_t field_distance(const Architecture& a, const Architecture& b);
 
+/// Regularized evolution's mutation (EvolutionPolicy, Nsga2Policy): a uniformly random open
+/// architecture at the smallest field distance from `parent` (one field when any is left); ties
+/// beyond one field broken by the nearest embedding. -1 when nothing is open.
+int64_t snapped_mutation(const Library& library, const SearchState& state, int64_t parent, std::mt19937_64& rng);
+
 }  // namespace flexnas::nas

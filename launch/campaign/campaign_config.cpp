@@ -139,6 +139,22 @@ void parse_policy(const ConfigNode& node, PolicyConfig& out) {
     if (e.sample_size > e.population)
       node["sample_size"].fail("expected at most population (" + std::to_string(e.population) + "), got " +
                                std::to_string(e.sample_size));
+  } else if (out.name == nas::PolicyKind::kPareto) {
+    nas::ParetoOptions& p = out.pareto;
+    node.check_keys({"name", "num_init", "targets", "inputs", "aleatoric"});
+    if (auto v = node.find("num_init")) p.num_init = int_at_least(*v, 1, "a positive integer");
+    node.get_enum("targets", p.targets, nas::surrogate_targets_names());
+    node.get_enum("inputs", p.inputs, nas::surrogate_inputs_names());
+    node.get("aleatoric", p.aleatoric);
+  } else if (out.name == nas::PolicyKind::kNsga2) {
+    nas::Nsga2Options& n = out.nsga2;
+    node.check_keys({"name", "population", "sample_size", "survival"});
+    if (auto v = node.find("population")) n.population = int_at_least(*v, 2, "an integer >= 2");
+    if (auto v = node.find("sample_size")) n.sample_size = int_at_least(*v, 1, "a positive integer");
+    node.get_enum("survival", n.survival, nas::nsga2_survival_names());
+    if (n.sample_size > n.population)
+      node["sample_size"].fail("expected at most population (" + std::to_string(n.population) + "), got " +
+                               std::to_string(n.sample_size));
   } else {
     node.check_keys({"name"});
   }
@@ -289,6 +305,18 @@ CampaignConfig parse_root(const ConfigNode& root, const std::string& base_dir, c
   }
   parse_objective(root["objective"], c.objective);
   if (auto v = root.find("policy")) parse_policy(*v, c.policy);
+  if (c.policy.name == nas::PolicyKind::kPareto || c.policy.name == nas::PolicyKind::kNsga2) {
+    // These search score and parameters as two objectives: a cost folded into the score would count
+    // parameters twice, and another cost is not what they minimise.
+    const std::string name = enum_name(nas::policy_kind_names(), c.policy.name);
+    if (c.objective.cost_weight > 0)
+      root["objective"]["cost_weight"].fail("policy " + name +
+                                            " keeps parameters as a second objective of its own; expected 0, got " +
+                                            root["objective"]["cost_weight"].as_string());
+    if (c.objective.cost != nas::CostKind::kParameters)
+      root["objective"]["cost"].fail("policy " + name + " searches score vs parameters; expected parameters, got " +
+                                     enum_name(nas::cost_kind_names(), c.objective.cost));
+  }
   if (auto v = root.find("budget")) parse_budget(*v, c.budget);
   if (auto v = root.find("seed")) c.seed = uint64_t(int_at_least(*v, 0, "a non-negative integer"));
   parse_evaluator(root["evaluator"], base_dir, c.evaluator);
@@ -352,6 +380,15 @@ nlohmann::ordered_json CampaignConfig::to_json(bool for_compare) const {
   } else if (policy.name == nas::PolicyKind::kEvolution) {
     p["population"] = policy.evolution.population;
     p["sample_size"] = policy.evolution.sample_size;
+  } else if (policy.name == nas::PolicyKind::kPareto) {
+    p["num_init"] = policy.pareto.num_init;
+    p["targets"] = enum_name(nas::surrogate_targets_names(), policy.pareto.targets);
+    p["inputs"] = enum_name(nas::surrogate_inputs_names(), policy.pareto.inputs);
+    p["aleatoric"] = policy.pareto.aleatoric;
+  } else if (policy.name == nas::PolicyKind::kNsga2) {
+    p["population"] = policy.nsga2.population;
+    p["sample_size"] = policy.nsga2.sample_size;
+    p["survival"] = enum_name(nas::nsga2_survival_names(), policy.nsga2.survival);
   }
   j["policy"] = p;
   j["budget"] = {{"trials", budget.trials}, {"wall_time", budget.wall_time}};

@@ -61,11 +61,14 @@ struct ObjectiveConfig {
 
 /// `policy:` — the policy's own options structs, so each default is the one nas/ defines. The keys
 /// under `policy:` are the fields of the chosen policy's struct (boshnas: num_init ... inputs;
-/// evolution: population, sample_size); surrogate and GOBI internals are not campaign keys.
+/// evolution: population, sample_size; pareto: num_init, targets, inputs, aleatoric; nsga2:
+/// population, sample_size, survival); surrogate and GOBI internals are not campaign keys.
 struct PolicyConfig {
   nas::PolicyKind name = nas::PolicyKind::kBoshnas;
   nas::BoshnasOptions boshnas;
   nas::EvolutionOptions evolution;
+  nas::ParetoOptions pareto;   // score vs parameters: expected hypervolume improvement (nas/multi_objective.h)
+  nas::Nsga2Options nsga2;     // score vs parameters: NSGA-II-ranked evolution
 };
 
 struct BudgetConfig {

@@ -30,7 +30,8 @@ Scheduler::Scheduler(Campaign& campaign, WorkerPool& pool, const SchedulerOption
   po.cost_kind = config_.objective.cost;
   po.max_latency_ms = config_.objective.max_latency_ms;
   po.max_memory_mb = config_.objective.max_memory_mb;
-  policy_ = nas::make_policy(config_.policy.name, c_.library, po, config_.policy.boshnas, config_.policy.evolution);
+  policy_ = nas::make_policy(config_.policy.name, c_.library, po, config_.policy.boshnas, config_.policy.evolution,
+                             config_.policy.pareto, config_.policy.nsga2);
   if (policy_->needs_measurement()) {
     // Latency and memory are measured when a proposal needs them, once per architecture (cached in
     // campaign.db); the policy excludes what violates a constraint and proposes again.

@@ -135,6 +135,16 @@ TEST(CampaignConfig, EachMistakeHasALocatedMessage) {
   EXPECT_NE(config_error(base + "policy: {name: boshnas, uncertainty_prob: 1.5}\n").find("uncertainty_prob: expected a probability"),
             std::string::npos);
   EXPECT_NE(config_error(base + "policy: {name: random, population: 3}\n").find("policy.population"), std::string::npos);
+  // The two-objective policies: their own keys, and no cost folded into the score.
+  EXPECT_NE(config_error(base + "policy: {name: nsga2, survival: young}\n")
+                .find("policy.survival: unknown value 'young'; allowed: aging, elitist"),
+            std::string::npos);
+  EXPECT_NE(config_error(base + "policy: {name: nsga2, population: 4, sample_size: 5}\n")
+                .find("policy.sample_size: expected at most population (4), got 5"),
+            std::string::npos);
+  EXPECT_NE(config_error(base + "policy: {name: pareto, population: 4}\n").find("policy.population"), std::string::npos);
+  EXPECT_NE(config_error(base + "policy: {name: pareto, num_init: 0}\n").find("policy.num_init: expected a positive integer"),
+            std::string::npos);
   EXPECT_NE(config_error(base + "policy: {name: boshnas, targets: quantile}\n")
                 .find("policy.targets: unknown value 'quantile'; allowed: rank, minmax"),
             std::string::npos);
@@ -419,6 +429,35 @@ TEST(CampaignConfig, PolicyKeysFillThePolicysOwnOptions) {
   EXPECT_EQ(d.policy.evolution.sample_size, 2);
   EXPECT_EQ(d.policy.evolution.population, nas::EvolutionOptions{}.population);
   EXPECT_EQ(d.to_json()["policy"]["population"], nas::EvolutionOptions{}.population);
+  // The two-objective policies (score vs parameters, nas/multi_objective.h).
+  std::ofstream(dir / "p.yaml") << head << "policy: {name: pareto, num_init: 6, targets: rank, aleatoric: true}\n";
+  const CampaignConfig p = load_campaign_config((dir / "p.yaml").string());
+  EXPECT_EQ(p.policy.name, nas::PolicyKind::kPareto);
+  EXPECT_EQ(p.policy.pareto.num_init, 6);
+  EXPECT_EQ(p.policy.pareto.targets, nas::SurrogateTargets::kRank);
+  EXPECT_EQ(p.policy.pareto.inputs, nas::ParetoOptions{}.inputs);
+  EXPECT_TRUE(p.policy.pareto.aleatoric);
+  EXPECT_EQ(p.to_json()["policy"]["targets"], "rank");
+  std::ofstream(dir / "n.yaml") << head << "policy: {name: nsga2, population: 12, survival: aging}\n";
+  const CampaignConfig n = load_campaign_config((dir / "n.yaml").string());
+  EXPECT_EQ(n.policy.nsga2.population, 12);
+  EXPECT_EQ(n.policy.nsga2.sample_size, nas::Nsga2Options{}.sample_size);
+  EXPECT_EQ(n.policy.nsga2.survival, nas::Nsga2Survival::kAging);
+  EXPECT_EQ(n.to_json()["policy"]["survival"], "aging");
+  // They keep parameters as an objective of their own: no cost folded into the score.
+  std::ofstream(dir / "w.yaml") << "library: " + sample_library() +
+                                       "\nobjective: {metric: glue, cost_weight: 0.5}\nevaluator: {type: table, table: " +
+                                       kSample + "}\npolicy: nsga2\n";
+  try {
+    load_campaign_config((dir / "w.yaml").string());
+    ADD_FAILURE() << "cost_weight with nsga2 was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("w.yaml:2:"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("objective.cost_weight: policy nsga2 keeps parameters as a second objective of "
+                                         "its own; expected 0, got 0.5"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 // ---- local campaigns ----

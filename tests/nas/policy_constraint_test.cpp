@@ -89,7 +89,13 @@ std::unique_ptr<Policy> make(PolicyKind kind, const Library& lib, const PolicyOp
   EvolutionOptions evo;
   evo.population = 5;
   evo.sample_size = 2;
-  auto p = make_policy(kind, lib, po, bo, evo);
+  ParetoOptions pareto;
+  pareto.num_init = 4;
+  pareto.surrogate.max_epochs = 30;
+  Nsga2Options nsga2;
+  nsga2.population = 5;
+  nsga2.sample_size = 2;
+  auto p = make_policy(kind, lib, po, bo, evo, pareto, nsga2);
   prof.lib = &lib;
   p->set_measure([&prof](int64_t i) { return prof(i); });
   return p;
@@ -214,7 +220,11 @@ TEST_P(PolicyConstraint, RestoreOfTrialsAndExclusionsContinuesLikeAnUninterrupte
   const std::vector<int64_t> next_a = run(*original, 100, pending);
   const std::vector<int64_t> next_b = run(*resumed, 100, pending_b);
   EXPECT_EQ(next_a, next_b) << original->name();
-  EXPECT_NE(next_a, next_c) << original->name() << ": a resume that forgot the exclusions proposed the same";
+  if (GetParam() == PolicyKind::kPareto)  // EHVI's argmax draws no random numbers after the initial designs:
+    // forgetting the exclusions costs new measurements of the excluded architectures instead.
+    EXPECT_FALSE(prof_c.calls.empty()) << "a resume that forgot the exclusions measured nothing again";
+  else
+    EXPECT_NE(next_a, next_c) << original->name() << ": a resume that forgot the exclusions proposed the same";
   EXPECT_EQ(int64_t(next_b.size()) + 9, po.max_trials);
   ASSERT_EQ(resumed->state().rejections().size(), original->state().rejections().size());
   for (size_t k = 0; k < original->state().rejections().size(); ++k)
@@ -222,7 +232,8 @@ TEST_P(PolicyConstraint, RestoreOfTrialsAndExclusionsContinuesLikeAnUninterrupte
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryPolicy, PolicyConstraint,
-                         ::testing::Values(PolicyKind::kBoshnas, PolicyKind::kRandom, PolicyKind::kEvolution),
+                         ::testing::Values(PolicyKind::kBoshnas, PolicyKind::kRandom, PolicyKind::kEvolution,
+                                           PolicyKind::kPareto, PolicyKind::kNsga2),
                          [](const ::testing::TestParamInfo<PolicyKind>& info) {
                            return enum_name(policy_kind_names(), info.param);
                          });
