@@ -4,6 +4,7 @@
 // peak memory and the largest training batch within a memory budget, per sequence length.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -85,17 +86,24 @@ void run_model_info(const ModelInfoOptions& o) {
             << arch.num_layers() << " layers)\n"
             << "model: head " << models::head_type_name(o.head) << ", vocabulary " << o.vocab_size << ", max positions " << o.max_positions
             << (options.head == models::HeadType::kMlm ? "" : ", labels " + std::to_string(o.num_labels)) << "\n";
-  char line[256];
-  std::snprintf(line, sizeof line, "%-34s %14s %16s\n", "block", "parameters", "MFLOPs/token");
-  std::cout << line;
+  // The name column fits the longest block name (at least 34 wide, e.g. "layer 7 (shares 6) (sa/sdp h256 n4)").
+  std::vector<std::string> names;
+  int width = 34;
   for (size_t i = 0; i < cost.blocks.size(); ++i) {
     std::string name = cost.blocks[i].name;
     if (i > 0 && i <= arch.layers.size()) name += " (" + layer_label(arch.layers[i - 1]) + ")";
-    std::snprintf(line, sizeof line, "%-34s %14s %16.3f\n", name.c_str(), with_commas(cost.blocks[i].params).c_str(),
-                  cost.blocks[i].flops_per_token / 1e6);
+    width = std::max(width, int(name.size()));
+    names.push_back(std::move(name));
+  }
+  char line[512];
+  std::snprintf(line, sizeof line, "%-*s %14s %16s\n", width, "block", "parameters", "MFLOPs/token");
+  std::cout << line;
+  for (size_t i = 0; i < cost.blocks.size(); ++i) {
+    std::snprintf(line, sizeof line, "%-*s %14s %16.3f\n", width, names[i].c_str(),
+                  with_commas(cost.blocks[i].params).c_str(), cost.blocks[i].flops_per_token / 1e6);
     std::cout << line;
   }
-  std::snprintf(line, sizeof line, "%-34s %14s %16.3f\n", "total", with_commas(cost.total_params).c_str(),
+  std::snprintf(line, sizeof line, "%-*s %14s %16.3f\n", width, "total", with_commas(cost.total_params).c_str(),
                 cost.total_flops_per_token / 1e6);
   std::cout << line << "(FLOPs: 2 per multiply-add of the matrix products, sequences of " << o.seq_len << " tokens)\n";
 }
