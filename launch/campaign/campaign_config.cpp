@@ -112,7 +112,7 @@ void parse_policy(const ConfigNode& node, PolicyConfig& out) {
   if (out.name == nas::PolicyKind::kBoshnas) {
     nas::BoshnasOptions& b = out.boshnas;
     node.check_keys({"name", "num_init", "uncertainty_prob", "diversity_prob", "patience", "aleatoric_queries",
-                     "stop_on_convergence", "targets", "local_parents", "local_neighbours", "inputs"});
+                     "stop_on_convergence", "targets", "local_parents", "local_neighbours", "inputs", "surrogate"});
     if (auto v = node.find("num_init")) b.num_init = int_at_least(*v, 1, "a positive integer");
     auto probability = [](const ConfigNode& v) {
       const double p = v.as_double();
@@ -131,6 +131,7 @@ void parse_policy(const ConfigNode& node, PolicyConfig& out) {
     if (auto v = node.find("local_parents")) b.local_parents = int_at_least(*v, 0, "a non-negative integer");
     if (auto v = node.find("local_neighbours")) b.local_neighbours = int_at_least(*v, 0, "a non-negative integer");
     node.get_enum("inputs", b.inputs, nas::surrogate_inputs_names());
+    node.get_enum("surrogate", b.surrogate.model, nas::surrogate_model_names());
   } else if (out.name == nas::PolicyKind::kEvolution) {
     nas::EvolutionOptions& e = out.evolution;
     node.check_keys({"name", "population", "sample_size"});
@@ -141,11 +142,12 @@ void parse_policy(const ConfigNode& node, PolicyConfig& out) {
                                std::to_string(e.sample_size));
   } else if (out.name == nas::PolicyKind::kPareto) {
     nas::ParetoOptions& p = out.pareto;
-    node.check_keys({"name", "num_init", "targets", "inputs", "aleatoric"});
+    node.check_keys({"name", "num_init", "targets", "inputs", "aleatoric", "surrogate"});
     if (auto v = node.find("num_init")) p.num_init = int_at_least(*v, 1, "a positive integer");
     node.get_enum("targets", p.targets, nas::surrogate_targets_names());
     node.get_enum("inputs", p.inputs, nas::surrogate_inputs_names());
     node.get("aleatoric", p.aleatoric);
+    node.get_enum("surrogate", p.surrogate.model, nas::surrogate_model_names());
   } else if (out.name == nas::PolicyKind::kNsga2) {
     nas::Nsga2Options& n = out.nsga2;
     node.check_keys({"name", "population", "sample_size", "survival"});
@@ -377,6 +379,9 @@ nlohmann::ordered_json CampaignConfig::to_json(bool for_compare) const {
     p["local_parents"] = b.local_parents;
     p["local_neighbours"] = b.local_neighbours;
     p["inputs"] = enum_name(nas::surrogate_inputs_names(), b.inputs);
+    // Written only when not the default, so campaigns frozen before the key resume unchanged.
+    if (b.surrogate.model != nas::SurrogateOptions{}.model)
+      p["surrogate"] = enum_name(nas::surrogate_model_names(), b.surrogate.model);
   } else if (policy.name == nas::PolicyKind::kEvolution) {
     p["population"] = policy.evolution.population;
     p["sample_size"] = policy.evolution.sample_size;
@@ -385,6 +390,7 @@ nlohmann::ordered_json CampaignConfig::to_json(bool for_compare) const {
     p["targets"] = enum_name(nas::surrogate_targets_names(), policy.pareto.targets);
     p["inputs"] = enum_name(nas::surrogate_inputs_names(), policy.pareto.inputs);
     p["aleatoric"] = policy.pareto.aleatoric;
+    p["surrogate"] = enum_name(nas::surrogate_model_names(), policy.pareto.surrogate.model);
   } else if (policy.name == nas::PolicyKind::kNsga2) {
     p["population"] = policy.nsga2.population;
     p["sample_size"] = policy.nsga2.sample_size;

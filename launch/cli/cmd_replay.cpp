@@ -43,6 +43,7 @@ struct ReplayCliOptions {
   int64_t num_init = nas::BoshnasOptions{}.num_init;
   int64_t gobi_iterations = nas::GobiOptions{}.max_iterations;
   int64_t max_epochs = nas::SurrogateOptions{}.max_epochs;
+  nas::SurrogateModel surrogate = nas::SurrogateOptions{}.model;  // boshnas and pareto
   // Multi-objective policies (nas/multi_objective.h).
   int64_t pareto_num_init = nas::ParetoOptions{}.num_init;
   nas::SurrogateTargets pareto_targets = nas::ParetoOptions{}.targets;
@@ -163,6 +164,8 @@ void run_replay(const ReplayCliOptions& o) {
   ro.boshnas.num_init = o.num_init;
   ro.boshnas.gobi.max_iterations = o.gobi_iterations;
   ro.boshnas.surrogate.max_epochs = o.max_epochs;
+  ro.boshnas.surrogate.model = o.surrogate;
+  ro.pareto.surrogate.model = o.surrogate;
   ro.pareto.num_init = o.pareto_num_init;
   ro.pareto.targets = o.pareto_targets;
   ro.pareto.inputs = o.pareto_inputs;
@@ -281,6 +284,9 @@ void add_replay_command(CLI::App& app) {
   cmd->add_option("--num-init", o->num_init, "BOSHNAS random initial designs");
   cmd->add_option("--gobi-iterations", o->gobi_iterations, "BOSHNAS: AdaHessian iterations per GOBI step");
   cmd->add_option("--max-epochs", o->max_epochs, "BOSHNAS: epochs per network and refit (early stopping)");
+  add_enum_option(cmd, "--surrogate", o->surrogate, nas::surrogate_model_names(),
+                  "BOSHNAS and pareto: the surrogate, a Gaussian process (gp) or the spec's teacher/student/NPN "
+                  "networks");
   cmd->add_option("--pareto-num-init", o->pareto_num_init, "pareto: random initial designs");
   add_enum_option(cmd, "--pareto-targets", o->pareto_targets, nas::surrogate_targets_names(),
                   "pareto: surrogate targets (EHVI is computed on their scale)");

@@ -403,7 +403,7 @@ TEST(CampaignConfig, PolicyKeysFillThePolicysOwnOptions) {
   std::ofstream(dir / "b.yaml") << head
                                 << "policy: {name: boshnas, num_init: 3, uncertainty_prob: 0.2, diversity_prob: 0.3, "
                                    "patience: 7, aleatoric_queries: 2, stop_on_convergence: true, targets: minmax, "
-                                   "local_parents: 1, local_neighbours: 4, inputs: embedding}\n";
+                                   "local_parents: 1, local_neighbours: 4, inputs: embedding, surrogate: networks}\n";
   const CampaignConfig c = load_campaign_config((dir / "b.yaml").string());
   EXPECT_EQ(c.policy.name, nas::PolicyKind::kBoshnas);
   const nas::BoshnasOptions& b = c.policy.boshnas;
@@ -417,10 +417,12 @@ TEST(CampaignConfig, PolicyKeysFillThePolicysOwnOptions) {
   EXPECT_EQ(b.local_parents, 1);
   EXPECT_EQ(b.local_neighbours, 4);
   EXPECT_EQ(b.inputs, nas::SurrogateInputs::kEmbedding);
+  EXPECT_EQ(b.surrogate.model, nas::SurrogateModel::kNetworks);
   const auto j = c.to_json();
   EXPECT_EQ(j["policy"]["name"], "boshnas");
   EXPECT_EQ(j["policy"]["targets"], "minmax");
   EXPECT_EQ(j["policy"]["inputs"], "embedding");
+  EXPECT_EQ(j["policy"]["surrogate"], "networks");
   EXPECT_EQ(load_campaign_config((dir / "b.yaml").string()).to_json(), j);
   // Unset keys keep nas's defaults.
   std::ofstream(dir / "d.yaml") << head << "policy: {name: evolution, sample_size: 2}\n";
@@ -429,6 +431,11 @@ TEST(CampaignConfig, PolicyKeysFillThePolicysOwnOptions) {
   EXPECT_EQ(d.policy.evolution.sample_size, 2);
   EXPECT_EQ(d.policy.evolution.population, nas::EvolutionOptions{}.population);
   EXPECT_EQ(d.to_json()["policy"]["population"], nas::EvolutionOptions{}.population);
+  EXPECT_NE(config_error(std::string("name: c\nlibrary: ") + sample_library() +
+                         "\nobjective: {metric: glue}\nevaluator: {type: table, table: " + kSample +
+                         "}\npolicy: {name: boshnas, surrogate: forest}\n")
+                .find("policy.surrogate: unknown value 'forest'; allowed: networks, gp"),
+            std::string::npos);
   // The two-objective policies (score vs parameters, nas/multi_objective.h).
   std::ofstream(dir / "p.yaml") << head << "policy: {name: pareto, num_init: 6, targets: rank, aleatoric: true}\n";
   const CampaignConfig p = load_campaign_config((dir / "p.yaml").string());
