@@ -19,6 +19,7 @@
 #include "nas/policy_factory.h"
 #include "nas/replay.h"
 #include "nas/table.h"
+#include "test_library.h"
 
 using namespace flexnas;
 using namespace flexnas::nas;
@@ -28,45 +29,14 @@ namespace {
 /// A small synthetic library: random standard 2-layer architectures with 16-d embeddings that
 /// encode their fields (plus noise), and a smooth score of the embedding.
 Library synthetic_library(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  Library lib;
-  std::set<std::string> seen;
-  const std::vector<std::pair<std::string, std::string>> ops{{"sa", "sdp"}, {"sa", "wma"}, {"l", "dft"}, {"l", "dct"}, {"c", "5"}, {"c", "9"}};
-  std::normal_distribution<float> noise(0, 0.1f);
-  while (int64_t(lib.archs.size()) < n) {
-    Architecture a;
-    std::vector<float> e;
-    for (int i = 0; i < 2; ++i) {
-      LayerSpec l;
-      l.hidden = rng() % 2 ? 256 : 128;
-      l.heads = rng() % 2 ? 4 : 2;
-      auto op = ops[rng() % ops.size()];
-      l.op = op.first;
-      l.param = op.second;
-      l.ffn = std::vector<int64_t>(rng() % 2 ? 3 : 1, rng() % 2 ? 1024 : 512);
-      a.layers.push_back(l);
-    }
-    const std::string key = a.to_canonical_string();
-    if (!seen.insert(key).second) continue;
-    for (const auto& l : a.layers) {
-      e.push_back(l.hidden / 128.0f);
-      e.push_back(l.heads / 2.0f);
-      e.push_back(float(l.ffn.size()));
-      e.push_back(l.ffn[0] / 512.0f);
-      e.push_back(l.op == "sa" ? 1.f : 0.f);
-      e.push_back(l.op == "l" ? 1.f : 0.f);
-      e.push_back(l.op == "c" ? 1.f : 0.f);
-      e.push_back(l.param == "wma" || l.param == "dct" || l.param == "9" ? 1.f : 0.f);
-    }
-    for (auto& v : e) v += noise(rng);
-    lib.archs.push_back(a);
-    lib.hashes.push_back(architecture_hash(a));
-    lib.embeddings.push_back(e);
-    lib.neighbors.emplace_back();
-    lib.performances.emplace_back();
-  }
-  lib.rebuild_index();
-  return lib;
+  return test::random_two_layer_library(
+      n, seed, {{"sa", "sdp"}, {"sa", "wma"}, {"l", "dft"}, {"l", "dct"}, {"c", "5"}, {"c", "9"}},
+      [](const LayerSpec& l, std::vector<float>& e) {
+        e.insert(e.end(), {l.hidden / 128.0f, l.heads / 2.0f, float(l.ffn.size()), l.ffn[0] / 512.0f,
+                           l.op == "sa" ? 1.f : 0.f, l.op == "l" ? 1.f : 0.f, l.op == "c" ? 1.f : 0.f,
+                           l.param == "wma" || l.param == "dct" || l.param == "9" ? 1.f : 0.f});
+      },
+      0.1f);
 }
 
 std::vector<std::optional<double>> synthetic_scores(const Library& lib) {

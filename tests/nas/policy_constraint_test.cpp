@@ -13,6 +13,7 @@
 #include "design_space/arch_graph.h"
 #include "nas/boshnas.h"
 #include "nas/policy_factory.h"
+#include "test_library.h"
 
 using namespace flexnas;
 using namespace flexnas::nas;
@@ -21,35 +22,12 @@ namespace {
 
 /// Random standard 2-layer architectures with 16-d embeddings encoding their fields (seeded).
 Library small_library(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  Library lib;
-  std::set<std::string> seen;
-  const std::vector<std::pair<std::string, std::string>> ops{{"sa", "sdp"}, {"sa", "wma"}, {"l", "dft"}, {"c", "5"}};
-  while (int64_t(lib.archs.size()) < n) {
-    Architecture a;
-    std::vector<float> e;
-    for (int i = 0; i < 2; ++i) {
-      LayerSpec l;
-      l.hidden = rng() % 2 ? 256 : 128;
-      l.heads = rng() % 2 ? 4 : 2;
-      const auto& op = ops[rng() % ops.size()];
-      l.op = op.first;
-      l.param = op.second;
-      l.ffn = std::vector<int64_t>(rng() % 2 ? 3 : 1, rng() % 2 ? 1024 : 512);
-      a.layers.push_back(l);
-      e.insert(e.end(), {l.hidden / 128.0f, l.heads / 2.0f, float(l.ffn.size()), l.ffn[0] / 512.0f,
-                         l.op == "sa" ? 1.f : 0.f, l.op == "l" ? 1.f : 0.f, l.op == "c" ? 1.f : 0.f,
-                         l.param == "wma" ? 1.f : 0.f});
-    }
-    if (!seen.insert(a.to_canonical_string()).second) continue;
-    lib.archs.push_back(a);
-    lib.hashes.push_back(architecture_hash(a));
-    lib.embeddings.push_back(e);
-    lib.neighbors.emplace_back();
-    lib.performances.emplace_back();
-  }
-  lib.rebuild_index();
-  return lib;
+  return test::random_two_layer_library(
+      n, seed, {{"sa", "sdp"}, {"sa", "wma"}, {"l", "dft"}, {"c", "5"}}, [](const LayerSpec& l, std::vector<float>& e) {
+        e.insert(e.end(), {l.hidden / 128.0f, l.heads / 2.0f, float(l.ffn.size()), l.ffn[0] / 512.0f,
+                           l.op == "sa" ? 1.f : 0.f, l.op == "l" ? 1.f : 0.f, l.op == "c" ? 1.f : 0.f,
+                           l.param == "wma" ? 1.f : 0.f});
+      });
 }
 
 /// A stand-in for the profiler: latency grows with the parameters, memory is scrambled by index,
