@@ -688,40 +688,6 @@ TEST(LocalCampaign, RetriesThenFailureIsReportedAndCampaignFinishes) {
 // ---- the real executable: SIGTERM exit code, kill -9 of the scheduler + resume ----
 
 namespace {
-pid_t spawn_flexnas(const std::vector<std::string>& args, const std::string& log) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(FLEXNAS_BINARY));
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(FLEXNAS_BINARY, argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int64_t count_completed(const std::string& directory) {
-  if (!fs::exists(campaign_db_path(directory))) return 0;
-  try {
-    CampaignStore store(campaign_db_path(directory), true);
-    int64_t n = 0;
-    for (const TrialRow& t : store.trials()) n += t.status == trial_status::kCompleted;
-    return n;
-  } catch (const std::exception&) {
-    return 0;
-  }
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 std::string sleepy_campaign(int64_t trials) {
   return "name: c\nlibrary: " + sample_library() + "\nobjective: {metric: score}\npolicy: random\nbudget: {trials: " +
          std::to_string(trials) + "}\nevaluator: {type: command, argv: [" + std::string(TRIAL_HELPER) +
@@ -744,13 +710,13 @@ TEST(Executable, SigtermDrainsAndExits143ThenResumeFinishes) {
   const fs::path dir = temp_dir("exe_term");
   write_config(dir, sleepy_campaign(16));
   const std::string yaml = (dir / "campaign.yaml").string(), cdir = (dir / "c").string();
-  const pid_t pid = spawn_flexnas({"search", yaml}, (dir / "log1").string());
+  const pid_t pid = spawn_logged(FLEXNAS_BINARY, {"search", yaml}, (dir / "log1").string());
   ASSERT_TRUE(wait_for_completed(cdir, 3)) << "fewer than 3 trials completed within 120 s";
   kill(pid, SIGTERM);
   EXPECT_EQ(wait_exit(pid), 143);
   const int64_t done = count_completed(cdir);
   EXPECT_LT(done, 16);
-  EXPECT_EQ(wait_exit(spawn_flexnas({"search", yaml, "--resume"}, (dir / "log2").string())), 0);
+  EXPECT_EQ(wait_exit(spawn_logged(FLEXNAS_BINARY, {"search", yaml, "--resume"}, (dir / "log2").string())), 0);
   EXPECT_EQ(count_completed(cdir), 16);
 }
 
@@ -758,7 +724,7 @@ TEST(Executable, KillNineOfTheSchedulerKeepsCompletedTrialsAndTheBudget) {
   const fs::path dir = temp_dir("exe_kill");
   write_config(dir, sleepy_campaign(16));
   const std::string yaml = (dir / "campaign.yaml").string(), cdir = (dir / "c").string();
-  const pid_t pid = spawn_flexnas({"search", yaml}, (dir / "log1").string());
+  const pid_t pid = spawn_logged(FLEXNAS_BINARY, {"search", yaml}, (dir / "log1").string());
   ASSERT_TRUE(wait_for_completed(cdir, 4)) << "fewer than 4 trials completed within 120 s";
   kill(pid, SIGKILL);
   wait_exit(pid);
@@ -769,7 +735,7 @@ TEST(Executable, KillNineOfTheSchedulerKeepsCompletedTrialsAndTheBudget) {
       if (t.status == trial_status::kCompleted) before[t.id] = t;
   }
   ASSERT_GE(before.size(), 4u);
-  EXPECT_EQ(wait_exit(spawn_flexnas({"search", yaml, "--resume"}, (dir / "log2").string())), 0);
+  EXPECT_EQ(wait_exit(spawn_logged(FLEXNAS_BINARY, {"search", yaml, "--resume"}, (dir / "log2").string())), 0);
   CampaignStore store(campaign_db_path(cdir), true);
   const auto trials = store.trials();
   EXPECT_EQ(trials.size(), 16u);  // the budget holds across the crash

@@ -253,58 +253,22 @@ TEST(ConstraintCampaign, AConstraintNothingMeetsExcludesTheWholeLibrary) {
 
 // ---- the real executable: kill -9 mid-campaign, then --resume ----
 
-namespace {
-pid_t spawn_flexnas(const std::vector<std::string>& args, const std::string& log) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(FLEXNAS_BINARY));
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(FLEXNAS_BINARY, argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-int64_t completed(const std::string& directory) {
-  if (!fs::exists(campaign_db_path(directory))) return 0;
-  try {
-    CampaignStore store(campaign_db_path(directory), true);
-    int64_t n = 0;
-    for (const TrialRow& t : store.trials()) n += t.status == trial_status::kCompleted;
-    return n;
-  } catch (const std::exception&) {
-    return 0;
-  }
-}
-}  // namespace
-
 TEST(ConstraintCampaign, KillNineThenResumeReproposesExactly) {
   const fs::path full = temp_dir("exe_full"), cut = temp_dir("exe_cut");
   ASSERT_EQ(run(write_config(full, yaml(kEvolution, 16)), false), 0);
   write_config(cut, yaml(kEvolution, 16));
   const std::string yaml_path = (cut / "campaign.yaml").string(), cdir = (cut / "c").string();
   setenv("FAKE_SLEEP", "0.15", 1);  // trials long enough to be killed in the middle
-  const pid_t pid = spawn_flexnas({"search", yaml_path}, (cut / "log1").string());
+  const pid_t pid = spawn_logged(FLEXNAS_BINARY, {"search", yaml_path}, (cut / "log1").string());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (completed(cdir) < 5 && std::chrono::steady_clock::now() < deadline)
+  while (count_completed(cdir) < 5 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   kill(pid, SIGKILL);
   wait_exit(pid);
   unsetenv("FAKE_SLEEP");
-  ASSERT_GE(completed(cdir), 5);
-  ASSERT_LT(completed(cdir), 16) << "the campaign finished before the kill";
-  EXPECT_EQ(wait_exit(spawn_flexnas({"search", yaml_path, "--resume"}, (cut / "log2").string())), 0)
+  ASSERT_GE(count_completed(cdir), 5);
+  ASSERT_LT(count_completed(cdir), 16) << "the campaign finished before the kill";
+  EXPECT_EQ(wait_exit(spawn_logged(FLEXNAS_BINARY, {"search", yaml_path, "--resume"}, (cut / "log2").string())), 0)
       << read_file((cut / "log2").string());
   EXPECT_EQ(trial_signature((full / "c").string()), trial_signature(cdir));
   EXPECT_EQ(exclusion_signature((full / "c").string()), exclusion_signature(cdir));

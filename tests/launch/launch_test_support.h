@@ -1,7 +1,9 @@
 #pragma once
 // Shared by the launch test binaries: scratch folders, the 80-record NAS-Bench-BERT sample library,
 // writing + loading a campaign.yaml, and an evaluator wrapper that scrambles completion order.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +17,7 @@
 #include "design_space/config_node.h"
 #include "design_space/library_builder.h"
 #include "launch/campaign/campaign.h"
+#include "launch/campaign/campaign_store.h"
 #include "launch/campaign/campaign_config.h"
 #include "launch/campaign/leaderboard.h"
 #include "launch/campaign/scheduler.h"
@@ -80,5 +83,42 @@ class ScrambledEvaluator : public Evaluator {
   uint64_t seed_;
   int64_t stop_at_;
 };
+
+/// Starts `binary args...` with stdout and stderr in `log`; the child's pid.
+inline pid_t spawn_logged(const std::string& binary, const std::vector<std::string>& args, const std::string& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(binary.c_str()));
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+/// Waits for `pid`: its exit code, or 128 + the signal that ended it.
+inline int wait_exit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/// Completed trials in a campaign directory's store (0 while it does not exist or is being created).
+inline int64_t count_completed(const std::string& directory) {
+  if (!std::filesystem::exists(campaign_db_path(directory))) return 0;
+  try {
+    CampaignStore store(campaign_db_path(directory), true);
+    int64_t n = 0;
+    for (const TrialRow& t : store.trials()) n += t.status == trial_status::kCompleted;
+    return n;
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
 
 }  // namespace flexnas::launch::test_support
