@@ -25,6 +25,11 @@ HeadType parse_head_type(const std::string& text, const std::string& what) {
   throw ConfigError("error: " + what + ": unknown head type '" + text + "' (allowed: " + allowed + ")");
 }
 
+const EnumNames<ClassifierPooling>& classifier_pooling_names() {
+  static const EnumNames<ClassifierPooling> names{{"mean", ClassifierPooling::kMean}, {"first", ClassifierPooling::kFirst}};
+  return names;
+}
+
 nlohmann::ordered_json ModelOptions::to_json() const {
   nlohmann::ordered_json j;
   j["vocab_size"] = vocab_size;
@@ -38,14 +43,17 @@ nlohmann::ordered_json ModelOptions::to_json() const {
   j["initializer_range"] = initializer_range;
   j["head"] = head_type_name(head);
   j["num_labels"] = num_labels;
+  j["classifier_pooling"] = enum_name(classifier_pooling_names(), classifier_pooling);
   return j;
 }
 
 ModelOptions ModelOptions::from_config(const ConfigNode& node) {
   if (!node.is_map()) node.fail("expected a map of model options, got " + node.describe());
   node.check_keys({"vocab_size", "max_positions", "type_vocab_size", "pad_id", "hidden_dropout", "attention_dropout",
-                   "classifier_dropout", "layer_norm_eps", "initializer_range", "head", "num_labels"});
+                   "classifier_dropout", "layer_norm_eps", "initializer_range", "head", "num_labels",
+                   "classifier_pooling"});
   ModelOptions o;
+  o.classifier_pooling = ClassifierPooling::kFirst;  // checkpoints written before the key pooled [CLS]
   node.get("vocab_size", o.vocab_size);
   node.get("max_positions", o.max_positions);
   node.get("type_vocab_size", o.type_vocab_size);
@@ -61,6 +69,7 @@ ModelOptions ModelOptions::from_config(const ConfigNode& node) {
     if (text != "mlm" && text != "cls" && text != "token") head->fail("unknown head type '" + text + "' (allowed: mlm, cls, token)");
     o.head = parse_head_type(text, "head");
   }
+  node.get_enum("classifier_pooling", o.classifier_pooling, classifier_pooling_names());
   auto positive = [&](const char* key, int64_t v) {
     if (v <= 0) node[key].fail(std::string(key) + " must be positive, got " + std::to_string(v));
   };
@@ -638,13 +647,20 @@ std::vector<torch::Tensor> FlexModelImpl::encode_layers(const torch::Tensor& inp
   return outputs;
 }
 
-torch::Tensor FlexModelImpl::head_logits(const torch::Tensor& hidden) {
+torch::Tensor FlexModelImpl::head_logits(const torch::Tensor& hidden, const torch::Tensor& attention_mask) {
   Parts& p = *parts_;
   switch (options_.head) {
     case HeadType::kMlm:
       return fp32(p.mlm_decoder(p.mlm_norm(fp32(torch::gelu(p.mlm_dense(hidden)))))) + p.mlm_bias;
     case HeadType::kSequence: {
-      auto pooled = torch::tanh(p.pooler(hidden.select(1, 0)));
+      torch::Tensor summary;  // [B,h]
+      if (options_.classifier_pooling == ClassifierPooling::kFirst) {
+        summary = hidden.select(1, 0);
+      } else {  // the mean over the valid positions, in fp32 (a reduction)
+        auto valid = stream_valid(attention_mask, hidden.size(1)).to(torch::kFloat).unsqueeze(-1);  // [B,T',1]
+        summary = (fp32(hidden) * valid).sum(1) / valid.sum(1).clamp_min(1.0);
+      }
+      auto pooled = torch::tanh(p.pooler(summary));
       return fp32(p.classifier(torch::dropout(pooled, options_.classifier_dropout, is_training())));
     }
     case HeadType::kToken:
@@ -653,10 +669,25 @@ torch::Tensor FlexModelImpl::head_logits(const torch::Tensor& hidden) {
   return {};
 }
 
+torch::Tensor FlexModelImpl::stream_valid(const torch::Tensor& attention_mask, int64_t positions) const {
+  TORCH_CHECK(attention_mask.defined() && attention_mask.dim() == 2, "stream_valid: expected the [B,T] attention mask");
+  auto valid = attention_mask;
+  const PoolSpec& pool = arch_.pool;
+  if (pool.active()) {
+    for (int64_t stride : pool.stride) {
+      if (valid.size(1) == positions) break;  // a token-level stream, or every pooling passed
+      if (stride > 1) valid = pool_tokens(valid.unsqueeze(-1).to(torch::kFloat), valid, stride, pool.separate_cls).valid;
+    }
+  }
+  TORCH_CHECK(valid.size(1) == positions, "stream_valid: the mask pools to ", valid.size(1), " positions, the stream has ",
+              positions);
+  return valid;
+}
+
 ModelOutput FlexModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
   ModelOutput out;
   out.hidden = encode(input_ids, attention_mask);
-  out.logits = head_logits(out.hidden);
+  out.logits = head_logits(out.hidden, attention_mask);
   return out;
 }
 
@@ -680,7 +711,7 @@ torch::Tensor FlexModelImpl::loss(const torch::Tensor& input_ids, const torch::T
       return torch::cross_entropy_loss(logits, flat_labels.index_select(0, picked));
     }
     case HeadType::kSequence: {
-      auto logits = head_logits(hidden);
+      auto logits = head_logits(hidden, attention_mask);
       if (options_.num_labels == 1) return torch::mse_loss(logits.squeeze(-1), labels.to(logits.scalar_type()));
       return torch::cross_entropy_loss(logits, labels, weights_on(class_weights_, logits));
     }

@@ -25,6 +25,14 @@ std::string head_type_name(HeadType head);
 /// Parses "mlm" | "cls" | "token"; throws ConfigError naming `what` (a flag or a key) otherwise.
 HeadType parse_head_type(const std::string& text, const std::string& what);
 
+/// What the sequence head's pooler reads: the first token ([CLS], as BERT) or the mean of the valid
+/// (unpadded) tokens of the last layer. The mean gives every token's representation a gradient from
+/// the task, so a small encoder pretrained briefly still learns the task instead of predicting one
+/// class (docs/training.md, "Pooling").
+enum class ClassifierPooling { kFirst, kMean };
+/// The spellings: mean, first (config.json's classifier_pooling, `flexnas finetune --pooling`).
+const EnumNames<ClassifierPooling>& classifier_pooling_names();
+
 /// Everything besides the architecture; these initialisers are the only defaults.
 struct ModelOptions {
   int64_t vocab_size = 30522;        // token vocabulary (the tokenizer's size)
@@ -38,6 +46,8 @@ struct ModelOptions {
   double initializer_range = 0.02;   // std of the normal initialisation
   HeadType head = HeadType::kMlm;    // which head sits on top
   int64_t num_labels = 2;            // classes of cls/token heads; 1 = regression (cls only)
+  // The cls head's pooler input. A config.json without the key was written before it existed: first.
+  ClassifierPooling classifier_pooling = ClassifierPooling::kMean;
 
   nlohmann::ordered_json to_json() const;
   /// Reads the keys written by to_json (each optional; unknown keys and bad values are located
@@ -139,7 +149,12 @@ class FlexModelImpl : public torch::nn::Module {
   std::shared_ptr<torch::nn::Module> base() const { return bert_; }
 
  private:
-  torch::Tensor head_logits(const torch::Tensor& hidden);
+  /// The head on encode()'s output. `attention_mask` [B,T] (the input's) is used by the mean-pooling
+  /// sequence head only; the MLM head gets the labelled positions [N,h] and no mask.
+  torch::Tensor head_logits(const torch::Tensor& hidden, const torch::Tensor& attention_mask = {});
+  /// Which positions of the last layer's stream are tokens: the input mask [B,T] pooled as the
+  /// encoder pools (Funnel), so [B,T'] for `hidden` of T' positions.
+  torch::Tensor stream_valid(const torch::Tensor& attention_mask, int64_t positions) const;
   /// The encoder over its first `run_layers` layers: calls `visit(i, x)` with the embeddings
   /// (i = 0) and each layer's output (i = l+1); returns the stream after the last layer run.
   /// Under Funnel pooling, `full_length` (when given) receives the output of the last layer before

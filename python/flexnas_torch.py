@@ -557,7 +557,8 @@ def parse_share(d):
 
 DEFAULT_OPTIONS = {"vocab_size": 30522, "max_positions": 514, "type_vocab_size": 1, "pad_id": 0,
                    "hidden_dropout": 0.1, "attention_dropout": 0.1, "classifier_dropout": 0.1,
-                   "layer_norm_eps": 1e-12, "initializer_range": 0.02, "head": "mlm", "num_labels": 2}
+                   "layer_norm_eps": 1e-12, "initializer_range": 0.02, "head": "mlm", "num_labels": 2,
+                   "classifier_pooling": "mean"}
 
 
 def _container(**children):
@@ -692,20 +693,36 @@ class FlexModel(nn.Module):
             y = self._run_layer(layer, y, inputs)
         return y
 
-    def head_logits(self, hidden):
+    def stream_valid(self, attention_mask, positions):
+        """The input mask pooled as the encoder pools: which of the last stream's positions are tokens."""
+        valid = attention_mask
+        for st in (self.pool["stride"] if self.pool else []):
+            if valid.shape[1] == positions:
+                break
+            if st > 1:
+                valid = pool_tokens(valid.unsqueeze(-1).float(), valid, st, self.pool["separate_cls"])[1]
+        assert valid.shape[1] == positions
+        return valid
+
+    def head_logits(self, hidden, attention_mask=None):
         head = self.options["head"]
         if head == "mlm":
             p = self.cls.predictions
             return p.decoder(p.transform.LayerNorm(F.gelu(p.transform.dense(hidden)).float())).float() + p.bias
         if head == "cls":
-            pooled = torch.tanh(self.bert.pooler.dense(hidden[:, 0]))
+            if self.options["classifier_pooling"] == "first":
+                summary = hidden[:, 0]
+            else:  # the mean over the valid positions, in fp32
+                valid = self.stream_valid(attention_mask, hidden.shape[1]).float().unsqueeze(-1)
+                summary = (hidden.float() * valid).sum(1) / valid.sum(1).clamp_min(1.0)
+            pooled = torch.tanh(self.bert.pooler.dense(summary))
             return self.classifier(F.dropout(pooled, self.options["classifier_dropout"], self.training)).float()
         return self.classifier(F.dropout(hidden, self.options["classifier_dropout"], self.training)).float()
 
     def forward(self, input_ids, attention_mask=None):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        return self.head_logits(self.encode(input_ids, attention_mask))
+        return self.head_logits(self.encode(input_ids, attention_mask), attention_mask)
 
     def loss(self, input_ids, attention_mask, labels):
         """Same definitions as FlexModelImpl::loss (MLM head on labelled positions only)."""
@@ -716,7 +733,7 @@ class FlexModel(nn.Module):
             picked = (flat != -100).nonzero().squeeze(1)
             logits = self.head_logits(hidden.reshape(-1, hidden.shape[-1]).index_select(0, picked))
             return F.cross_entropy(logits, flat.index_select(0, picked))
-        logits = self.head_logits(hidden)
+        logits = self.head_logits(hidden, attention_mask)
         if head == "cls":
             if self.options["num_labels"] == 1:
                 return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
@@ -753,7 +770,9 @@ def load(directory, device="cpu"):
         config = json.load(f)
     if config.get("format", "flexnas-checkpoint") != "flexnas-checkpoint":
         raise ValueError("%s: not a flexnas checkpoint" % directory)
-    model = FlexModel(config["architecture"], config.get("model", {}))
+    options = dict(config.get("model", {}))
+    options.setdefault("classifier_pooling", "first")  # written before the key existed: [CLS]
+    model = FlexModel(config["architecture"], options)
     path = os.path.join(directory, "model.safetensors")
     state = read_safetensors(path)
     own = model.state_dict()

@@ -45,6 +45,7 @@ struct FinetuneCliOptions {
   std::vector<double> lr_search;       // learning rates tried, the best on dev kept (empty = --lr only)
   int64_t max_len = 0;                 // tokens per example (0 = the task's default, TaskInfo::max_length)
   bool save_epochs = false;            // also keep every epoch's model in <out>/epochs/epoch-<n>
+  models::ClassifierPooling pooling = models::ModelOptions{}.classifier_pooling;  // a sequence head's input
 };
 
 nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& task, const std::string& out,
@@ -168,7 +169,8 @@ nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& ta
   for (const auto& [name, ds] : rep) std::cout << ", " << ds->size() << " " << name;
   std::cout << " (" << train.truncated() << " training examples cut to " << o.data.max_length << " tokens)\n";
 
-  const models::ModelOptions options = models::task_model_options(config.options, info);
+  models::ModelOptions options = models::task_model_options(config.options, info);
+  options.classifier_pooling = o.pooling;
   const models::TaskSource source = models::task_source(train, sel, rep);
   // One run per learning rate (the same seed: the same head initialisation and data order); the
   // best dev score wins, ties to the earlier rate.
@@ -232,6 +234,8 @@ nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& ta
               {"truncation", datasets::truncation_name(o.data.truncation)}, {"head_fraction", o.data.head_fraction},
               {"balance_classes", enum_name(models::class_balance_names(), o.train.balance_classes)}, {"patience", o.train.patience},
               {"warmup_fraction", o.train.warmup_fraction}};
+  if (options.head == models::HeadType::kSequence)
+    m["run"]["pooling"] = enum_name(models::classifier_pooling_names(), options.classifier_pooling);
   if (init) {  // where the run started: the fine-tuned model, its task, and whether its head was kept
     m["run"]["init_from_task"] = fs::absolute(init->checkpoint).string();
     m["run"]["init_task"] = init->source_task;
@@ -288,6 +292,8 @@ void add_finetune_command(CLI::App& app) {
   cmd->add_option("--head-fraction", o->data.head_fraction, "head+tail: share of --max-len taken from the beginning");
   add_enum_option(cmd, "--balance-classes", o->train.balance_classes, models::class_balance_names(),
                   "weight the loss by inverse class frequency; auto = where the task's score is F1 or MCC");
+  add_enum_option(cmd, "--pooling", o->pooling, models::classifier_pooling_names(),
+                  "what a sequence head reads: the mean of the tokens, or the first ([CLS], as BERT)");
   cmd->add_option("--patience", o->train.patience, "stop after N epochs without a better dev score; 0 = never");
   cmd->add_flag("--save-epochs", o->save_epochs,
                  "also keep every epoch's model in <out>/epochs/epoch-<n> (lr-<rate>/ with --lr-search), for flexnas probe --experiment");

@@ -96,6 +96,20 @@ grep -qF "task head new (glue:mnli (sequence_classification, 3 labels: entailmen
   { cat "$WORK/suite.log"; fail "no new-head line for mnli -> stsb"; }
 grep -q '"kind": "finetune_suite"' "$WORK/suite/metrics.json" || fail "no suite metrics"
 
+# 5. The sequence head's pooling: the mean of the tokens by default, [CLS] with --pooling first; the
+#    choice is in config.json (evaluate rebuilds the same model: the same dev loss) and metrics.json.
+grep -q '"classifier_pooling": "mean"' "$WORK/rte/config.json" || fail "config.json: classifier_pooling not mean by default"
+grep -q '"pooling": "mean"' "$WORK/rte/metrics.json" || fail "run.pooling not recorded"
+"$FLEXNAS" finetune --checkpoint "$WORK/pre" --task glue:rte $ft --epochs 1 --pooling first --out "$WORK/rte-first" >/dev/null
+grep -q '"classifier_pooling": "first"' "$WORK/rte-first/config.json" || fail "config.json: classifier_pooling not first"
+grep -q '"pooling": "first"' "$WORK/rte-first/metrics.json" || fail "run.pooling first not recorded"
+mkdir -p "$WORK/ev-first"
+"$FLEXNAS" evaluate --checkpoint "$WORK/rte-first" --task glue:rte --data-dir "$WORK/data" --batch-size 4 --threads 1 \
+    --precision fp32 --out "$WORK/ev-first/metrics.json" >/dev/null
+a=$(value "$WORK/rte-first" dev loss)
+b=$(value "$WORK/ev-first" metrics loss)
+[ -n "$a" ] && [ "$a" = "$b" ] || fail "dev loss of the --pooling first model: '$a' (finetune) vs '$b' (evaluate)"
+
 # Errors: exit code 2 and a message naming the file (and line:column, key) or the flag.
 expect_error() {  # expect_error PATTERN ARGS...: exit 2 and PATTERN (fixed string) in the output
   pattern=$1; shift
@@ -117,6 +131,7 @@ expect_error "error: kind: 'finetune_suite' is a suite folder, not one fine-tune
 expect_error "$WORK/mnli/config.json:" --checkpoint "$WORK/other" --init-from-task "$WORK/mnli" --task glue:rte $ft --epochs 1 --out "$WORK/x"
 expect_error 'error: architecture: architecture mismatch: {"l":2,"h":[32,32],"n":[2,2],"o":["sa","sa"],"f":[[64],[64]],"p":["sdp","sdp"]} is not --checkpoint'"'"'s {"l":2,"h":[32,32],"n":[2,2],"o":["sa","l"],"f":[[64],[64]],"p":["sdp","dft"]}' \
   --checkpoint "$WORK/other" --init-from-task "$WORK/mnli" --task glue:rte $ft --epochs 1 --out "$WORK/x"
+expect_error "unknown value 'max'; allowed: mean, first" --checkpoint "$WORK/pre" --task glue:rte $ft --pooling max --out "$WORK/x"
 expect_error "error: --checkpoint: required: a pretrained checkpoint (or --init-from-task: a fine-tuned one)" \
   --task glue:rte $ft --epochs 1 --out "$WORK/x"
 rm -f "$WORK/rte/model.safetensors"

@@ -257,6 +257,68 @@ TEST_F(ModelTest, HeadsAndLosses) {
   }
 }
 
+// The sequence head reads the mean of the last layer's valid tokens (the default) or the first
+// token; either way a sequence scores the same alone and padded in a batch. config.json records the
+// choice; a config without the key (written before it existed) means the first token.
+TEST_F(ModelTest, SequenceHeadPoolsTheMeanOfValidTokensOrTheFirst) {
+  auto arch = testing::standard_arch("sa", "sdp");
+  auto [ids, mask] = tiny_batch();
+  EXPECT_EQ(ModelOptions{}.classifier_pooling, ClassifierPooling::kMean);
+  for (ClassifierPooling pooling : {ClassifierPooling::kMean, ClassifierPooling::kFirst}) {
+    ModelOptions o = tiny_options(HeadType::kSequence);
+    o.classifier_pooling = pooling;
+    FlexModel m(arch, o);
+    m->eval();
+    torch::NoGradGuard no_grad;
+    auto hidden = m->encode(ids, mask);  // [2,7,h]
+    auto valid = mask.to(torch::kFloat).unsqueeze(-1);
+    auto summary = pooling == ClassifierPooling::kMean ? (hidden * valid).sum(1) / valid.sum(1) : hidden.select(1, 0);
+    auto pooler = m->named_parameters();
+    auto expected = torch::linear(torch::tanh(torch::linear(summary, pooler["bert.pooler.dense.weight"],
+                                                            pooler["bert.pooler.dense.bias"])),
+                                  pooler["classifier.weight"], pooler["classifier.bias"]);
+    auto logits = m->forward(ids, mask).logits;
+    EXPECT_TRUE(torch::allclose(logits, expected, 1e-5, 1e-6)) << enum_name(classifier_pooling_names(), pooling);
+    auto alone = m->forward(ids.narrow(0, 1, 1).narrow(1, 0, 4), mask.narrow(0, 1, 1).narrow(1, 0, 4)).logits;
+    EXPECT_TRUE(torch::allclose(alone, logits.narrow(0, 1, 1), 1e-4, 1e-5)) << enum_name(classifier_pooling_names(), pooling);
+    // The loss is the cross-entropy of those logits.
+    EXPECT_NEAR(m->loss(ids, mask, torch::tensor({0, 2})).item<double>(),
+                torch::cross_entropy_loss(logits, torch::tensor({0, 2})).item<double>(), 1e-6);
+  }
+  // The two poolings give different logits on the same weights.
+  ModelOptions first = tiny_options(HeadType::kSequence);
+  first.classifier_pooling = ClassifierPooling::kFirst;
+  torch::manual_seed(3);
+  FlexModel a(arch, first);
+  torch::manual_seed(3);
+  FlexModel b(arch, tiny_options(HeadType::kSequence));
+  a->eval();
+  b->eval();
+  EXPECT_FALSE(torch::allclose(a->forward(ids, mask).logits, b->forward(ids, mask).logits));
+
+  // config.json: written, read back, missing = first, a bad value is located and lists the choices.
+  const auto json = tiny_options(HeadType::kSequence).to_json();
+  EXPECT_EQ(json["classifier_pooling"], "mean");
+  EXPECT_EQ(ModelOptions::from_config(ConfigNode::load_string(json.dump(), "config.json")).classifier_pooling,
+            ClassifierPooling::kMean);
+  auto without = json;
+  without.erase("classifier_pooling");
+  EXPECT_EQ(ModelOptions::from_config(ConfigNode::load_string(without.dump(), "config.json")).classifier_pooling,
+            ClassifierPooling::kFirst);
+  auto bad = json;
+  bad["classifier_pooling"] = "max";
+  try {
+    ModelOptions::from_config(ConfigNode::load_string(bad.dump(), "config.json"));
+    FAIL() << "classifier_pooling: max accepted";
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("config.json"), std::string::npos) << what;
+    EXPECT_NE(what.find("classifier_pooling"), std::string::npos) << what;
+    EXPECT_NE(what.find("'max'"), std::string::npos) << what;
+    EXPECT_NE(what.find("mean, first"), std::string::npos) << what;
+  }
+}
+
 TEST_F(ModelTest, ValidationMessagesAreLocated) {
   auto expect_error = [](const std::string& dict, const ModelOptions& o, const std::string& message) {
     try {

@@ -72,6 +72,13 @@ int main(int argc, char** argv) {
     }
   write_case(dir, "standard_c_one_head", testing::standard_arch("c", "3", 1), testing::tiny_options());
   write_case(dir, "head_cls", testing::standard_arch("l", "dft"), testing::tiny_options(HeadType::kSequence));
+  ModelOptions cls_first = testing::tiny_options(HeadType::kSequence);  // the sequence head on [CLS] alone
+  cls_first.classifier_pooling = ClassifierPooling::kFirst;
+  write_case(dir, "head_cls_first", testing::standard_arch("l", "dft"), cls_first);
+  write_case(dir, "funnel_cls_first",
+             testing::arch_from(R"({"l":2,"h":[16,16],"n":[2,2],"o":["sa","sa"],"f":[[24],[24]],"p":["sdp","sdp"],)"
+                                R"("pool":{"stride":[1,2]}})"),
+             cls_first);
   write_case(dir, "head_token", testing::hetero_arch("sa", "wma"), testing::tiny_options(HeadType::kToken));
   ModelOptions regression = testing::tiny_options(HeadType::kSequence);
   regression.num_labels = 1;

@@ -202,15 +202,18 @@ TEST(FunnelModel, ASequenceGivesTheSameResultAloneAndPaddedInABatch) {
   for (const bool q_only : {true, false}) {
     Architecture arch = arch_from(kFunnel);
     arch.pool.q_only = q_only;
-    for (HeadType head : {HeadType::kMlm, HeadType::kSequence}) {
-      FlexModel model(arch, tiny_options(head));
+    for (int variant = 0; variant < 3; ++variant) {  // mlm; cls over the mean of the pooled tokens; cls over [CLS]
+      const HeadType head = variant == 0 ? HeadType::kMlm : HeadType::kSequence;
+      ModelOptions options = tiny_options(head);
+      if (variant == 2) options.classifier_pooling = ClassifierPooling::kFirst;
+      FlexModel model(arch, options);
       model->eval();
       auto [ids, mask] = testing::tiny_batch(40, 11, 6);
       auto batch = model->forward(ids, mask).logits;
       auto alone = model->forward(ids.narrow(0, 1, 1).narrow(1, 0, 6), mask.narrow(0, 1, 1).narrow(1, 0, 6)).logits;
       auto from_batch = head == HeadType::kMlm ? batch.narrow(0, 1, 1).narrow(1, 0, 6) : batch.narrow(0, 1, 1);
       EXPECT_TRUE(torch::allclose(alone, from_batch, 1e-4, 1e-5))
-          << "q_only " << q_only << " head " << head_type_name(head) << " max diff "
+          << "q_only " << q_only << " variant " << variant << " max diff "
           << (alone - from_batch).abs().max().item<double>();
     }
   }
