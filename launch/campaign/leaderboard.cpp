@@ -11,11 +11,12 @@ std::string summarize_architecture(const Architecture& arch) {
   std::ostringstream out;
   out << "L" << arch.num_layers();
   std::string last;
-  int repeat = 0;
+  int repeat = 0, shared = 0;  // layers in the current run of equal ones; of them, running with an earlier layer's parameters
   auto flush = [&] {
     if (repeat == 0) return;
     out << " | " << last;
     if (repeat > 1) out << " x" << repeat;
+    if (shared > 0) out << " (" << shared << " shared)";  // Funnel block parameter sharing
   };
   for (size_t i = 0; i < arch.layers.size(); ++i) {
     const LayerSpec& l = arch.layers[i];
@@ -42,7 +43,9 @@ std::string summarize_architecture(const Architecture& arch) {
       flush();
       last = s.str();
       repeat = 1;
+      shared = 0;
     }
+    if (arch.owner(i) != i) ++shared;
   }
   flush();
   return out.str();

@@ -12,7 +12,9 @@
 
 namespace flexnas::launch {
 
-/// "L4 h256 | sa-wma n4 f1024x3 | l-dct n2 f512x3 | ..." (layers merged when identical).
+/// "L4 | h256 sa-wma n4 f1024,1024,1024 x2 | pool2 h256 l-dct n2 f512 x2 (1 shared)": identical
+/// consecutive layers merged as "xN"; "(k shared)" counts those of them that run with an earlier
+/// layer's parameters (Architecture::share); "poolS" marks Funnel pooling before a layer.
 std::string summarize_architecture(const Architecture& arch);
 
 /// Top `n` completed trials by score: rank, level, trial, score, parameters, hash prefix, model-dict

@@ -120,7 +120,7 @@ Scheduler::ReportPages Scheduler::report_pages() const {
   if (!library_map_) library_map_ = library_map(c_.library.embeddings);
   return {leaderboard(trials, c_.library, c_.level, 10, profiler_ ? &profiler_->rows() : nullptr) + "\n" +
               summary_line() + "\n",
-          trials_svg(trials, metric, maximise, c_.level), pareto_svg(trials, metric, maximise),
+          trials_svg(trials, metric, maximise, c_.level), pareto_svg(trials, metric, maximise, profiler_ ? &profiler_->rows() : nullptr),
           embedding_svg(trials, *library_map_, metric, maximise)};
 }
 

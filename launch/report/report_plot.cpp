@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <set>
 #include <sstream>
@@ -96,7 +97,7 @@ std::string message_svg(const std::string& text, double width, double height) {
 }
 
 /// A Pareto panel: every trial with cost > 0, dominated ones grey, the front highlighted and stepped.
-plot::LineChart pareto_panel(const std::vector<const TrialRow*>& done, double (*cost_of)(const TrialRow&),
+plot::LineChart pareto_panel(const std::vector<const TrialRow*>& done, const std::function<double(const TrialRow&)>& cost_of,
                              const std::string& title, const std::string& x_title, const std::string& metric,
                              bool maximise, bool si) {
   std::vector<double> cost, value;
@@ -193,18 +194,36 @@ std::string trials_svg(const std::vector<TrialRow>& trials, const std::string& m
 
 // ---- pareto.svg ----
 
-std::string pareto_svg(const std::vector<TrialRow>& trials, const std::string& metric, bool maximise) {
+std::string pareto_svg(const std::vector<TrialRow>& trials, const std::string& metric, bool maximise,
+                       const std::map<std::string, ProfileRow>* profiles) {
   const std::vector<const TrialRow*> done = completed(trials);
   if (done.empty()) return message_svg("no completed trials yet", 1000, 400);
   const plot::LineChart by_size = pareto_panel(
       done, [](const TrialRow& t) { return double(t.parameters); }, "against size",
       "parameters (log scale; fewer is better)", metric, maximise, true);
+  // The second panel: the latency objective.profile measured, where the campaign measures it; else
+  // each trial's wall time.
+  std::map<std::string, double> latency;  // hash -> ms, successful measurements only
+  if (profiles)
+    for (const auto& [hash, row] : *profiles)
+      if (row.error.empty() && row.latency_ms > 0) latency[hash] = row.latency_ms;
+  const bool measured = std::any_of(done.begin(), done.end(), [&](const TrialRow* t) { return latency.count(t->hash) > 0; });
+  const std::string title = metric + ": Pareto fronts of " + std::to_string(done.size()) + " completed trials";
+  if (measured) {
+    const plot::LineChart by_latency = pareto_panel(
+        done,
+        [&](const TrialRow& t) {
+          const auto it = latency.find(t.hash);
+          return it == latency.end() ? 0.0 : it->second;
+        },
+        "against latency", "latency per batch, ms (measured; log scale; less is better)",
+        metric, maximise, false);
+    return plot::charts_svg({by_size, by_latency}, title);
+  }
   const plot::LineChart by_time = pareto_panel(
       done, [](const TrialRow& t) { return t.seconds; }, "against training time",
       "wall time of the trial, s (log scale; less is better)", metric, maximise, false);
-  return plot::charts_svg({by_size, by_time}, metric + ": Pareto fronts of " + std::to_string(done.size()) +
-                                                  " completed trials (no latency is recorded: the time panel uses "
-                                                  "each trial's wall time)");
+  return plot::charts_svg({by_size, by_time}, title + " (no latency measured: wall time instead)");
 }
 
 // ---- embedding.svg ----

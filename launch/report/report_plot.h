@@ -6,16 +6,18 @@
 //                                    scale) with the Pareto front (the best value at that size or
 //                                    smaller) as a step line. Trials taken over from a parent
 //                                    campaign (an earlier level) are grey, this level's are blue.
-//   DIR/report/pareto.svg     value against parameters and against training time (log scales; trials
-//                                    record no inference latency, so the cost is the trial's wall
-//                                    time), each with its Pareto front as a step line and the front's
-//                                    points highlighted, dominated points grey.
+//   DIR/report/pareto.svg     value against parameters and against latency (log scales): the
+//                                    forward latency objective.profile measured, or, in a campaign that
+//                                    does not measure it, the trial's wall time; each with its Pareto
+//                                    front as a step line and the front's points highlighted, dominated
+//                                    points grey.
 //   DIR/report/embedding.svg  the library embedding map: the library's architecture embeddings
 //                                    projected on their top two principal components (grey dots),
 //                                    trained architectures coloured by value (viridis, with a colour
 //                                    bar), the best one marked with a star.
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,7 +28,9 @@ namespace flexnas::launch {
 std::string trials_svg(const std::vector<TrialRow>& trials, const std::string& metric, bool maximise,
                        int64_t campaign_level);
 
-std::string pareto_svg(const std::vector<TrialRow>& trials, const std::string& metric, bool maximise);
+/// `profiles` (hash -> measurement; nullptr or no measured trial = wall time instead): the latency panel.
+std::string pareto_svg(const std::vector<TrialRow>& trials, const std::string& metric, bool maximise,
+                       const std::map<std::string, ProfileRow>* profiles = nullptr);
 
 /// A library's embeddings ([N][d], an empty row = no embedding) projected on their top two principal
 /// components: deterministic (Jacobi eigen solver on the d x d covariance, each component's largest

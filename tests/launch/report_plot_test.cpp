@@ -9,13 +9,21 @@
 #include <fstream>
 #include <regex>
 
+#include "design_space/architecture.h"
+#include "design_space/config_node.h"
 #include "launch/campaign/campaign_store.h"
+#include "launch/campaign/leaderboard.h"
 #include "tests/launch/xml_check.h"
 
 using namespace flexnas::launch;
 using flexnas::testing_xml::check_xml;
 
 namespace {
+
+const std::map<std::string, ProfileRow>& empty_profiles() {
+  static const std::map<std::string, ProfileRow> none;
+  return none;
+}
 
 TrialRow trial(int64_t id, double value, int64_t parameters, double seconds, int64_t index = -1) {
   TrialRow t;
@@ -115,7 +123,7 @@ TEST(ReportPictures, ParetoSvgHighlightsTheFront) {
   EXPECT_NE(svg.find("higher is better"), std::string::npos);
   EXPECT_NE(svg.find("fewer is better"), std::string::npos);
   EXPECT_NE(svg.find("less is better"), std::string::npos);
-  EXPECT_NE(svg.find("no latency is recorded"), std::string::npos);
+  EXPECT_NE(svg.find("(no latency measured: wall time instead)"), std::string::npos);
   // The front's points carry their trial numbers; the dominated ones are grey.
   EXPECT_NE(svg.find(">3</text>"), std::string::npos);
   EXPECT_NE(svg.find("#b5b5b5"), std::string::npos);
@@ -125,6 +133,44 @@ TEST(ReportPictures, ParetoSvgHighlightsTheFront) {
   ASSERT_TRUE(check_xml(low).ok);
   EXPECT_NE(low.find("against size (1 of 5 on the front)"), std::string::npos);
   EXPECT_NE(pareto_svg({}, "score", true).find("no completed trials yet"), std::string::npos);
+
+  // A campaign that measures latency (objective.profile): the second panel is the measured latency.
+  // Latencies (ms) 4, 1, 2, 3 for trials 0, 1, 3, 4; trial 2 was not measured and a failed
+  // measurement counts as none: the front by latency is trials 1 (0.7 at 1 ms), 3 (0.9 at 2 ms).
+  std::map<std::string, ProfileRow> profiles;
+  const double ms[] = {4, 1, -1, 2, 3, 0};
+  for (size_t i = 0; i < trials.size(); ++i) {
+    trials[i].hash = "h" + std::to_string(i);
+    if (ms[i] < 0) continue;
+    ProfileRow row;
+    row.hash = trials[i].hash;
+    row.latency_ms = ms[i];
+    if (i == 5) row.error = "out of memory";
+    profiles[row.hash] = row;
+  }
+  const std::string lat = pareto_svg(trials, "score", true, &profiles);
+  keep("pareto-latency.svg", lat);
+  ASSERT_TRUE(check_xml(lat).ok) << check_xml(lat).error;
+  EXPECT_NE(lat.find("against latency (2 of 4 on the front)"), std::string::npos);
+  EXPECT_NE(lat.find("latency per batch, ms (measured;"), std::string::npos);
+  EXPECT_EQ(lat.find("no latency measured"), std::string::npos);
+  EXPECT_EQ(check_xml(lat).elements.at("circle"), 5 + 4);
+  EXPECT_EQ(pareto_svg(trials, "score", true, nullptr), pareto_svg(trials, "score", true, &empty_profiles()))
+      << "no measurement: the wall-time panel";
+}
+
+// The leaderboard's model-dict summary: equal consecutive layers merged, Funnel pooling and block
+// parameter sharing visible.
+TEST(Leaderboard, SummaryMergesLayersAndShowsPoolingAndSharing) {
+  auto parse = [](const std::string& json) { return flexnas::architecture_from_config(flexnas::ConfigNode::load_string(json, "arch")); };
+  EXPECT_EQ(summarize_architecture(parse(
+                R"({"l":3,"h":[128,128,256],"n":[2,2,4],"o":["sa","sa","l"],"f":[[512],[512],[1024,1024]],"p":["wma","wma","dct"]})")),
+            "L3 | h128 sa-wma n2 f512 x2 | h256 l-dct n4 f1024,1024");
+  // Funnel's B6-3x2-style sharing: layers 1 and 3 run with layers 0 and 2; pooling before layer 2.
+  EXPECT_EQ(summarize_architecture(parse(
+                R"({"l":4,"h":[64,64,64,64],"n":[2,2,2,2],"o":["sa","sa","sa","sa"],"f":[[128],[128],[128],[128]],)"
+                R"("p":["sdp","sdp","sdp","sdp"],"share":[0,0,2,2],"pool":{"stride":[1,1,2,1]}})")),
+            "L4 | h64 sa-sdp n2 f128 x2 (1 shared) | pool2 h64 sa-sdp n2 f128 | h64 sa-sdp n2 f128 (1 shared)");
 }
 
 TEST(ReportPictures, SymmetricEigenAndPca) {
