@@ -316,7 +316,7 @@ ModelCost model_cost(const Architecture& arch, const ModelOptions& o, int64_t T)
       head.params = hl * hl + hl + 2 * hl + hl * o.vocab_size + o.vocab_size;
       head.flops_per_token = 2.0 * hl * hl + 2.0 * hl * o.vocab_size;
       break;
-    case HeadType::kSequence:  // pooler + classifier, on the first token only
+    case HeadType::kSequence:  // pooler + classifier, once per sequence (on [CLS] or the tokens' mean: no product)
       head.params = hl * hl + hl + hl * K + K;
       head.flops_per_token = (2.0 * hl * hl + 2.0 * hl * K) / double(T);
       break;
@@ -335,7 +335,7 @@ ModelCost model_cost(const Architecture& arch, const ModelOptions& o, int64_t T)
 
 BaseModelCost base_model_cost(const Architecture& arch, const ModelOptions& options, int64_t T, bool include_pooler) {
   ModelOptions o = options;
-  o.head = HeadType::kSequence;  // pooler + classifier on the first token; no Funnel decoder
+  o.head = HeadType::kSequence;  // pooler + classifier once per sequence; no Funnel decoder
   const ModelCost full = model_cost(arch, o, T);
   BaseModelCost cost;
   for (const BlockCost& b : full.blocks) {

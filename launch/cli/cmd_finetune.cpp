@@ -46,6 +46,7 @@ struct FinetuneCliOptions {
   int64_t max_len = 0;                 // tokens per example (0 = the task's default, TaskInfo::max_length)
   bool save_epochs = false;            // also keep every epoch's model in <out>/epochs/epoch-<n>
   models::ClassifierPooling pooling = models::ModelOptions{}.classifier_pooling;  // a sequence head's input
+  bool pooling_given = false;          // --pooling on the command line (else a kept head keeps its own)
 };
 
 nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& task, const std::string& out,
@@ -170,7 +171,8 @@ nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& ta
   std::cout << " (" << train.truncated() << " training examples cut to " << o.data.max_length << " tokens)\n";
 
   models::ModelOptions options = models::task_model_options(config.options, info);
-  options.classifier_pooling = o.pooling;
+  // A head kept from --init-from-task reads what it was trained on, unless --pooling says otherwise.
+  if (!init || !init->keep_head || o.pooling_given) options.classifier_pooling = o.pooling;
   const models::TaskSource source = models::task_source(train, sel, rep);
   // One run per learning rate (the same seed: the same head initialisation and data order); the
   // best dev score wins, ties to the earlier rate.
@@ -292,15 +294,19 @@ void add_finetune_command(CLI::App& app) {
   cmd->add_option("--head-fraction", o->data.head_fraction, "head+tail: share of --max-len taken from the beginning");
   add_enum_option(cmd, "--balance-classes", o->train.balance_classes, models::class_balance_names(),
                   "weight the loss by inverse class frequency; auto = where the task's score is F1 or MCC");
-  add_enum_option(cmd, "--pooling", o->pooling, models::classifier_pooling_names(),
-                  "what a sequence head reads: the mean of the tokens, or the first ([CLS], as BERT)");
+  CLI::Option* pooling = add_enum_option(cmd, "--pooling", o->pooling, models::classifier_pooling_names(),
+                  "what a sequence head reads: the mean of the tokens, or the first ([CLS], as BERT); a head kept "
+                  "by --init-from-task reads what it was trained on unless this is given");
   cmd->add_option("--patience", o->train.patience, "stop after N epochs without a better dev score; 0 = never");
   cmd->add_flag("--save-epochs", o->save_epochs,
                  "also keep every epoch's model in <out>/epochs/epoch-<n> (lr-<rate>/ with --lr-search), for flexnas probe --experiment");
   cmd->add_option("--lr-search", o->lr_search, "learning rates to try (comma-separated); the best on dev is kept")
       ->delimiter(',');
   add_compute_flags(*cmd, o->compute);
-  cmd->callback([o] { run_finetune(*o); });
+  cmd->callback([o, pooling] {
+    o->pooling_given = pooling->count() > 0;
+    run_finetune(*o);
+  });
 }
 
 FLEXNAS_REGISTER_COMMAND("finetune", add_finetune_command);

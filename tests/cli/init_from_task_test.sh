@@ -109,6 +109,11 @@ mkdir -p "$WORK/ev-first"
 a=$(value "$WORK/rte-first" dev loss)
 b=$(value "$WORK/ev-first" metrics loss)
 [ -n "$a" ] && [ "$a" = "$b" ] || fail "dev loss of the --pooling first model: '$a' (finetune) vs '$b' (evaluate)"
+# A head kept by --init-from-task reads what it was trained on, unless --pooling is given.
+"$FLEXNAS" finetune --init-from-task "$WORK/rte-first" --task glue:qnli $ft --epochs 1 --out "$WORK/qnli-first" >/dev/null
+grep -q '"classifier_pooling": "first"' "$WORK/qnli-first/config.json" || fail "a kept head lost its [CLS] pooling"
+"$FLEXNAS" finetune --init-from-task "$WORK/rte-first" --task glue:qnli $ft --epochs 1 --pooling mean --out "$WORK/qnli-mean" >/dev/null
+grep -q '"classifier_pooling": "mean"' "$WORK/qnli-mean/config.json" || fail "--pooling mean not applied to a kept head"
 
 # Errors: exit code 2 and a message naming the file (and line:column, key) or the flag.
 expect_error() {  # expect_error PATTERN ARGS...: exit 2 and PATTERN (fixed string) in the output
