@@ -704,7 +704,10 @@ FinetuneResult finetune(FlexModel& model, const TaskSource& task, const Finetune
   const torch::Device device = model->parameters().front().device();
   LossScaler scaler(o.precision == Precision::kFp16);
   torch::manual_seed(o.seed);  // dropout stream
-  AdamW optimizer(*model, AdamWOptions{o.lr, 0.9, o.beta2, o.eps, o.weight_decay});
+  // Word embeddings learn at lr x embedding_lr_scale (a parameter group of their own).
+  AdamW optimizer(*model, AdamWOptions{o.lr, 0.9, o.beta2, o.eps, o.weight_decay}, [&](const std::string& name) {
+    return name.find("word_embeddings") != std::string::npos ? o.embedding_lr_scale : 1.0;
+  });
   const int64_t total = o.epochs * task.num_train_batches;
   const LinearSchedule schedule{o.lr, int64_t(std::llround(o.warmup_fraction * double(total))), total};
 

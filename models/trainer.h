@@ -162,6 +162,7 @@ const EnumNames<ClassBalance>& class_balance_names();  // auto, true, false
 struct FinetuneTrainOptions {
   int64_t epochs = 3;            // passes over the training split
   double lr = 0;                 // peak learning rate; 0 = auto_finetune_lr(architecture)
+  double embedding_lr_scale = 1;  // the word embeddings' rate = lr x this (10 for one-epoch budgets: docs/training.md)
   double warmup_fraction = 0.1;  // of all updates, linear warm-up; then linear decay to 0
   double weight_decay = 0.01;    // AdamW, not on biases / LayerNorm
   double beta2 = 0.999;          // HF Trainer default

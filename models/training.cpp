@@ -24,11 +24,13 @@ bool decays(const std::string& name) {
   return !bias && name.find("LayerNorm") == std::string::npos;
 }
 
-AdamW::AdamW(torch::nn::Module& model, AdamWOptions options) : options_(options) {
+AdamW::AdamW(torch::nn::Module& model, AdamWOptions options,
+             const std::function<double(const std::string& name)>& lr_scale)
+    : options_(options) {
   for (const auto& item : model.named_parameters()) {
     if (!item.value().requires_grad()) continue;
     slots_.push_back({item.key(), item.value(), torch::zeros_like(item.value()), torch::zeros_like(item.value()),
-                      decays(item.key())});
+                      decays(item.key()), lr_scale ? lr_scale(item.key()) : 1.0});
   }
 }
 
@@ -41,12 +43,13 @@ void AdamW::step(double lr) {
   for (Slot& s : slots_) {
     const torch::Tensor& g = s.param.grad();
     if (!g.defined()) continue;
+    const double lr_here = lr * s.lr_scale;
     // Same order of operations as torch.optim.AdamW (single-tensor path).
-    if (s.decay) s.param.mul_(1.0 - lr * options_.weight_decay);
+    if (s.decay) s.param.mul_(1.0 - lr_here * options_.weight_decay);
     s.exp_avg.mul_(b1).add_(g, 1.0 - b1);
     s.exp_avg_sq.mul_(b2).addcmul_(g, g, 1.0 - b2);
     auto denom = (s.exp_avg_sq.sqrt() / std::sqrt(bc2)).add_(options_.eps);
-    s.param.addcdiv_(s.exp_avg, denom, -lr / bc1);
+    s.param.addcdiv_(s.exp_avg, denom, -lr_here / bc1);
   }
 }
 

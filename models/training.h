@@ -4,6 +4,7 @@
 // train state (step, optimiser moments, RNG) whose save/load makes a resumed run bit-exact.
 #include <torch/types.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -26,7 +27,10 @@ bool decays(const std::string& parameter_name);
 class AdamW {
  public:
   /// Optimises every parameter of `model` (kept by reference; the model must outlive this).
-  AdamW(torch::nn::Module& model, AdamWOptions options = {});
+  /// `lr_scale(name)`, when given, multiplies the learning rate of that parameter (a parameter
+  /// group of its own in PyTorch terms; weight decay scales with it as in torch.optim.AdamW).
+  AdamW(torch::nn::Module& model, AdamWOptions options = {},
+        const std::function<double(const std::string& name)>& lr_scale = {});
 
   /// One update with learning rate `lr` from the current gradients (parameters without a
   /// gradient are skipped, as in PyTorch).
@@ -45,6 +49,7 @@ class AdamW {
     std::string name;
     torch::Tensor param, exp_avg, exp_avg_sq;
     bool decay;
+    double lr_scale = 1.0;
   };
   AdamWOptions options_;
   std::vector<Slot> slots_;

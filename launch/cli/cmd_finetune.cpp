@@ -65,6 +65,8 @@ void run_finetune(FinetuneCliOptions o) {
     flag_error("--batch-size", "expected a positive integer, got " + std::to_string(o.data.batch_size));
   if (!(o.train.lr >= 0) || !std::isfinite(o.train.lr))
     flag_error("--lr", "expected a positive number (or 0: auto), got " + std::to_string(o.train.lr));
+  if (!(o.train.embedding_lr_scale > 0) || !std::isfinite(o.train.embedding_lr_scale))
+    flag_error("--embedding-lr-scale", "expected a positive number, got " + std::to_string(o.train.embedding_lr_scale));
   if (!(o.train.warmup_fraction >= 0 && o.train.warmup_fraction <= 1))
     flag_error("--warmup-fraction", "expected a number in [0, 1], got " + std::to_string(o.train.warmup_fraction));
   for (double lr : o.lr_search)
@@ -180,6 +182,8 @@ nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& ta
     o.train.lr = models::auto_finetune_lr(config.arch);
     std::cout << "lr: " << o.train.lr << " (auto: 1e-3 x min(1, 128 / the widest layer))\n";
   }
+  if (o.train.embedding_lr_scale != 1)
+    std::cout << "word embeddings: lr x " << o.train.embedding_lr_scale << " (--embedding-lr-scale)\n";
   std::vector<double> rates = o.lr_search.empty() ? std::vector<double>{o.train.lr} : o.lr_search;
   models::FlexModel model{nullptr};
   models::FinetuneResult r;
@@ -230,7 +234,7 @@ nlohmann::ordered_json finetune_task(FinetuneCliOptions o, const std::string& ta
   if (!r.class_weights.empty()) m["class_weights"] = r.class_weights;
   if (r.stopped_early) m["stopped_early"] = true;
   m["run"] = {{"checkpoint", fs::absolute(start).string()}, {"data_dir", o.data_dir}, {"epochs", o.train.epochs}, {"max_train_examples", o.max_train_examples},
-              {"lr", o.train.lr}, {"batch_size", o.data.batch_size}, {"max_len", o.data.max_length},
+              {"lr", o.train.lr}, {"embedding_lr_scale", o.train.embedding_lr_scale}, {"batch_size", o.data.batch_size}, {"max_len", o.data.max_length},
               {"seed", o.train.seed}, {"threads", torch::get_num_threads()},
               {"precision", models::precision_name(compute.precision)}, {"device", compute.device.str()},
               {"truncation", datasets::truncation_name(o.data.truncation)}, {"head_fraction", o.data.head_fraction},
@@ -280,6 +284,8 @@ void add_finetune_command(CLI::App& app) {
                   "train on a seeded subsample of at most N examples; 0 = all")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--lr", o->train.lr, "peak learning rate; 0 = auto: 1e-3 x min(1, 128 / the widest hidden size)");
+  cmd->add_option("--embedding-lr-scale", o->train.embedding_lr_scale,
+                  "the word embeddings learn at --lr x this (their rows move only when their token occurs)");
   cmd->add_option("--warmup-fraction", o->train.warmup_fraction, "warm-up share of the updates");
   cmd->add_option("--weight-decay", o->train.weight_decay, "AdamW weight decay");
   cmd->add_option("--batch-size", o->data.batch_size, "examples per update");

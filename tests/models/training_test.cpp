@@ -55,6 +55,41 @@ TEST(Training, AdamWMatchesLibTorchAdamW) {
   EXPECT_EQ(mine.steps(), 5);
 }
 
+TEST(Training, AdamWLearningRateScaleMatchesLibTorchParameterGroups) {
+  // lr_scale gives the weight 3x the rate (its own group in LibTorch, decay scaled with it) and
+  // leaves the bias at 1x: the same updates as LibTorch's AdamW with two learning rates.
+  torch::manual_seed(1);
+  torch::nn::Linear a(4, 3), b(4, 3);
+  {
+    torch::NoGradGuard no_grad;
+    b->weight.copy_(a->weight);
+    b->bias.copy_(a->bias);
+  }
+  AdamWOptions o;
+  o.lr = 0.01;
+  AdamW mine(*a, o, [](const std::string& name) { return name == "weight" ? 3.0 : 1.0; });
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{b->weight},
+                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(3 * o.lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(o.weight_decay)));
+  groups.emplace_back(std::vector<torch::Tensor>{b->bias},
+                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(0.0)));
+  torch::optim::AdamW theirs(std::move(groups));
+  const torch::Tensor start = a->weight.detach().clone();
+  for (int step = 0; step < 5; ++step) {
+    auto x = torch::randn({6, 4});
+    mine.zero_grad();
+    a(x).pow(2).sum().backward();
+    mine.step(o.lr);
+    theirs.zero_grad();
+    b(x).pow(2).sum().backward();
+    theirs.step();
+  }
+  EXPECT_TRUE(torch::allclose(a->weight, b->weight, 1e-6, 1e-7));
+  EXPECT_TRUE(torch::allclose(a->bias, b->bias, 1e-6, 1e-7));
+  // Adam's first steps move each weight by about the rate: 5 steps at 3 x 0.01 go well past 5 x 0.01.
+  EXPECT_GT((a->weight - start).abs().max().item<double>(), 0.06);
+}
+
 TEST(Training, LinearWarmupThenDecay) {
   LinearSchedule s{1e-3, 10, 110};
   EXPECT_DOUBLE_EQ(s.lr_at(0), 0.0);

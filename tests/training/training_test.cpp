@@ -483,6 +483,40 @@ TEST_F(TrainingTest, FinetuneLearnsAndKeepsTheBestDevEpoch) {
   EXPECT_LT(r.epoch_train_loss.back(), r.epoch_train_loss.front());
 }
 
+TEST_F(TrainingTest, FinetuneWordEmbeddingsLearnAtTheScaledRate) {
+  // One update at the peak rate (no warm-up): Adam's first step moves every weight with a gradient by
+  // the rate itself (m / sqrt(v) = +-1), so the largest move of each tensor reads off its rate: the
+  // word embeddings' is lr x embedding_lr_scale (default 1), every other tensor's is lr.
+  ModelOptions o = tiny_options();
+  o.head = HeadType::kSequence;
+  o.num_labels = 2;
+  for (double scale : {10.0, 1.0}) {
+    torch::manual_seed(7);
+    FlexModel model(tiny_arch(1), o);
+    std::map<std::string, torch::Tensor> before;
+    for (const auto& p : model->named_parameters()) before[p.key()] = p.value().detach().clone();
+    TaskSource task = synthetic_task();
+    task.num_train_batches = 1;
+    FinetuneTrainOptions fo;
+    fo.epochs = 1;
+    fo.lr = 1e-3;
+    fo.warmup_fraction = 0;
+    fo.weight_decay = 0;
+    fo.embedding_lr_scale = scale;
+    finetune(model, task, fo);
+    // Tensors whose gradients are near Adam's eps (attention key biases, ...) move less than their
+    // rate, never more; the word embeddings and the classifier have large gradients.
+    for (const auto& p : model->named_parameters()) {
+      const double moved = (p.value() - before[p.key()]).abs().max().item<double>();
+      const bool word = p.key().find("word_embeddings") != std::string::npos;
+      EXPECT_LE(moved / fo.lr, (word ? scale : 1.0) * 1.001) << p.key() << " scale " << scale;
+      if (word) EXPECT_NEAR(moved / fo.lr, scale, 0.001 * scale) << "scale " << scale;
+      if (p.key() == "classifier.weight") EXPECT_NEAR(moved / fo.lr, 1.0, 0.001) << "scale " << scale;
+    }
+  }
+  EXPECT_DOUBLE_EQ(FinetuneTrainOptions{}.embedding_lr_scale, 1.0);
+}
+
 TEST_F(TrainingTest, ClassBalanceAutoWeightsOnlyTasksScoredByF1OrMcc) {
   // auto: weighted where the score is F1/MCC (spam, MRPC, QQP, CoLA), plain where it is accuracy
   // (brown-genre: weighting cost it 0.19 dev accuracy, docs/training.md); true/false override.
@@ -601,10 +635,12 @@ TEST_F(TrainingTest, CliFinetuneSuiteScoresEveryTaskAndTheirMean) {
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string out = f.dir / "suite-ft";
   r = flexnas("finetune --checkpoint " + ckpt + " --task glue --data-dir " + data_dir +
-              " --epochs 1 --batch-size 16 --max-len 32 --threads 1 --out " + out);
+              " --epochs 1 --batch-size 16 --max-len 32 --threads 1 --embedding-lr-scale 10 --out " + out);
   ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("word embeddings: lr x 10 (--embedding-lr-scale)"), std::string::npos) << r.output;
   const auto m = nlohmann::json::parse(read_file(out + "/metrics.json"));
   ASSERT_EQ(m["tasks"].size(), 2u) << m.dump();
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(read_file(out + "/glue-rte/metrics.json"))["run"]["embedding_lr_scale"].get<double>(), 10.0);
   const double rte = m["task_scores"]["glue:rte"].get<double>(), sst2 = m["task_scores"]["glue:sst2"].get<double>();
   EXPECT_DOUBLE_EQ(m["score"].get<double>(), (rte + sst2) / 2);
   EXPECT_DOUBLE_EQ(m["tasks"]["glue:rte"]["dev"]["accuracy"].get<double>(), rte);  // RTE: accuracy alone
@@ -661,6 +697,9 @@ TEST_F(TrainingTest, CliPretrainFinetuneEvaluateEndToEnd) {
   expect_usage_error("finetune --checkpoint " + ckpt + " --task nope --out " + (f.dir / "ft-bad"), "--task");
   expect_usage_error("finetune --checkpoint " + ckpt + " --task glue:sst2 --epochs 0 --out " + (f.dir / "ft-bad"),
                      "--epochs: expected a positive integer, got 0");
+  expect_usage_error("finetune --checkpoint " + ckpt + " --task glue:sst2 --embedding-lr-scale 0 --out " +
+                         (f.dir / "ft-bad"),
+                     "--embedding-lr-scale: expected a positive number, got 0");
 
   const std::string ft = f.dir / "e2e-ft";
   r = flexnas("finetune --checkpoint " + ckpt + " --task glue:sst2 --data-dir " + data_dir +
@@ -672,6 +711,8 @@ TEST_F(TrainingTest, CliPretrainFinetuneEvaluateEndToEnd) {
   EXPECT_TRUE(m["dev"].contains("accuracy"));
   EXPECT_DOUBLE_EQ(m["score"].get<double>(), m["dev"]["score"].get<double>());
   EXPECT_EQ(m["epochs"].size(), 2u);
+  EXPECT_DOUBLE_EQ(m["run"]["embedding_lr_scale"].get<double>(), 1.0);  // the default: one rate
+  EXPECT_EQ(r.output.find("word embeddings: lr x"), std::string::npos) << r.output;
 
   r = flexnas("evaluate --checkpoint " + ft + " --task glue:sst2 --data-dir " + data_dir + " --max-len 32 --threads 1");
   ASSERT_EQ(r.code, 0) << r.output;
