@@ -20,11 +20,6 @@ using flexnas::testing_xml::check_xml;
 
 namespace {
 
-const std::map<std::string, ProfileRow>& empty_profiles() {
-  static const std::map<std::string, ProfileRow> none;
-  return none;
-}
-
 TrialRow trial(int64_t id, double value, int64_t parameters, double seconds, int64_t index = -1) {
   TrialRow t;
   t.id = id;
@@ -155,7 +150,8 @@ TEST(ReportPictures, ParetoSvgHighlightsTheFront) {
   EXPECT_NE(lat.find("latency per batch, ms (measured;"), std::string::npos);
   EXPECT_EQ(lat.find("no latency measured"), std::string::npos);
   EXPECT_EQ(check_xml(lat).elements.at("circle"), 5 + 4);
-  EXPECT_EQ(pareto_svg(trials, "score", true, nullptr), pareto_svg(trials, "score", true, &empty_profiles()))
+  const std::map<std::string, ProfileRow> none;
+  EXPECT_EQ(pareto_svg(trials, "score", true, nullptr), pareto_svg(trials, "score", true, &none))
       << "no measurement: the wall-time panel";
 }
 
