@@ -21,4 +21,12 @@ if [ -f runs/demo/campaign/campaign.db ]; then
 else
   "$FLEXNAS" search "$CAMPAIGN"
 fi
-"$FLEXNAS" status runs/demo/campaign
+STATUS=$("$FLEXNAS" status runs/demo/campaign)
+echo "$STATUS"
+BEST=$(echo "$STATUS" | sed -n 's|^best model: \(.*\)/pretrained (pretrained).*|\1|p')
+if [ -n "$BEST" ]; then
+  echo
+  echo "The trials were trained on a search budget (60 pretraining steps, one epoch at 128 tokens)."
+  echo "To fine-tune the best one with the full recipe (3 epochs at 256 tokens; about 8 minutes on 2 cores):"
+  echo "  $FLEXNAS finetune --checkpoint $BEST/pretrained --task spam --data-dir data --out runs/demo/best-spam"
+fi

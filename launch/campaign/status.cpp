@@ -72,6 +72,21 @@ std::string campaign_status(const std::string& directory) {
     v << std::setprecision(6) << *best->value;
     out << "best: " << v.str() << " (trial " << best->id << ", hash " << best->hash.substr(0, 12) << ", "
         << best->parameters << " parameters)\n";
+    // Builtin evaluator: where its checkpoints are, to train the winner further (a taken-over best
+    // trained in the parent campaign keeps its models there).
+    for (const std::string& owner : {directory, parent}) {
+      if (owner.empty()) continue;
+      const fs::path models = model_dir(owner, best->hash);
+      if (!fs::is_directory(models / "pretrained")) continue;
+      out << "best model: " << (models / "pretrained").string() << " (pretrained)";
+      std::vector<std::string> finetuned;
+      for (const auto& entry : fs::directory_iterator(models))
+        if (entry.is_directory() && entry.path().filename() != "pretrained") finetuned.push_back(entry.path().string());
+      std::sort(finetuned.begin(), finetuned.end());
+      for (const std::string& f : finetuned) out << ", " << f << " (fine-tuned)";
+      out << "\n";
+      break;
+    }
   } else {
     out << "best: none yet\n";
   }

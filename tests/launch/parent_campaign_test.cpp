@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -15,6 +16,7 @@
 #include "launch/campaign/campaign.h"
 #include "launch/campaign/campaign_config.h"
 #include "launch/campaign/campaign_store.h"
+#include "launch/campaign/status.h"
 #include "launch/evaluators/warm_start.h"
 #include "launch_test_support.h"
 #include "models/checkpoint.h"
@@ -273,4 +275,33 @@ TEST(BuiltinWarmStart, ChildCampaignStartsFromParentModels) {
     EXPECT_TRUE(fs::exists(fs::path(t.checkpoint) / "init_from.txt"));
     EXPECT_NE(read_file((fs::path(t.checkpoint) / "init_from.txt").string()), "scratch\n");
   }
+  // status names the best model's checkpoints, in whichever campaign trained it.
+  const TrialRow* best = nullptr;
+  for (const TrialRow& t : trials)
+    if (t.value && (!best || *t.value > *best->value)) best = &t;
+  ASSERT_NE(best, nullptr);
+  const std::string owner = best->kind.rfind("level", 0) == 0 ? parent.directory : child.directory;
+  const std::string models = model_dir(owner, best->hash);
+  const std::string status = campaign_status(child.directory);
+  EXPECT_NE(status.find("best model: " + models + "/pretrained (pretrained), " + models + "/spam (fine-tuned)\n"),
+            std::string::npos)
+      << status;
+}
+
+TEST(BuiltinStatus, NamesTheBestModelsCheckpoints) {
+  const fs::path dir = temp_dir("builtin_status");
+  const CampaignConfig c = write_config(dir / "a", builtin_yaml("one", 4, 1));
+  ASSERT_EQ(run(c, false), 0);
+  CampaignStore store(campaign_db_path(c.directory), true);
+  const auto trials = store.trials();
+  const auto best = std::max_element(trials.begin(), trials.end(),
+                                     [](const TrialRow& a, const TrialRow& b) { return *a.value < *b.value; });
+  const std::string models = model_dir(c.directory, best->hash);
+  const std::string status = campaign_status(c.directory);
+  EXPECT_NE(status.find("best model: " + models + "/pretrained (pretrained), " + models + "/spam (fine-tuned)\n"),
+            std::string::npos)
+      << status;
+  // Without its checkpoints (deleted, or a table campaign) there is no such line.
+  fs::remove_all(models);
+  EXPECT_EQ(campaign_status(c.directory).find("best model:"), std::string::npos);
 }
