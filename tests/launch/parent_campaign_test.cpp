@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -228,6 +227,20 @@ std::vector<std::string> warm_signature(const std::string& directory) {
   return out;
 }
 
+/// The completed trial of highest value (the objective maximises the score).
+TrialRow best_trial(const std::vector<TrialRow>& trials) {
+  auto best = trials.end();
+  for (auto t = trials.begin(); t != trials.end(); ++t)
+    if (t->value && (best == trials.end() || *t->value > *best->value)) best = t;
+  EXPECT_NE(best, trials.end());
+  return best == trials.end() ? TrialRow{} : *best;
+}
+
+/// The line `flexnas status` prints for a builtin campaign's best model (task spam).
+std::string best_model_line(const std::string& models) {
+  return "best model: " + models + "/pretrained (pretrained), " + models + "/spam (fine-tuned)\n";
+}
+
 }  // namespace
 
 TEST(BuiltinWarmStart, SourcesDependOnlyOnTheSeedNotOnTiming) {
@@ -276,16 +289,10 @@ TEST(BuiltinWarmStart, ChildCampaignStartsFromParentModels) {
     EXPECT_NE(read_file((fs::path(t.checkpoint) / "init_from.txt").string()), "scratch\n");
   }
   // status names the best model's checkpoints, in whichever campaign trained it.
-  const TrialRow* best = nullptr;
-  for (const TrialRow& t : trials)
-    if (t.value && (!best || *t.value > *best->value)) best = &t;
-  ASSERT_NE(best, nullptr);
-  const std::string owner = best->kind.rfind("level", 0) == 0 ? parent.directory : child.directory;
-  const std::string models = model_dir(owner, best->hash);
+  const TrialRow best = best_trial(trials);
+  const std::string owner = best.kind.rfind("level", 0) == 0 ? parent.directory : child.directory;
   const std::string status = campaign_status(child.directory);
-  EXPECT_NE(status.find("best model: " + models + "/pretrained (pretrained), " + models + "/spam (fine-tuned)\n"),
-            std::string::npos)
-      << status;
+  EXPECT_NE(status.find(best_model_line(model_dir(owner, best.hash))), std::string::npos) << status;
 }
 
 TEST(BuiltinStatus, NamesTheBestModelsCheckpoints) {
@@ -293,14 +300,9 @@ TEST(BuiltinStatus, NamesTheBestModelsCheckpoints) {
   const CampaignConfig c = write_config(dir / "a", builtin_yaml("one", 4, 1));
   ASSERT_EQ(run(c, false), 0);
   CampaignStore store(campaign_db_path(c.directory), true);
-  const auto trials = store.trials();
-  const auto best = std::max_element(trials.begin(), trials.end(),
-                                     [](const TrialRow& a, const TrialRow& b) { return *a.value < *b.value; });
-  const std::string models = model_dir(c.directory, best->hash);
+  const std::string models = model_dir(c.directory, best_trial(store.trials()).hash);
   const std::string status = campaign_status(c.directory);
-  EXPECT_NE(status.find("best model: " + models + "/pretrained (pretrained), " + models + "/spam (fine-tuned)\n"),
-            std::string::npos)
-      << status;
+  EXPECT_NE(status.find(best_model_line(models)), std::string::npos) << status;
   // Without its checkpoints (deleted, or a table campaign) there is no such line.
   fs::remove_all(models);
   EXPECT_EQ(campaign_status(c.directory).find("best model:"), std::string::npos);
